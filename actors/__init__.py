@@ -1,0 +1,1 @@
+"""The Ray shell: entity hosts, the router, adapter actors and the runtime."""

@@ -1,0 +1,124 @@
+"""An immutable vector clock: one counter per node, compared by happened-before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+
+class Ordering(StrEnum):
+    """How one clock relates to another."""
+
+    BEFORE = "before"
+    AFTER = "after"
+    EQUAL = "equal"
+    CONCURRENT = "concurrent"
+
+
+class VectorClock(Mapping[str, int]):
+    """Node id -> counter; absent nodes count as zero. Immutable and hashable."""
+
+    __slots__ = ("_entries", "_hash")
+
+    def __init__(self, entries: Mapping[str, int] | None = None) -> None:
+        clean: dict[str, int] = {}
+        for node, count in (entries or {}).items():
+            if not isinstance(node, str) or not node:
+                raise ValueError(f"vector clock node ids must be non-empty strings, got {node!r}")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"vector clock entry {node!r} must be an integer >= 0")
+            if count:
+                clean[node] = count
+        self._entries = dict(sorted(clean.items()))
+        self._hash: int | None = None
+
+    def __getitem__(self, node: str) -> int:
+        return self._entries[node]
+
+    def get_count(self, node: str) -> int:
+        """The counter of `node` (zero when absent)."""
+        return self._entries.get(node, 0)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VectorClock):
+            return self._entries == other._entries
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._entries.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"VectorClock({self._entries!r})"
+
+    def increment(self, node: str) -> VectorClock:
+        """This clock with `node`'s counter advanced by one."""
+        return VectorClock({**self._entries, node: self.get_count(node) + 1})
+
+    def merge(self, other: Mapping[str, int]) -> VectorClock:
+        """The least clock that is at or after both (entry-wise maximum)."""
+        merged = dict(self._entries)
+        for node, count in other.items():
+            if count > merged.get(node, 0):
+                merged[node] = count
+        return VectorClock(merged)
+
+    def compare(self, other: VectorClock) -> Ordering:
+        """Whether this clock happened before, after, equal to or concurrently with `other`."""
+        less = greater = False
+        for node in self._entries.keys() | other._entries.keys():
+            mine, theirs = self.get_count(node), other.get_count(node)
+            if mine < theirs:
+                less = True
+            elif mine > theirs:
+                greater = True
+            if less and greater:
+                return Ordering.CONCURRENT
+        if less:
+            return Ordering.BEFORE
+        if greater:
+            return Ordering.AFTER
+        return Ordering.EQUAL
+
+    def dominates(self, other: VectorClock) -> bool:
+        """True when this clock has seen everything `other` has, and more."""
+        return self.compare(other) is Ordering.AFTER
+
+    def covers(self, other: VectorClock) -> bool:
+        """True when this clock has seen everything `other` has (after or equal)."""
+        return self.compare(other) in (Ordering.AFTER, Ordering.EQUAL)
+
+    def to_dict(self) -> dict[str, int]:
+        """The wire form: `{nodeId: counter}`."""
+        return dict(self._entries)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        wire = core_schema.dict_schema(
+            core_schema.str_schema(min_length=1, max_length=128),
+            core_schema.int_schema(ge=0),
+        )
+        return core_schema.no_info_before_validator_function(
+            _to_wire,
+            core_schema.no_info_after_validator_function(VectorClock, wire),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda clock: clock.to_dict()
+            ),
+        )
+
+
+def _to_wire(value: object) -> object:
+    return value.to_dict() if isinstance(value, VectorClock) else value

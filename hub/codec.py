@@ -1,0 +1,91 @@
+"""Encoding of sync messages: msgpack between our processes, JSON at the HTTP edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+from pydantic import ValidationError
+
+from hub.protocol import SYNC_MESSAGE, SyncMessage
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a valid sync message; `field` is the dotted path of the fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+def field_path(error: ValidationError, variants: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """The dotted path and message of the first error, without union tags in the path."""
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and loc[0] in variants:  # the discriminated union puts the tag first
+        loc = loc[1:]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = ["type"]
+    return ".".join(loc), first["msg"]
+
+
+_VARIANTS = frozenset(
+    {
+        "state_update",
+        "state_request",
+        "state_snapshot",
+        "event",
+        "command",
+        "query",
+        "heartbeat",
+        "ack",
+        "conflict",
+    }
+)
+
+
+def _validate(raw: Any) -> SyncMessage:
+    if not isinstance(raw, dict):
+        raise DecodeError("", f"a sync message must be an object, got {type(raw).__name__}")
+    try:
+        return SYNC_MESSAGE.validate_python(raw)
+    except ValidationError as error:
+        raise DecodeError(*field_path(error, _VARIANTS)) from None
+
+
+def to_wire(message: SyncMessage) -> dict[str, Any]:
+    """The JSON-compatible dict form with the spec's camelCase names."""
+    return message.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def from_wire(raw: Any) -> SyncMessage:
+    """Validate a wire dict (already decoded from JSON or msgpack)."""
+    return _validate(raw)
+
+
+def encode_msgpack(message: SyncMessage) -> bytes:
+    packed: bytes = msgpack.packb(to_wire(message), use_bin_type=True)
+    return packed
+
+
+def decode_msgpack(data: bytes) -> SyncMessage:
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException) as error:
+        raise DecodeError("", f"not valid msgpack: {error}") from None
+    return _validate(raw)
+
+
+def encode_json(message: SyncMessage) -> bytes:
+    return SYNC_MESSAGE.dump_json(message, by_alias=True, exclude_none=True)
+
+
+def decode_json(data: bytes | str) -> SyncMessage:
+    try:
+        return SYNC_MESSAGE.validate_json(data)
+    except ValidationError as error:
+        path, reason = field_path(error, _VARIANTS)
+        if error.errors()[0]["type"] == "json_invalid":
+            raise DecodeError("", f"not valid JSON: {reason}") from None
+        raise DecodeError(path, reason) from None

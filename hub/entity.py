@@ -1,0 +1,424 @@
+"""Entity state and its single transition function, `apply`, used live and in replay."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
+
+from hub.clocks.hlc import HybridTimestamp
+from hub.clocks.vector import Ordering, VectorClock
+from hub.codec import field_path
+from hub.crdt import CausalLWW, MVRegister, ORSet, Tag, TextField
+from hub.domains import DOMAINS, DomainSpec, SyncDomain
+from hub.fields import FieldSpec, PolicyTable, canonical, flatten, nest, policy_table
+from hub.ids import InvalidChittyId, Kind, derived, parse
+from hub.models.base import Policy
+from hub.models.conflict import ConflictResolution, ConflictVersion, Resolution
+from hub.protocol import StateSnapshot, StateUpdate, SyncMessage
+
+FieldState = CausalLWW[str] | MVRegister[str] | ORSet[str] | TextField
+_DATA = "payload.entity.data"
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+class RejectedMessage(ValueError):
+    """A message the entity refuses; nothing changed. `field` is the dotted wire path."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """One entity: per-field CRDT state, its vector clock and its open conflicts.
+
+    The mappings are never mutated: `apply` builds new ones.
+    """
+
+    entity_id: str
+    domain: SyncDomain
+    clock: VectorClock
+    fixed: Mapping[str, JsonValue]
+    fields: Mapping[str, FieldState]
+    created_ms: int
+    modified_ms: int
+    deleted: bool = False
+    conflicts: Mapping[str, ConflictResolution] = field(default_factory=dict)
+    applied: int = 0  # messages applied so far
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What one applied message did; replaying `message` through `apply` redoes it."""
+
+    entity_id: str
+    domain: SyncDomain
+    kind: EventKind
+    message: StateUpdate | StateSnapshot
+    clock: VectorClock  # the entity's clock after the message
+    changed: tuple[str, ...]  # wire paths whose visible value changed
+    opened: tuple[str, ...] = ()  # conflict ids opened or widened
+    resolved: tuple[str, ...] = ()  # conflict ids closed
+
+    @property
+    def timestamp_ms(self) -> int:
+        return _ms(self.message.metadata.timestamp)
+
+
+class ApplyResult(NamedTuple):
+    state: EntityState | None
+    events: tuple[Event, ...]
+    conflicts: tuple[ConflictResolution, ...]
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def iso(ms: int) -> JsonValue:
+    """Milliseconds since the epoch as the wire's ISO-8601 UTC text."""
+    dumped: JsonValue = _TIME.dump_python(datetime.fromtimestamp(ms / 1000, UTC), mode="json")
+    return dumped
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """The causal facts of the message being applied."""
+
+    node: str
+    wall_ms: int
+    clock: VectorClock
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.wall_ms, self.node, self.clock.get_count(self.node))
+
+    @property
+    def stamp(self) -> HybridTimestamp:
+        return HybridTimestamp(self.wall_ms, 0, self.node)
+
+
+def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
+    """Apply one sync message to an entity (None: not created yet).
+
+    A message whose clock the entity has already seen is a no-op; one that has seen everything
+    the entity has applies; a concurrent one merges field by field by policy, and concurrent
+    differing values of a multi-value field open a conflict. Raises `RejectedMessage`.
+    """
+    if not isinstance(message, StateUpdate | StateSnapshot):
+        return ApplyResult(state, (), ())
+    payload = message.payload
+    if payload.operation == "query":
+        return ApplyResult(state, (), ())
+    spec = DOMAINS[payload.domain]
+    entity_id = payload.entity.chitty_id
+    _check_identity(spec, entity_id, state)
+    node = message.source.node_id
+    clock = message.metadata.vector_clock
+    if clock.get_count(node) < 1:
+        raise RejectedMessage(
+            "metadata.vectorClock",
+            f"must count this write: include source.nodeId {node!r} with a value of at least 1",
+        )
+    ordering = clock.compare(state.clock) if state is not None else Ordering.AFTER
+    if ordering in (Ordering.BEFORE, Ordering.EQUAL):
+        return ApplyResult(state, (), ())  # already applied: idempotent re-delivery
+    write = _Write(node, _ms(message.metadata.timestamp), clock)
+    if payload.operation == "create":
+        if state is not None:
+            verb = "was deleted" if state.deleted else "already exists"
+            raise RejectedMessage("payload.entity.chittyId", f"{entity_id} {verb}")
+        return _create(spec, message, write)
+    if state is None:
+        raise RejectedMessage("payload.entity.chittyId", f"{entity_id} does not exist")
+    if state.deleted:
+        raise RejectedMessage("payload.entity.chittyId", f"{entity_id} was deleted")
+    if payload.operation == "delete":
+        new = replace(
+            state,
+            deleted=True,
+            clock=state.clock.merge(clock),
+            modified_ms=max(state.modified_ms, write.wall_ms),
+            applied=state.applied + 1,
+        )
+        event = Event(entity_id, spec.domain, EventKind.DELETED, message, new.clock, ())
+        return ApplyResult(new, (event,), ())
+    return _update(spec, state, message, write)
+
+
+def _check_identity(spec: DomainSpec, entity_id: str, state: EntityState | None) -> None:
+    try:
+        parse(entity_id, expect=spec.kind)
+    except InvalidChittyId as error:
+        raise RejectedMessage("payload.entity.chittyId", f"{spec.domain}: {error}") from None
+    if state is not None and (state.entity_id != entity_id or state.domain is not spec.domain):
+        raise RejectedMessage(
+            "payload.domain",
+            f"{entity_id} is hosted as {state.entity_id} in {state.domain}, not {spec.domain}",
+        )
+
+
+def _create(spec: DomainSpec, message: StateUpdate | StateSnapshot, write: _Write) -> ApplyResult:
+    entity = message.payload.entity
+    if entity.data.get("chittyId", entity.chitty_id) != entity.chitty_id:
+        raise RejectedMessage(f"{_DATA}.chittyId", "differs from payload.entity.chittyId")
+    try:
+        model = spec.model.model_validate({**entity.data, "chittyId": entity.chitty_id})
+    except ValidationError as error:
+        path, reason = field_path(error)
+        raise RejectedMessage(f"{_DATA}.{path}", reason) from None
+    table = policy_table(spec.model)
+    empty = EntityState(
+        entity.chitty_id,
+        spec.domain,
+        VectorClock(),
+        {},
+        {},
+        created_ms=write.wall_ms,
+        modified_ms=write.wall_ms,
+    )
+    leaves = flatten(table, model.model_dump(mode="json", by_alias=True))
+    return _write(spec, table, empty, message, write, leaves, EventKind.CREATED)
+
+
+def _update(
+    spec: DomainSpec, state: EntityState, message: StateUpdate | StateSnapshot, write: _Write
+) -> ApplyResult:
+    table = policy_table(spec.model)
+    try:
+        raw = flatten(table, message.payload.entity.data)
+    except KeyError as error:
+        raise RejectedMessage(f"{_DATA}.{error.args[0]}", "unknown field") from None
+    except TypeError as error:
+        raise RejectedMessage(f"{_DATA}.{error.args[0]}", "must be an object") from None
+    leaves = {path: _validated(table.fields[path], value) for path, value in raw.items()}
+    return _write(spec, table, state, message, write, leaves, EventKind.UPDATED)
+
+
+def _validated(spec: FieldSpec, value: Any) -> JsonValue:
+    try:
+        return spec.dump(spec.adapter.validate_python(value))
+    except ValidationError as error:
+        inner, reason = field_path(error)
+        suffix = f".{inner}" if inner else ""
+        raise RejectedMessage(f"{_DATA}.{spec.path}{suffix}", reason) from None
+
+
+def _write(
+    spec: DomainSpec,
+    table: PolicyTable,
+    state: EntityState,
+    message: StateUpdate | StateSnapshot,
+    write: _Write,
+    leaves: dict[str, JsonValue],
+    kind: EventKind,
+) -> ApplyResult:
+    """Fold validated leaf values (and the message's delta) into the entity's CRDTs."""
+    before = view(state) if kind is EventKind.UPDATED else {}
+    _lifecycle(spec, state, before, leaves, write.wall_ms)
+    fixed = dict(state.fixed)
+    fields: dict[str, FieldState] = dict(state.fields)
+    for path, value in leaves.items():
+        policy = table.fields[path].policy
+        if policy is Policy.FIXED:
+            if kind is EventKind.CREATED:
+                fixed[path] = value
+            elif value != fixed.get(path):
+                raise RejectedMessage(f"{_DATA}.{path}", "is fixed when the entity is created")
+        elif policy not in (Policy.CREATED, Policy.MODIFIED):
+            fields[path] = _merge_field(policy, fields.get(path), value, write)
+    _apply_delta(table, message, write, fields)
+    new = replace(
+        state,
+        clock=state.clock.merge(write.clock),
+        fixed=fixed,
+        fields=fields,
+        modified_ms=max(state.modified_ms, write.wall_ms),
+        applied=state.applied + 1,
+    )
+    new, conflicts, opened, resolved = _conflicts(table, new)
+    after = view(new)
+    changed = tuple(sorted(p for p in table.fields if _get(after, p) != _get(before, p)))
+    event = Event(new.entity_id, spec.domain, kind, message, new.clock, changed, opened, resolved)
+    return ApplyResult(new, (event,), conflicts)
+
+
+def _lifecycle(
+    spec: DomainSpec,
+    state: EntityState,
+    before: Mapping[str, Any],
+    leaves: dict[str, JsonValue],
+    wall_ms: int,
+) -> None:
+    """Refuse an illegal status change; stamp the time field a status sets (or clear it)."""
+    life = spec.lifecycle
+    if life is None or life.path not in leaves:
+        return
+    old, new = _get(before, life.path), leaves[life.path]
+    if old is not None and isinstance(new, str):
+        reason = life.check(str(old), new)
+        if reason is not None:
+            raise RejectedMessage(f"{_DATA}.{life.path}", reason)
+    # The time field a status sets follows from this message alone (never from what arrived
+    # before it), so concurrent writers commute: set by the status, cleared by any other.
+    for status, stamp_path in life.stamps.items():
+        if leaves.get(stamp_path) is None:
+            leaves[stamp_path] = iso(wall_ms) if new == status else None
+
+
+def _merge_field(
+    policy: Policy, current: FieldState | None, value: JsonValue, write: _Write
+) -> FieldState:
+    if policy is Policy.LWW:
+        lww: CausalLWW[str] = current if isinstance(current, CausalLWW) else CausalLWW()
+        return lww.assign(canonical(value), write.stamp, write.clock)
+    if policy is Policy.MV:
+        mv: MVRegister[str] = current if isinstance(current, MVRegister) else MVRegister()
+        return mv.assign(canonical(value), write.clock)
+    if policy is Policy.SET:
+        items = value if isinstance(value, list) else []
+        orset: ORSet[str] = current if isinstance(current, ORSet) else ORSet()
+        return orset.replace([canonical(item) for item in items], write.tag, write.clock)
+    text = current if isinstance(current, TextField) else TextField()
+    return text.edit(value if isinstance(value, str) else "", write.node)
+
+
+def _apply_delta(
+    table: PolicyTable,
+    message: StateUpdate | StateSnapshot,
+    write: _Write,
+    fields: dict[str, FieldState],
+) -> None:
+    delta = message.payload.delta
+    if delta is None:
+        return
+    for verb, changes in (("add", delta.add), ("remove", delta.remove)):
+        for path, items in changes.items():
+            spec = table.resolve(path)
+            where = f"payload.delta.{verb}.{path}"
+            if spec is None or spec.policy is not Policy.SET or spec.item is None:
+                raise RejectedMessage(where, "not a set field")
+            current = fields.get(spec.path)
+            orset: ORSet[str] = current if isinstance(current, ORSet) else ORSet()
+            for index, item in enumerate(items):
+                try:
+                    element = canonical(spec.dump_item(spec.item.validate_python(item)))
+                except ValidationError as error:
+                    raise RejectedMessage(f"{where}.{index}", field_path(error)[1]) from None
+                orset = (
+                    orset.add(element, write.tag)
+                    if verb == "add"
+                    else orset.remove(element, write.tag, write.clock)
+                )
+            fields[spec.path] = orset
+    for path, encoded in delta.y_updates.items():
+        spec = table.resolve(path)
+        where = f"payload.delta.yUpdates.{path}"
+        if spec is None or spec.policy is not Policy.TEXT:
+            raise RejectedMessage(where, "not a text field")
+        current = fields.get(spec.path)
+        text = current if isinstance(current, TextField) else TextField()
+        try:
+            fields[spec.path] = text.apply(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError, RuntimeError) as error:
+            raise RejectedMessage(where, f"not a base64 Y-CRDT update: {error}") from None
+
+
+def _conflicts(
+    table: PolicyTable, state: EntityState
+) -> tuple[EntityState, tuple[ConflictResolution, ...], tuple[str, ...], tuple[str, ...]]:
+    """Open, widen or close the conflict record of every multi-value field."""
+    open_now = dict(state.conflicts)
+    changed: list[ConflictResolution] = []
+    resolved: list[str] = []
+    for path, spec in table.fields.items():
+        register = state.fields.get(path)
+        if spec.policy is not Policy.MV or not isinstance(register, MVRegister):
+            continue
+        previous = open_now.get(path)
+        if not register.conflicted:
+            if previous is not None:
+                resolved.append(previous.conflict_id)
+                del open_now[path]
+            continue
+        versions = [
+            ConflictVersion(value=json.loads(value), vector_clock=clock)
+            for value, clock in sorted(register.entries, key=lambda e: (e[0], sorted(e[1].items())))
+        ]
+        if previous is not None and previous.versions == versions:
+            continue
+        # Derived from what conflicts, not from which message arrived last: every replica that
+        # sees the same concurrent writes names the conflict alike.
+        opened_as = canonical([[v.value, dict(v.vector_clock.to_dict())] for v in versions])
+        record = ConflictResolution(
+            conflict_id=previous.conflict_id
+            if previous is not None
+            else derived(Kind.CONFLICT, state.entity_id, path, opened_as),
+            entity_id=state.entity_id,
+            conflict_type="concurrent_update",
+            field=path,
+            versions=versions,
+            resolution=Resolution(strategy="mvr", pending=True),
+        )
+        open_now[path] = record
+        changed.append(record)
+    new = replace(state, conflicts=open_now)
+    return new, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
+
+
+def _get(tree: Mapping[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _visible(spec: FieldSpec, state: EntityState) -> JsonValue:
+    policy = spec.policy
+    if policy is Policy.FIXED:
+        return state.fixed.get(spec.path)
+    if policy is Policy.CREATED:
+        return iso(state.created_ms)
+    if policy is Policy.MODIFIED:
+        return iso(state.modified_ms)
+    current = state.fields.get(spec.path)
+    if isinstance(current, CausalLWW):
+        winner = current.winner
+        return json.loads(winner.value) if winner is not None else None
+    if isinstance(current, MVRegister):
+        # While a conflict is open the first value in canonical order shows; the record has all.
+        return json.loads(current.values[0]) if current.values else None
+    if isinstance(current, ORSet):
+        return [json.loads(element) for element in current.elements()]
+    if isinstance(current, TextField):
+        return current.text
+    return None
+
+
+def view(state: EntityState) -> dict[str, JsonValue]:
+    """The entity as the spec's wire object (camelCase, JSON values)."""
+    table = policy_table(DOMAINS[state.domain].model)
+    return nest({path: _visible(spec, state) for path, spec in table.fields.items()})
+
+
+def materialize(state: EntityState) -> BaseModel:
+    """The entity as its pydantic domain model."""
+    return DOMAINS[state.domain].model.model_validate(view(state))

@@ -1,0 +1,50 @@
+"""Todos: actionable tasks coordinated across sessions (spec §2.D)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from hub.ids import ChittyIdStr, ProjectId, SessionId, TodoId
+from hub.models.base import Policy, Timestamp, WireModel
+
+
+class TodoStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    BLOCKED = "blocked"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class TodoMetadata(WireModel):
+    created: Annotated[Timestamp | None, Policy.CREATED] = None
+    modified: Annotated[Timestamp | None, Policy.MODIFIED] = None
+    completed_at: Timestamp | None = None
+    priority: Annotated[Priority, Policy.MV] = Priority.MEDIUM
+
+
+TodoContent = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class Todo(WireModel):
+    """A task with the spec's fields; `activeForm` is the present-continuous label."""
+
+    chitty_id: Annotated[TodoId, Policy.FIXED]
+    content: TodoContent
+    active_form: Annotated[str, Field(max_length=10_000)] = ""
+    status: Annotated[TodoStatus, Policy.MV] = TodoStatus.PENDING
+    session_id: Annotated[SessionId, Policy.FIXED]
+    project_id: ProjectId | None = None
+    assignees: list[ChittyIdStr] = Field(default_factory=list)
+    dependencies: list[TodoId] = Field(default_factory=list)
+    deadline: Annotated[Timestamp | None, Policy.MV] = None
+    metadata: TodoMetadata = Field(default_factory=TodoMetadata)

@@ -1,0 +1,1 @@
+"""The edges: the `chitty` CLI, the aiohttp gateway, the MCP server and the client library."""
