@@ -231,7 +231,7 @@ def _write(
 ) -> ApplyResult:
     """Fold validated leaf values (and the message's delta) into the entity's CRDTs."""
     before = view(state) if kind is EventKind.UPDATED else {}
-    _lifecycle(spec, state, before, leaves, write.wall_ms)
+    _lifecycle(spec, state, leaves, write)
     fixed = dict(state.fixed)
     fields: dict[str, FieldState] = dict(state.fields)
     for path, value in leaves.items():
@@ -262,24 +262,38 @@ def _write(
 def _lifecycle(
     spec: DomainSpec,
     state: EntityState,
-    before: Mapping[str, Any],
     leaves: dict[str, JsonValue],
-    wall_ms: int,
+    write: _Write,
 ) -> None:
-    """Refuse an illegal status change; stamp the time field a status sets (or clear it)."""
+    """Refuse an illegal status change; stamp the time field a status sets (or clear it).
+
+    A change is checked against the statuses the writer had seen (legal from any of them is
+    enough: that is how a conflict gets resolved); a write concurrent with every current status
+    is not checked, since the conflict it opens is shown to a person instead.
+    """
     life = spec.lifecycle
     if life is None or life.path not in leaves:
         return
-    old, new = _get(before, life.path), leaves[life.path]
-    if old is not None and isinstance(new, str):
-        reason = life.check(str(old), new)
-        if reason is not None:
-            raise RejectedMessage(f"{_DATA}.{life.path}", reason)
+    new = leaves[life.path]
+    seen = _seen_values(state.fields.get(life.path), write.clock)
+    if seen and isinstance(new, str):
+        reasons = [life.check(str(old), new) for old in seen]
+        if all(reason is not None for reason in reasons):
+            raise RejectedMessage(f"{_DATA}.{life.path}", str(reasons[0]))
     # The time field a status sets follows from this message alone (never from what arrived
     # before it), so concurrent writers commute: set by the status, cleared by any other.
     for status, stamp_path in life.stamps.items():
         if leaves.get(stamp_path) is None:
-            leaves[stamp_path] = iso(wall_ms) if new == status else None
+            leaves[stamp_path] = iso(write.wall_ms) if new == status else None
+
+
+def _seen_values(current: FieldState | None, clock: VectorClock) -> list[JsonValue]:
+    """The current values of a register that a writer with causal knowledge `clock` had seen."""
+    if isinstance(current, MVRegister):
+        return [json.loads(v) for v, c in sorted(current.entries) if clock.covers(c)]
+    if isinstance(current, CausalLWW):
+        return [json.loads(r.value) for r, c in current.versions.entries if clock.covers(c)]
+    return []
 
 
 def _merge_field(

@@ -36,7 +36,7 @@ class FieldSpec:
 
 def canonical(value: JsonValue) -> str:
     """A stable text form of a JSON value: the identity of set elements and MV values."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _unwrap_model(annotation: Any) -> type[BaseModel] | None:

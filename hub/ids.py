@@ -84,7 +84,7 @@ def _encode(value: int, length: int) -> str:
 
 def derived(kind: Kind, *parts: str) -> str:
     """A deterministic ChittyID derived from `parts` (same parts, same id, on every node)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).digest()
     return f"CHITTY-{kind}-{_encode(int.from_bytes(digest[:16], 'big'), _BODY_LEN)}"
 
 
@@ -101,7 +101,9 @@ class IdGenerator:
         now_ms: Callable[[], int],
         rand_bits: Callable[[int], int] = secrets.randbits,
     ) -> None:
-        self._node_tag = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:3], "big")
+        self._node_tag = int.from_bytes(
+            hashlib.sha256(node_id.encode("utf-8", "surrogatepass")).digest()[:3], "big"
+        )
         self._now_ms = now_ms
         self._rand_bits = rand_bits
         self._last_ms = -1

@@ -87,7 +87,8 @@ def _is_trailing_punctuation(char: str) -> bool:
 
 def content_key(content: str) -> str:
     """The duplicate-detection hash of a todo's text (sha256 hex of `normalize_content`)."""
-    return hashlib.sha256(normalize_content(content).encode()).hexdigest()
+    # surrogatepass: JSON may carry lone surrogates ("\ud800"); they must hash, not crash.
+    return hashlib.sha256(normalize_content(content).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

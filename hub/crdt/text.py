@@ -14,7 +14,10 @@ _ROOT = "text"
 
 def _client_id(node: str) -> int:
     # Y client ids are unsigned 53-bit integers; derive a stable one per node.
-    return int.from_bytes(hashlib.sha256(node.encode()).digest()[:6], "big") >> 1
+    return (
+        int.from_bytes(hashlib.sha256(node.encode("utf-8", "surrogatepass")).digest()[:6], "big")
+        >> 1
+    )
 
 
 def _doc(update: bytes, node: str | None = None) -> tuple[Doc[Any], Text]:

@@ -344,3 +344,22 @@ def test_two_concurrent_writes_commute(
     assert view(ab) == view(ba)
     assert ab.conflicts == ba.conflicts
     assert ab.clock == ba.clock
+
+
+def test_a_concurrent_status_write_is_checked_against_what_its_writer_saw() -> None:
+    done = step(created(), message("b", {"a": 1, "b": 1}, data={"status": "completed"}))
+    # c never saw "completed": pending -> blocked is legal for c, so it merges as a conflict.
+    result = apply(done, message("c", {"a": 1, "c": 1}, data={"status": "blocked"}))
+    assert [c.field for c in result.conflicts] == ["status"]
+    # A resolver who saw both may pick any status legal from one of them.
+    assert result.state is not None
+    settled = step(
+        result.state, message("r", {"a": 1, "b": 1, "c": 1, "r": 1}, data={"status": "in_progress"})
+    )
+    assert view(settled)["status"] == "in_progress" and settled.conflicts == {}
+
+
+def test_lone_surrogates_are_refused_naming_the_field() -> None:
+    with pytest.raises(RejectedMessage) as caught:
+        apply(created(), message("b", {"a": 1, "b": 1}, data={"content": "x\ud800"}))
+    assert caught.value.field == "payload.entity.data.content"
