@@ -29,13 +29,24 @@ _DATA = "payload.entity.data"
 _TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
+class Refusal(StrEnum):
+    """Why an entity refused a message (an edge maps these to its own status codes)."""
+
+    INVALID = "invalid"  # a value or the message's shape is wrong
+    NOT_FOUND = "not_found"  # the entity does not exist
+    EXISTS = "exists"  # a create of an entity that exists
+    DELETED = "deleted"  # the entity was deleted
+    TRANSITION = "transition"  # an illegal status change
+
+
 class RejectedMessage(ValueError):
     """A message the entity refuses; nothing changed. `field` is the dotted wire path."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, kind: Refusal = Refusal.INVALID) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.kind = kind
 
 
 class EventKind(StrEnum):
@@ -131,7 +142,12 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
     _check_identity(spec, entity_id, state)
     node = message.source.node_id
     clock = message.metadata.vector_clock
-    if clock.get_count(node) < 1:
+    if not clock:
+        # A blind write ("on top of whatever is there"): it has seen the entity's current
+        # clock. Decided here, inside the entity's turn, so two blind writers never share a
+        # clock; replay recomputes the same clock from the same state.
+        clock = (state.clock if state is not None else VectorClock()).increment(node)
+    elif clock.get_count(node) < 1:
         raise RejectedMessage(
             "metadata.vectorClock",
             f"must count this write: include source.nodeId {node!r} with a value of at least 1",
@@ -142,13 +158,21 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
     write = _Write(node, _ms(message.metadata.timestamp), clock)
     if payload.operation == "create":
         if state is not None:
-            verb = "was deleted" if state.deleted else "already exists"
-            raise RejectedMessage("payload.entity.chittyId", f"{entity_id} {verb}")
+            verb, kind = (
+                ("was deleted", Refusal.DELETED)
+                if state.deleted
+                else ("already exists", Refusal.EXISTS)
+            )
+            raise RejectedMessage("payload.entity.chittyId", f"{entity_id} {verb}", kind)
         return _create(spec, message, write)
     if state is None:
-        raise RejectedMessage("payload.entity.chittyId", f"{entity_id} does not exist")
+        raise RejectedMessage(
+            "payload.entity.chittyId", f"{entity_id} does not exist", Refusal.NOT_FOUND
+        )
     if state.deleted:
-        raise RejectedMessage("payload.entity.chittyId", f"{entity_id} was deleted")
+        raise RejectedMessage(
+            "payload.entity.chittyId", f"{entity_id} was deleted", Refusal.DELETED
+        )
     if payload.operation == "delete":
         new = replace(
             state,
@@ -230,7 +254,6 @@ def _write(
     kind: EventKind,
 ) -> ApplyResult:
     """Fold validated leaf values (and the message's delta) into the entity's CRDTs."""
-    before = view(state) if kind is EventKind.UPDATED else {}
     _lifecycle(spec, state, leaves, write)
     fixed = dict(state.fixed)
     fields: dict[str, FieldState] = dict(state.fields)
@@ -253,8 +276,19 @@ def _write(
         applied=state.applied + 1,
     )
     new, conflicts, opened, resolved = _conflicts(table, new)
-    after = view(new)
-    changed = tuple(sorted(p for p in table.fields if _get(after, p) != _get(before, p)))
+    # Only what this message wrote (and the hub's own time fields) can have changed.
+    if kind is EventKind.CREATED:
+        changed = tuple(sorted(table.fields))
+    else:
+        touched = {p for p, f in fields.items() if state.fields.get(p) is not f}
+        touched |= {p for p, f in table.fields.items() if f.policy is Policy.MODIFIED}
+        changed = tuple(
+            sorted(
+                p
+                for p in touched
+                if _visible(table.fields[p], new) != _visible(table.fields[p], state)
+            )
+        )
     event = Event(new.entity_id, spec.domain, kind, message, new.clock, changed, opened, resolved)
     return ApplyResult(new, (event,), conflicts)
 
@@ -279,7 +313,7 @@ def _lifecycle(
     if seen and isinstance(new, str):
         reasons = [life.check(str(old), new) for old in seen]
         if all(reason is not None for reason in reasons):
-            raise RejectedMessage(f"{_DATA}.{life.path}", str(reasons[0]))
+            raise RejectedMessage(f"{_DATA}.{life.path}", str(reasons[0]), Refusal.TRANSITION)
     # The time field a status sets follows from this message alone (never from what arrived
     # before it), so concurrent writers commute: set by the status, cleared by any other.
     for status, stamp_path in life.stamps.items():
@@ -290,7 +324,9 @@ def _lifecycle(
 def _seen_values(current: FieldState | None, clock: VectorClock) -> list[JsonValue]:
     """The current values of a register that a writer with causal knowledge `clock` had seen."""
     if isinstance(current, MVRegister):
-        return [json.loads(v) for v, c in sorted(current.entries) if clock.covers(c)]
+        return [
+            json.loads(v) for v, c in sorted(current.entries, key=lambda e: e[0]) if clock.covers(c)
+        ]
     if isinstance(current, CausalLWW):
         return [json.loads(r.value) for r, c in current.versions.entries if clock.covers(c)]
     return []
@@ -394,15 +430,6 @@ def _conflicts(
         changed.append(record)
     new = replace(state, conflicts=open_now)
     return new, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
-
-
-def _get(tree: Mapping[str, Any], path: str) -> Any:
-    node: Any = tree
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
 
 
 def _visible(spec: FieldSpec, state: EntityState) -> JsonValue:

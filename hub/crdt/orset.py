@@ -29,7 +29,9 @@ class ORSet(Generic[T]):
     """Tagged adds, and the removes that cancelled them; present while one add is live."""
 
     adds: frozenset[tuple[T, Tag]] = frozenset()
-    removed: frozenset[tuple[Tag, Tag]] = frozenset()  # (cancelled add, the remove's own tag)
+    # (element, tag of the cancelled add, tag of the remove): one write may add many elements
+    # under one tag, so a cancellation names the element too.
+    removed: frozenset[tuple[T, Tag, Tag]] = frozenset()
 
     def add(self, element: T, tag: Tag) -> ORSet[T]:
         return ORSet(self.adds | {(element, tag)}, self.removed)
@@ -40,7 +42,7 @@ class ORSet(Generic[T]):
             self.adds,
             self.removed
             | {
-                (tag, by)
+                (value, tag, by)
                 for value, tag in self.adds
                 if value == element and (seen is None or tag.seen_by(seen))
             },
@@ -48,9 +50,9 @@ class ORSet(Generic[T]):
 
     def visible_to(self, element: T, seen: VectorClock) -> bool:
         """Whether a writer who had observed `seen` saw `element` in the set."""
-        cancelled = {tag for tag, by in self.removed if by.seen_by(seen)}
+        cancelled = {(value, tag) for value, tag, by in self.removed if by.seen_by(seen)}
         return any(
-            value == element and tag.seen_by(seen) and tag not in cancelled
+            value == element and tag.seen_by(seen) and (value, tag) not in cancelled
             for value, tag in self.adds
         )
 
@@ -75,10 +77,10 @@ class ORSet(Generic[T]):
 
     def elements(self) -> tuple[T, ...]:
         """Present elements, ordered by their earliest live add."""
-        cancelled = {tag for tag, _ in self.removed}
+        cancelled = {(value, tag) for value, tag, _ in self.removed}
         first: dict[T, Tag] = {}
         for value, tag in self.adds:
-            if tag not in cancelled and (value not in first or tag < first[value]):
+            if (value, tag) not in cancelled and (value not in first or tag < first[value]):
                 first[value] = tag
         return tuple(sorted(first, key=lambda value: (first[value], repr(value))))
 

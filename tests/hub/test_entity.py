@@ -363,3 +363,16 @@ def test_lone_surrogates_are_refused_naming_the_field() -> None:
     with pytest.raises(RejectedMessage) as caught:
         apply(created(), message("b", {"a": 1, "b": 1}, data={"content": "x\ud800"}))
     assert caught.value.field == "payload.entity.data.content"
+
+
+def test_a_blind_write_without_a_clock_applies_on_top_of_the_current_state() -> None:
+    state = step(created(), message("b", {"a": 1, "b": 1}, data={"status": "in_progress"}))
+    blind = message("api", {}, data={"status": "completed"})
+    after = step(state, blind)
+    assert view(after)["status"] == "completed" and after.conflicts == {}
+    assert after.clock == VectorClock({"a": 1, "b": 1, "api": 1})
+    again = step(after, message("api", {}, data={"content": "next"}))
+    assert again.clock == VectorClock({"a": 1, "b": 1, "api": 2})
+    # Replaying the same messages recomputes the same clocks.
+    replayed = step(step(state, blind), message("api", {}, data={"content": "next"}))
+    assert replayed.clock == again.clock

@@ -75,3 +75,14 @@ def test_replace_keeps_unseen_adds_and_orders_by_first_add() -> None:
     # A writer who saw only a's adds sets the set to ["early"]: b's concurrent add survives.
     s = s.replace(["early", "new"], Tag(9, "c", 1), VectorClock({"a": 2, "c": 1}))
     assert s.elements() == ("early", "other", "new")
+
+
+def test_removing_one_of_several_elements_added_together_keeps_the_others() -> None:
+    together = Tag(1, "a", 1)
+    s = ORSet[str]().add("x", together).add("y", together)
+    s = s.remove("x", Tag(2, "a", 2), VectorClock({"a": 1}))
+    assert s.elements() == ("y",)
+    assert s.replace(["y", "z"], Tag(3, "b", 1), VectorClock({"a": 2, "b": 1})).elements() == (
+        "y",
+        "z",
+    )

@@ -1,0 +1,383 @@
+"""`EntityHost`: many virtual entity actors on one checkpoint store (plain class, no Ray).
+
+Each entity is activated on its first message (newest snapshot + replay), handles one message at
+a time, and is passivated when idle or when the host holds too many (LRU), after a snapshot.
+A batch's events, its outbox entries and its dedupe records are committed in one LMDB write
+transaction before any outcome is returned: an `applied` outcome means durable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import JsonValue
+
+from hub.codec import DecodeError, decode_msgpack
+from hub.entity import EntityState, RejectedMessage, apply, view
+from hub.envelope import Envelope, Outcome, Status
+from hub.replay import EntityReplayer, decode_event, encode_event
+from hub.settings import HubSettings
+from hub.store import (
+    CheckpointStore,
+    DedupeEntry,
+    NewEvent,
+    SnapshotPolicy,
+    StoredEvent,
+    load,
+    state_at,
+    take_snapshot,
+)
+from hub.subscriptions import Published, decode_published, encode_published, publication
+
+OUTBOX_PREFIX = "__outbox__:"
+"""Entity ids under this prefix hold a host's outbox: its publications, in commit order."""
+
+
+def outbox_id(host: str) -> str:
+    return f"{OUTBOX_PREFIX}{host}"
+
+
+@dataclass(slots=True)
+class _Activation:
+    state: EntityState | None
+    seq: int
+    snapshot_seq: int
+    last_used: float
+
+
+@dataclass(slots=True)
+class HostMetrics:
+    """Counters and gauges of one host (exported by the gateway's /metrics)."""
+
+    batches: int = 0
+    messages: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    expired: int = 0
+    activations: int = 0
+    passivations: int = 0
+    snapshots: int = 0
+    activation_seconds: float = 0.0
+    turn_seconds: float = 0.0
+    commit_seconds: float = 0.0
+    active_entities: int = 0
+    publish_failures: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityView:
+    """An entity's current state as a reader sees it."""
+
+    entity_id: str
+    domain: str
+    seq: int
+    clock: dict[str, int]
+    deleted: bool
+    entity: dict[str, JsonValue]
+    conflicts: tuple[dict[str, JsonValue], ...]
+
+
+def entity_view(state: EntityState, seq: int) -> EntityView:
+    return EntityView(
+        state.entity_id,
+        state.domain.value,
+        seq,
+        state.clock.to_dict(),
+        state.deleted,
+        view(state),
+        tuple(c.model_dump(mode="json") for c in state.conflicts.values()),
+    )
+
+
+class EntityHost:
+    """Hosts entity actors; every public method is one turn (callers serialise turns)."""
+
+    def __init__(
+        self,
+        name: str,
+        store: CheckpointStore,
+        settings: HubSettings,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.settings = settings
+        self.metrics = HostMetrics()
+        self._now_ms = now_ms
+        self._monotonic = monotonic
+        self._replayer = EntityReplayer()
+        self._policy = SnapshotPolicy(settings.snapshot_every)
+        self._active: OrderedDict[str, _Activation] = OrderedDict()
+        self._outbox = outbox_id(name)
+        self._outbox_seq = store.last_seq(self._outbox)
+        self._last_ms = max(
+            (e.timestamp_ms for e in store.events(self._outbox, max(self._outbox_seq - 1, 0))),
+            default=0,
+        )
+
+    # -- activation ---------------------------------------------------------------------------
+
+    def _activate(self, entity_id: str) -> _Activation:
+        found = self._active.get(entity_id)
+        if found is not None:
+            self._active.move_to_end(entity_id)
+            found.last_used = self._monotonic()
+            return found
+        started = time.perf_counter()
+        recovered = load(self.store, entity_id, self._replayer)
+        snapshot = self.store.latest_snapshot(entity_id)
+        activation = _Activation(
+            recovered.state,
+            recovered.seq,
+            snapshot.seq if snapshot is not None else 0,
+            self._monotonic(),
+        )
+        self._active[entity_id] = activation
+        self.metrics.activations += 1
+        self.metrics.activation_seconds += time.perf_counter() - started
+        return activation
+
+    def _passivate(self, entity_id: str) -> None:
+        activation = self._active.pop(entity_id)
+        if activation.state is not None and activation.seq > activation.snapshot_seq:
+            take_snapshot(self.store, entity_id, activation.state, activation.seq, self._replayer)
+            self.metrics.snapshots += 1
+        self.metrics.passivations += 1
+
+    def passivate_idle(self) -> int:
+        """Passivate entities idle longer than the limit, and the LRU ones over the cap."""
+        now = self._monotonic()
+        limit = self.settings.idle_passivate_s
+        idle = [eid for eid, a in self._active.items() if now - a.last_used > limit]
+        for entity_id in idle:
+            self._passivate(entity_id)
+        over = len(self._active) - self.settings.max_active_entities
+        for entity_id in list(self._active)[: max(over, 0)]:
+            self._passivate(entity_id)
+        self.metrics.active_entities = len(self._active)
+        return len(idle) + max(over, 0)
+
+    def release(self, entity_id: str) -> None:
+        """Snapshot and release one entity (before another host takes it over)."""
+        if entity_id in self._active:
+            self._passivate(entity_id)
+        self.metrics.active_entities = len(self._active)
+
+    def passivate_all(self) -> None:
+        """Snapshot and release every entity (clean shutdown)."""
+        for entity_id in list(self._active):
+            self._passivate(entity_id)
+        self.metrics.active_entities = 0
+
+    # -- the message turn ---------------------------------------------------------------------
+
+    def _stamp(self) -> int:
+        # Event times only move forward per host, whatever the wall clock does.
+        self._last_ms = max(self._last_ms, self._now_ms())
+        return self._last_ms
+
+    def handle(self, envelopes: Sequence[Envelope]) -> tuple[list[Outcome], list[Published]]:
+        """Apply a batch and commit it in one transaction; outcomes in envelope order.
+
+        Returns the publications the batch produced too (already in the durable outbox).
+        """
+        started = time.perf_counter()
+        now = self._now_ms()
+        outcomes: list[Outcome | None] = [None] * len(envelopes)
+        staged: dict[str, tuple[EntityState | None, int]] = {}
+        new_events: list[NewEvent] = []
+        publications: list[Published] = []
+        seen_ids: set[str] = set()
+        for index, envelope in enumerate(envelopes):
+            outcome = self._precheck(envelope, now, seen_ids)
+            seen_ids.add(envelope.message_id)
+            if outcome is not None:
+                outcomes[index] = outcome
+                continue
+            entity_id = envelope.entity_id
+            if entity_id not in staged:
+                activation = self._activate(entity_id)
+                staged[entity_id] = (activation.state, activation.seq)
+            state, seq = staged[entity_id]
+            try:
+                message = decode_msgpack(envelope.body)
+                result = apply(state, message)
+            except DecodeError as error:
+                outcomes[index] = _refused(
+                    envelope, seq, state, error.field, error.reason, "invalid"
+                )
+                continue
+            except RejectedMessage as error:
+                outcomes[index] = _refused(
+                    envelope, seq, state, error.field, error.reason, error.kind
+                )
+                continue
+            if not result.events:
+                changes = message.type in ("state_update", "state_snapshot") and (
+                    message.payload is not None and message.payload.operation != "query"
+                )
+                status = Status.DUPLICATE if changes else Status.IGNORED
+                outcomes[index] = Outcome(
+                    envelope.message_id,
+                    status,
+                    entity_id,
+                    seq,
+                    state.clock.to_dict() if state is not None else {},
+                )
+                continue
+            assert result.state is not None
+            stamp = self._stamp()
+            for event in result.events:
+                seq += 1
+                new_events.append(NewEvent(entity_id, stamp, encode_event(event)))
+                publications.append(publication(event, result.state, seq))
+            staged[entity_id] = (result.state, seq)
+            outcomes[index] = Outcome(
+                envelope.message_id,
+                Status.APPLIED,
+                entity_id,
+                seq,
+                result.state.clock.to_dict(),
+                conflicts=tuple(c.model_dump(mode="json") for c in result.conflicts),
+                entity=dict(publications[-1].entity),
+            )
+        self.metrics.turn_seconds += time.perf_counter() - started
+        final = [o for o in outcomes if o is not None]
+        assert len(final) == len(envelopes)
+        self._commit(new_events, publications, final)
+        for entity_id, (state, seq) in staged.items():
+            activation = self._active.get(entity_id) or self._activate(entity_id)
+            previous = activation.seq
+            activation.state, activation.seq = state, seq
+            if seq > previous and self._policy.due(seq, previous) and state is not None:
+                take_snapshot(self.store, entity_id, state, seq, self._replayer)
+                activation.snapshot_seq = seq
+                self.metrics.snapshots += 1
+        self._count(final)
+        self.passivate_idle()
+        return final, publications
+
+    def _precheck(self, envelope: Envelope, now: int, seen: set[str]) -> Outcome | None:
+        if envelope.message_id in seen:
+            return Outcome(envelope.message_id, Status.DUPLICATE, envelope.entity_id)
+        recorded = self.store.dedupe_get(envelope.message_id)
+        if recorded is not None:
+            return replace(Outcome.from_bytes(recorded), status=Status.DUPLICATE)
+        if envelope.deadline_ms < now:
+            return Outcome(envelope.message_id, Status.EXPIRED, envelope.entity_id)
+        return None
+
+    def _commit(
+        self, events: list[NewEvent], publications: list[Published], outcomes: list[Outcome]
+    ) -> list[StoredEvent]:
+        started = time.perf_counter()
+        outbox = [
+            NewEvent(self._outbox, e.timestamp_ms, encode_published(p))
+            for e, p in zip(events, publications, strict=True)
+        ]
+        dedupe = [
+            DedupeEntry(o.message_id, o.to_bytes())
+            for o in outcomes
+            if o.status in (Status.APPLIED, Status.REJECTED)
+        ]
+        stored = self.store.append_batch([*events, *outbox], dedupe) if events or dedupe else []
+        self._outbox_seq += len(outbox)
+        self.metrics.commit_seconds += time.perf_counter() - started
+        return stored
+
+    def _count(self, outcomes: Iterable[Outcome]) -> None:
+        metrics = self.metrics
+        metrics.batches += 1
+        for outcome in outcomes:
+            metrics.messages += 1
+            if outcome.status is Status.APPLIED:
+                metrics.applied += 1
+            elif outcome.status is Status.DUPLICATE:
+                metrics.duplicates += 1
+            elif outcome.status is Status.REJECTED:
+                metrics.rejected += 1
+            elif outcome.status is Status.EXPIRED:
+                metrics.expired += 1
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    @property
+    def outbox_seq(self) -> int:
+        """The seq of this host's newest outbox entry."""
+        return self._outbox_seq
+
+    def outbox_after(self, seq: int, limit: int = 10_000) -> list[tuple[int, Published]]:
+        """Outbox entries after `seq`, for re-publishing after a crash."""
+        found = []
+        for event in self.store.events(self._outbox, after_seq=seq):
+            found.append((event.seq, decode_published(event.body)))
+            if len(found) >= limit:
+                break
+        return found
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, entity_id: str) -> EntityView | None:
+        activation = self._activate(entity_id)
+        if activation.state is None:
+            self._active.pop(entity_id, None)  # nothing to keep warm
+            return None
+        return entity_view(activation.state, activation.seq)
+
+    def state_at(
+        self, entity_id: str, timestamp_ms: int | None = None, seq: int | None = None
+    ) -> EntityView | None:
+        """The entity as of a time (or right after event `seq`)."""
+        recovered = state_at(
+            self.store, entity_id, self._replayer, timestamp_ms=timestamp_ms, seq=seq
+        )
+        if recovered.state is None:
+            return None
+        return entity_view(recovered.state, recovered.seq)
+
+    def history(
+        self, entity_id: str, since_ms: int | None = None, until_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The entity's events: seq, time, checksum, and what each message did."""
+        out = []
+        for event in self.store.history(entity_id, since_ms, until_ms):
+            body = decode_event(event.body)
+            out.append(
+                {
+                    "seq": event.seq,
+                    "timestampMs": event.timestamp_ms,
+                    "checksum": event.checksum.hex(),
+                    "kind": body["kind"],
+                    "message": body["message"],
+                    "changed": body["changed"],
+                    "opened": body["opened"],
+                    "resolved": body["resolved"],
+                }
+            )
+        return out
+
+    def active_ids(self) -> list[str]:
+        return list(self._active)
+
+
+def _refused(
+    envelope: Envelope, seq: int, state: EntityState | None, field: str, reason: str, refusal: str
+) -> Outcome:
+    clock = state.clock.to_dict() if state is not None else {}
+    return Outcome(
+        envelope.message_id,
+        Status.REJECTED,
+        envelope.entity_id,
+        seq,
+        clock,
+        field,
+        reason,
+        refusal=refusal,
+    )

@@ -1,0 +1,99 @@
+"""The in-process twin of the Ray shell: the same host, mailbox, router and broker, no Ray.
+
+Tests run the entity behaviour suite on it and on Ray alike; it is also what a single-process
+embedding of the hub would use.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from actors.broker import Broker
+from actors.host import EntityHost, EntityView
+from actors.reconciler import ReconcileReport, reconcile_project
+from actors.router import HostUnavailable, Router
+from actors.turns import Mailbox
+from hub.envelope import Envelope, Outcome
+from hub.ids import IdGenerator, Kind
+from hub.settings import HubSettings
+from hub.shards import ShardTable
+from hub.store import CheckpointStore
+from hub.subscriptions import Published
+
+
+class LocalHost:
+    """An `EntityHost` behind a mailbox, publishing to an in-process broker."""
+
+    def __init__(self, name: str, store: CheckpointStore, settings: HubSettings, broker: Broker):
+        self.name = name
+        self.host = EntityHost(name, store, settings)
+        self.broker = broker
+        self.mailbox = Mailbox(self.host, self._publish)
+        self.down = False  # a test may take the host down
+
+    async def _publish(self, items: list[tuple[int, Published]]) -> None:
+        self.broker.publish(self.name, items)
+
+    async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
+        if self.down:
+            raise HostUnavailable(f"host {self.name} is down")
+        return await self.mailbox.submit(envelopes)
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        return await self.mailbox.call(lambda: self.host.get(entity_id))
+
+    async def state_at(self, entity_id: str, timestamp_ms: int) -> EntityView | None:
+        return await self.mailbox.call(lambda: self.host.state_at(entity_id, timestamp_ms))
+
+    async def history(self, entity_id: str) -> list[dict[str, Any]]:
+        return await self.mailbox.call(lambda: self.host.history(entity_id))
+
+
+class LocalHostClient:
+    """The router's view of in-process hosts."""
+
+    def __init__(self, hosts: dict[str, LocalHost]) -> None:
+        self.hosts = hosts
+
+    async def submit(self, host: str, envelopes: list[Envelope]) -> list[Outcome]:
+        return await self.hosts[host].submit(envelopes)
+
+    async def applied(self, host: str, message_ids: list[str]) -> list[str]:
+        store = self.hosts[host].host.store
+        return [m for m in message_ids if store.dedupe_get(m) is not None]
+
+    async def get(self, host: str, entity_id: str) -> EntityView | None:
+        if self.hosts[host].down:
+            raise HostUnavailable(f"host {host} is down")
+        return await self.hosts[host].get(entity_id)
+
+
+class LocalHub:
+    """Broker, hosts and a router in this process, over one store."""
+
+    def __init__(self, store: CheckpointStore, settings: HubSettings, table_path: Path) -> None:
+        self.settings = settings
+        self.broker = Broker(settings.stream_retention)
+        names = [f"host-{i}" for i in range(settings.hosts)]
+        self.hosts = {n: LocalHost(n, store, settings, self.broker) for n in names}
+        ShardTable.build(names, settings.shards).save(table_path)
+        self.client = LocalHostClient(self.hosts)
+        self.router = Router(table_path, settings, self.client)
+        self._ids = IdGenerator(settings.node_id, now_ms=lambda: time.time_ns() // 1_000_000)
+
+    def host_of(self, entity_id: str) -> LocalHost:
+        return self.hosts[self.router.table.host_of(entity_id)]
+
+    async def reconcile(self, project_id: str) -> ReconcileReport:
+        """Example 2, in process: the same conversation the Ray host actors have."""
+        return await reconcile_project(
+            project_id,
+            get=self.router.get,
+            route=self.router.route,
+            node_id=f"hub:{self.settings.node_id}",
+            timeout_s=self.settings.call_timeout_s,
+            max_depth=self.settings.max_call_depth,
+            message_id=lambda session: self._ids.new(Kind.MSG),
+        )

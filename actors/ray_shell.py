@@ -1,0 +1,302 @@
+"""The Ray shell: every `@ray.remote`, `.remote()` and `ray.get` of the hub lives here.
+
+The actors are thin: `HostActor` wraps a `Mailbox` around an `EntityHost`, `BrokerActor` a
+`Broker`, `RouterActor` a `Router`. All run with `num_cpus=0` (they wait on I/O far more than they
+compute), so a 2-core machine can hold a router, a broker and several hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from actors.broker import Broker, Poll
+from actors.host import EntityHost, EntityView, HostMetrics
+from actors.reconciler import ReconcileReport, reconcile_project
+from actors.router import HostUnavailable, Router
+from actors.turns import Mailbox
+from hub.catalog import Catalog, Page, Query
+from hub.domains import SyncDomain
+from hub.envelope import Envelope, Outcome
+from hub.ids import IdGenerator, Kind
+from hub.settings import HubSettings
+from hub.shards import ShardTable
+from hub.store import LmdbStore
+from hub.subscriptions import Filter, Published
+
+BROKER = "broker"
+ROUTER = "router-{}"
+SHARD_TABLE = "shards.json"
+_UNAVAILABLE = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+def open_store(settings: HubSettings) -> LmdbStore:
+    """The node's LMDB environment (one per node, shared by the hosts on it)."""
+    return LmdbStore(
+        settings.data_dir / "lmdb",
+        map_size=settings.lmdb_map_size,
+        dedupe_retention_ms=int(settings.dedupe_retention_s * 1000),
+    )
+
+
+@ray.remote(num_cpus=0)
+class HostActor:
+    """A Ray actor hosting many entity actors (or, placed `dedicated`, just one)."""
+
+    def __init__(self, name: str, settings_json: str) -> None:
+        settings = HubSettings.model_validate_json(settings_json)
+        self._name = name
+        self._store = open_store(settings)
+        self._host = EntityHost(name, self._store, settings)
+        self._broker = ray.get_actor(BROKER, namespace=settings.namespace)
+        self._mailbox = Mailbox(self._host, self._publish, _in_thread)
+        self._pending: set[asyncio.Task[None]] = set()
+        self._resync = True  # on (re)start: send the broker what it may have missed
+        self._router_handle: Any = None
+        self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
+
+    async def _publish(self, items: list[tuple[int, Published]]) -> None:
+        if self._resync:
+            mark = await self._broker.mark.remote(self._name)
+            if mark is not None and mark < items[0][0] - 1:
+                items = self._host.outbox_after(mark)  # what it missed, then these (committed)
+            self._resync = False
+        ref = self._broker.publish.remote(self._name, items)  # calls keep their order
+        task = asyncio.get_running_loop().create_task(self._watch(ref))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _watch(self, ref: Any) -> None:
+        try:
+            await ref
+        except Exception:
+            self._host.metrics.publish_failures += 1  # counted, and healed on the next publish
+            self._resync = True
+
+    async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
+        return await self._mailbox.submit(envelopes)
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        return await self._mailbox.call(lambda: self._host.get(entity_id))
+
+    async def state_at(
+        self, entity_id: str, timestamp_ms: int | None = None, seq: int | None = None
+    ) -> EntityView | None:
+        return await self._mailbox.call(lambda: self._host.state_at(entity_id, timestamp_ms, seq))
+
+    async def history(
+        self, entity_id: str, since_ms: int | None = None, until_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._mailbox.call(lambda: self._host.history(entity_id, since_ms, until_ms))
+
+    async def applied(self, message_ids: list[str]) -> list[str]:
+        return [m for m in message_ids if self._store.dedupe_get(m) is not None]
+
+    async def outbox_after(self, seq: int, limit: int = 5000) -> list[tuple[int, Published]]:
+        """Committed publications after outbox `seq` (a store read: no turn needed)."""
+        return await asyncio.to_thread(self._host.outbox_after, seq, limit)
+
+    async def passivate(self, entity_id: str | None = None) -> None:
+        """Snapshot and release one entity (before it moves) or all of them."""
+        if entity_id is None:
+            await self._mailbox.call(self._host.passivate_all)
+        else:
+            await self._mailbox.call(lambda: self._host.release(entity_id))
+
+    async def reconcile(self, project_id: str, depth: int = 0) -> ReconcileReport:
+        """Example 2: this project actor merges its sessions' todos and sends them back."""
+        router = self._router()
+        settings = self._host.settings
+        return await reconcile_project(
+            project_id,
+            get=lambda entity_id: router.get.remote(entity_id),
+            route=lambda envelopes: router.route.remote(envelopes),
+            node_id=f"hub:{settings.node_id}",
+            timeout_s=settings.call_timeout_s,
+            depth=depth,
+            max_depth=settings.max_call_depth,
+            message_id=lambda session: self._ids.new(Kind.MSG),
+        )
+
+    def _router(self) -> Any:
+        if self._router_handle is None:  # looked up once, on first use
+            self._router_handle = ray.get_actor(
+                ROUTER.format(0), namespace=self._host.settings.namespace
+            )
+        return self._router_handle
+
+    async def metrics(self) -> HostMetrics:
+        self._host.metrics.extra["mailbox_max_depth"] = self._mailbox.max_depth
+        return self._host.metrics
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+
+async def _in_thread(work: Any) -> Any:
+    # The LMDB commit blocks on fsync: run turns in a thread so the actor keeps queueing
+    # (and coalescing) batches meanwhile. The mailbox runs one turn at a time.
+    return await asyncio.to_thread(work)
+
+
+@ray.remote(num_cpus=0)
+class BrokerActor:
+    """The hub's event stream."""
+
+    def __init__(self, retention: int) -> None:
+        self._broker = Broker(retention)
+        self._changed = asyncio.Condition()
+
+    async def publish(self, host: str, items: list[tuple[int, Published]]) -> int:
+        mark = self._broker.publish(host, items)
+        async with self._changed:
+            self._changed.notify_all()
+        return mark
+
+    def mark(self, host: str) -> int | None:
+        return self._broker.mark(host)
+
+    def head(self) -> tuple[str, int]:
+        return self._broker.epoch, self._broker.head
+
+    async def poll(
+        self, epoch: str | None, after: int, wanted: Filter, limit: int = 1000, wait_s: float = 0
+    ) -> Poll:
+        """Matching events after `after`; waits up to `wait_s` for some to arrive."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            answer = self._broker.poll(epoch, after, wanted, limit)
+            left = deadline - asyncio.get_running_loop().time()
+            if answer.events or answer.gap or epoch is None or left <= 0:
+                return answer
+            after = answer.offset  # nothing matched so far: keep scanning from here
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=left)
+
+
+class RayHostClient:
+    """Reaches hosts by their actor handles, looked up once (and again on a new table)."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._handles: dict[str, Any] = {}
+
+    def resolve(self, table: ShardTable) -> None:
+        names = set(table.hosts) | set(table.dedicated.values())
+        for name in names - self._handles.keys():
+            self._handles[name] = ray.get_actor(name, namespace=self._namespace)
+
+    async def submit(self, host: str, envelopes: list[Envelope]) -> list[Outcome]:
+        try:
+            result: list[Outcome] = await self._handles[host].submit.remote(envelopes)
+        except _UNAVAILABLE as error:
+            raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
+        return result
+
+    async def applied(self, host: str, message_ids: list[str]) -> list[str]:
+        try:
+            result: list[str] = await self._handles[host].applied.remote(message_ids)
+        except _UNAVAILABLE as error:
+            raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
+        return result
+
+    async def get(self, host: str, entity_id: str) -> EntityView | None:
+        try:
+            result: EntityView | None = await self._handles[host].get.remote(entity_id)
+        except _UNAVAILABLE as error:
+            raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
+        return result
+
+
+@ray.remote(num_cpus=0)
+class RouterActor:
+    """Routes batches of envelopes to their hosts."""
+
+    def __init__(self, settings_json: str) -> None:
+        settings = HubSettings.model_validate_json(settings_json)
+        self._client = RayHostClient(settings.namespace)
+        self._router = Router(settings.data_dir / SHARD_TABLE, settings, self._client)
+        self._client.resolve(self._router.table)
+
+    async def route(self, envelopes: list[Envelope]) -> list[Outcome]:
+        return await self._router.route(envelopes)
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        return await self._router.get(entity_id)
+
+    def refresh(self) -> int:
+        version = self._router.refresh()
+        self._client.resolve(self._router.table)
+        return version
+
+    def table(self) -> ShardTable:
+        return self._router.table
+
+    def retries(self) -> int:
+        return self._router.retries
+
+
+@ray.remote(num_cpus=0)
+class CatalogActor:
+    """Keeps the catalog of every entity, pulled from the hosts' durable outboxes."""
+
+    def __init__(self, settings_json: str) -> None:
+        settings = HubSettings.model_validate_json(settings_json)
+        self._catalog = Catalog(settings.data_dir / "catalog")
+        self._table_path = settings.data_dir / SHARD_TABLE
+        self._namespace = settings.namespace
+        self._handles: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a host restarting: the next round catches up
+                await self.sync()
+            await asyncio.sleep(0.2)
+
+    async def sync(self) -> dict[str, int]:
+        """Pull every host's outbox up to now; returns the marks."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._follow())
+        async with self._lock:
+            table = ShardTable.load(self._table_path)
+            names = set(table.hosts) | set(table.dedicated.values()) if table else set()
+            for name in names - self._handles.keys():
+                self._handles[name] = ray.get_actor(name, namespace=self._namespace)
+            for name in sorted(names):
+                while True:
+                    mark = self._catalog.mark(name)
+                    items = await self._handles[name].outbox_after.remote(mark)
+                    if not items:
+                        break
+                    await asyncio.to_thread(self._catalog.take, name, items)
+            return self._catalog.marks()
+
+    async def query(self, query: Query, fresh: bool = True) -> Page:
+        """A page of the list; `fresh` first catches up, so a client reads its own writes."""
+        if fresh:
+            await self.sync()
+        return self._catalog.query(query)
+
+    async def conflicts(self, domain: SyncDomain | None = None) -> list[dict[str, Any]]:
+        await self.sync()
+        return list(self._catalog.conflicts(domain))
+
+    def marks(self) -> dict[str, int]:
+        return self._catalog.marks()
+
+
+def shard_table_path(settings: HubSettings) -> Path:
+    return settings.data_dir / SHARD_TABLE

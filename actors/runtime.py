@@ -1,0 +1,247 @@
+"""Start (or join) a hub on Ray: the broker, the hosts, the router and the shard table.
+
+`Runtime.start` uses an embedded local Ray by default, or joins `settings.ray_address`
+(`CHITTY_RAY_ADDRESS`). Actors are named in the hub's namespace, so a second process can
+`Runtime.start` with the same settings and attach to the running hub instead of making a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.host import EntityView, HostMetrics
+from actors.ray_shell import (
+    BROKER,
+    ROUTER,
+    BrokerActor,
+    CatalogActor,
+    HostActor,
+    RouterActor,
+    shard_table_path,
+)
+from actors.reconciler import ReconcileReport
+from hub.catalog import Page, Query
+from hub.domains import SyncDomain
+from hub.envelope import Envelope, Outcome
+from hub.protocol import SyncMessage
+from hub.settings import HubSettings
+from hub.shards import ShardTable
+from hub.subscriptions import Filter
+
+log = logging.getLogger(__name__)
+RESTARTING = (ActorUnavailableError, RayActorError)
+
+
+def host_name(index: int) -> str:
+    return f"host-{index}"
+
+
+class Runtime:
+    """A handle on a running hub: submit messages, read entities, follow the stream."""
+
+    def __init__(self, settings: HubSettings, started_ray: bool) -> None:
+        self.settings = settings
+        self._started_ray = started_ray
+        self._options = {"namespace": settings.namespace, "get_if_exists": True}
+        # The router, broker and catalog stay by this process (the head) when they can.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        self._central = {**self._options, "max_restarts": -1, "scheduling_strategy": here}
+        self.broker: Any = BrokerActor.options(  # type: ignore[attr-defined]
+            name=BROKER, **self._central
+        ).remote(settings.stream_retention)
+        self.hosts: dict[str, Any] = {}
+        for index in range(settings.hosts):
+            self._spawn(host_name(index))
+        path = shard_table_path(settings)
+        saved = ShardTable.load(path)
+        wanted = sorted(self.hosts)
+        if saved is None:
+            table = ShardTable.build(wanted, settings.shards)
+        elif sorted(saved.hosts) != wanted:
+            table = saved.with_hosts(wanted)
+        else:
+            table = saved
+        for name in set(table.dedicated.values()) - self.hosts.keys():
+            self._spawn(name)
+        table.save(path)
+        self.table = table
+        self.catalog: Any = CatalogActor.options(  # type: ignore[attr-defined]
+            name="catalog", **self._central
+        ).remote(settings.model_dump_json())
+        self.router: Any = RouterActor.options(  # type: ignore[attr-defined]
+            name=ROUTER.format(0), **self._central
+        ).remote(settings.model_dump_json())
+        ray.get(self.router.refresh.remote())
+
+    def _spawn(self, name: str, node_id: str | None = None) -> Any:
+        options: dict[str, Any] = {
+            "name": name,
+            "max_restarts": self.settings.host_max_restarts,
+            "max_task_retries": 0,  # the router retries, and host dedupe makes that safe
+            "scheduling_strategy": (
+                NodeAffinitySchedulingStrategy(node_id, soft=True) if node_id else "SPREAD"
+            ),
+            **self._options,
+        }
+        handle = HostActor.options(**options).remote(  # type: ignore[attr-defined]
+            name, self.settings.model_dump_json()
+        )
+        self.hosts[name] = handle
+        return handle
+
+    @classmethod
+    def start(cls, settings: HubSettings) -> Runtime:
+        """Start (or attach to) the hub described by `settings`."""
+        started = False
+        if not ray.is_initialized():
+            ray.init(
+                address=settings.ray_address,
+                namespace=settings.namespace,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            started = settings.ray_address is None
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        runtime = cls(settings, started)
+        runtime.wait_ready()
+        return runtime
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        ray.get([h.pid.remote() for h in self.hosts.values()], timeout=timeout_s)
+        ray.get(self.broker.head.remote(), timeout=timeout_s)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def submit(self, messages: Sequence[SyncMessage]) -> list[Outcome]:
+        """Route messages through the router; every `applied` outcome is durable."""
+        return await self.route([Envelope.of(m) for m in messages])
+
+    async def route(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        """Through the router; retried while the router restarts (host dedupe keeps it safe)."""
+        deadline = time.monotonic() + self.settings.call_timeout_s
+        while True:
+            try:
+                result: list[Outcome] = await self.router.route.remote(list(envelopes))
+                return result
+            except RESTARTING:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    def host_of(self, entity_id: str) -> Any:
+        return self.hosts[self.table.host_of(entity_id)]
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        found: EntityView | None = await self.host_of(entity_id).get.remote(entity_id)
+        return found
+
+    async def state_at(
+        self, entity_id: str, timestamp_ms: int | None = None, seq: int | None = None
+    ) -> EntityView | None:
+        """The entity as of a time, or right after its event `seq`."""
+        found: EntityView | None = await self.host_of(entity_id).state_at.remote(
+            entity_id, timestamp_ms, seq
+        )
+        return found
+
+    async def history(self, entity_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self.host_of(entity_id).history.remote(entity_id)
+        return found
+
+    async def reconcile(self, project_id: str) -> ReconcileReport:
+        """Spec Example 2, run by the project's own actor."""
+        report: ReconcileReport = await self.host_of(project_id).reconcile.remote(project_id)
+        return report
+
+    async def poll(
+        self,
+        epoch: str | None,
+        after: int,
+        wanted: Filter,
+        limit: int = 1000,
+        wait_s: float = 0.0,
+    ) -> Any:
+        return await self.broker.poll.remote(epoch, after, wanted, limit, wait_s)
+
+    async def list(self, query: Query) -> Page:
+        """A page of entities of one domain (read-your-writes: the catalog catches up first)."""
+        page: Page = await self.catalog.query.remote(query)
+        return page
+
+    async def conflicts(self, domain: SyncDomain | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self.catalog.conflicts.remote(domain)
+        return found
+
+    async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:
+        """Which of the hub's actors answer within `timeout_s` (router, broker, catalog, hosts)."""
+        checks: dict[str, Any] = {
+            "router": self.router.retries.remote(),
+            "broker": self.broker.head.remote(),
+            "catalog": self.catalog.marks.remote(),
+            **{name: handle.pid.remote() for name, handle in self.hosts.items()},
+        }
+        result: dict[str, bool] = {}
+        for name, ref in checks.items():
+            try:
+                await asyncio.wait_for(ref, timeout_s)
+                result[name] = True
+            except Exception:
+                result[name] = False
+        return result
+
+    async def metrics(self) -> dict[str, HostMetrics]:
+        names = list(self.hosts)
+        values = await asyncio.gather(*(self.hosts[n].metrics.remote() for n in names))
+        return dict(zip(names, values, strict=True))
+
+    # -- placement --------------------------------------------------------------------------
+
+    def _publish_table(self, table: ShardTable) -> None:
+        table.save(shard_table_path(self.settings))
+        self.table = table
+        ray.get(self.router.refresh.remote())
+
+    def place_dedicated(self, entity_id: str) -> str:
+        """Give `entity_id` a Ray actor of its own (same entity code, its own mailbox)."""
+        name = f"dedicated-{entity_id}"
+        if self.table.dedicated.get(entity_id) == name:
+            return name
+        ray.get(self.host_of(entity_id).passivate.remote(entity_id))
+        handle = self._spawn(name)
+        ray.get(handle.pid.remote())
+        self._publish_table(self.table.with_dedicated(entity_id, name))
+        return name
+
+    def rebalance(self) -> ShardTable:
+        """Spread shards over the hosts that answer; dead ones lose their shards."""
+        alive = []
+        for name in sorted(set(self.table.hosts)):
+            try:
+                ray.get(self.hosts[name].pid.remote(), timeout=10)
+                alive.append(name)
+            except Exception:
+                log.warning("host %s does not answer: its shards move", name)
+        table = self.table.with_hosts(alive)
+        for host in set(table.hosts):
+            ray.get(self.hosts[host].passivate.remote())  # reload what moved, from the store
+        self._publish_table(table)
+        return table
+
+    def shutdown(self) -> None:
+        """Snapshot every entity, stop the hub's actors, and Ray if this runtime started it."""
+        try:
+            ray.get([h.passivate.remote() for h in self.hosts.values()], timeout=60)
+        finally:
+            for handle in [self.router, self.catalog, *self.hosts.values(), self.broker]:
+                ray.kill(handle, no_restart=True)
+            if self._started_ray:
+                ray.shutdown()

@@ -1,0 +1,223 @@
+"""The catalog: every entity's latest view by domain, for filtered, paginated listing.
+
+Fed from the hosts' outboxes (durable and ordered), so it never misses a change and never
+counts one twice: each host's outbox position is stored in the same LMDB transaction as the
+rows it produced. Lists and the open conflicts across entities are answered from here.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+from pydantic import JsonValue
+
+from hub.domains import SyncDomain
+from hub.subscriptions import Published
+
+
+class CursorError(ValueError):
+    """A pagination cursor this catalog did not issue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A list request: a domain, equality filters on wire fields, a page."""
+
+    domain: SyncDomain
+    project_id: str | None = None
+    session_id: str | None = None
+    topic_id: str | None = None
+    status: str | None = None
+    assignee: str | None = None
+    include_deleted: bool = False
+    cursor: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One entity as listed."""
+
+    entity_id: str
+    domain: SyncDomain
+    seq: int
+    clock: dict[str, int]
+    deleted: bool
+    entity: dict[str, JsonValue]
+    conflicts: tuple[dict[str, JsonValue], ...]
+    project_id: str | None
+    session_id: str | None
+    topic_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: tuple[Row, ...]
+    cursor: str | None  # None: this was the last page
+
+
+def _status(domain: SyncDomain, entity: Mapping[str, Any]) -> str | None:
+    value = entity.get("status")
+    if value is None and isinstance(entity.get("metadata"), Mapping):
+        value = entity["metadata"].get("status")
+    if value is None:
+        value = entity.get("health")
+    return value if isinstance(value, str) else None
+
+
+def _key(domain: SyncDomain, entity_id: str) -> bytes:
+    return f"{domain.value}\x00{entity_id}".encode("utf-8", "surrogatepass")
+
+
+def _encode_cursor(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def _decode_cursor(cursor: str, domain: SyncDomain) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(cursor.encode())
+    except (ValueError, UnicodeError):
+        raise CursorError("cursor is not one this hub issued") from None
+    if not key.startswith(_key(domain, "")):
+        raise CursorError(f"cursor belongs to another list than {domain.value}")
+    return key
+
+
+class Catalog:
+    """Rows keyed by (domain, entity id), and each host's outbox mark, in one LMDB env."""
+
+    def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True)
+        self._rows = self._env.open_db(b"rows")
+        self._marks = self._env.open_db(b"marks")
+
+    def close(self) -> None:
+        self._env.close()
+
+    def mark(self, host: str) -> int:
+        """The newest outbox seq of `host` already in the catalog."""
+        with self._env.begin(db=self._marks) as txn:
+            raw = txn.get(host.encode())
+        return int(raw) if raw is not None else 0
+
+    def marks(self) -> dict[str, int]:
+        with self._env.begin(db=self._marks) as txn:
+            return {k.decode(): int(v) for k, v in txn.cursor()}
+
+    def take(self, host: str, items: Sequence[tuple[int, Published]]) -> int:
+        """Fold a host's outbox entries (in order) into the rows; returns the new mark."""
+        mark = self.mark(host)
+        fresh = [(seq, item) for seq, item in items if seq > mark]
+        if not fresh:
+            return mark
+        with self._env.begin(write=True) as txn:
+            for _, item in fresh:
+                key = _key(item.domain, item.entity_id)
+                current = txn.get(key, db=self._rows)
+                if current is not None and msgpack.unpackb(current)["seq"] >= item.seq:
+                    continue  # an older change of an entity that moved between hosts
+                txn.put(key, _encode_row(item), db=self._rows)
+            mark = fresh[-1][0]
+            txn.put(host.encode(), str(mark).encode(), db=self._marks)
+        return mark
+
+    def get(self, domain: SyncDomain, entity_id: str) -> Row | None:
+        with self._env.begin(db=self._rows) as txn:
+            raw = txn.get(_key(domain, entity_id))
+        return _decode_row(raw) if raw is not None else None
+
+    def query(self, query: Query) -> Page:
+        """One page of rows matching `query`, in entity-id order, and the next page's cursor."""
+        prefix = _key(query.domain, "")
+        start = _decode_cursor(query.cursor, query.domain) if query.cursor else prefix
+        rows: list[Row] = []
+        last: bytes | None = None
+        more = False
+        with self._env.begin(db=self._rows) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(start):
+                return Page((), None)
+            for key, raw in cursor:
+                if not key.startswith(prefix):
+                    break
+                if query.cursor and key == start:
+                    continue  # the cursor names the last row of the previous page
+                row = _decode_row(raw)
+                if not _matches(row, query):
+                    continue
+                if len(rows) == query.limit:
+                    more = True
+                    break
+                rows.append(row)
+                last = key
+        return Page(tuple(rows), _encode_cursor(last) if more and last is not None else None)
+
+    def conflicts(self, domain: SyncDomain | None = None) -> Iterator[dict[str, JsonValue]]:
+        """Every open conflict, optionally of one domain."""
+        domains: Iterable[SyncDomain] = [domain] if domain is not None else list(SyncDomain)
+        with self._env.begin(db=self._rows) as txn:
+            for each in domains:
+                prefix = _key(each, "")
+                cursor = txn.cursor()
+                if not cursor.set_range(prefix):
+                    continue
+                for key, raw in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    row = _decode_row(raw)
+                    if not row.deleted:
+                        yield from row.conflicts
+
+
+def _matches(row: Row, query: Query) -> bool:
+    entity = row.entity
+    return (
+        (query.include_deleted or not row.deleted)
+        and (query.project_id is None or query.project_id == row.project_id)
+        and (query.session_id is None or query.session_id == row.session_id)
+        and (query.topic_id is None or query.topic_id == row.topic_id)
+        and (query.status is None or query.status == _status(row.domain, entity))
+        and (query.assignee is None or query.assignee in (entity.get("assignees") or []))  # type: ignore[operator]
+    )
+
+
+def _encode_row(item: Published) -> bytes:
+    packed: bytes = msgpack.packb(
+        {
+            "id": item.entity_id,
+            "domain": item.domain.value,
+            "seq": item.seq,
+            "clock": dict(item.clock),
+            "deleted": item.kind == "deleted",
+            "entity": dict(item.entity),
+            "conflicts": list(item.open_conflicts),
+            "project": item.project_id,
+            "session": item.session_id,
+            "topic": item.topic_id,
+        },
+        use_bin_type=True,
+    )
+    return packed
+
+
+def _decode_row(raw: bytes) -> Row:
+    data = msgpack.unpackb(raw, raw=False)
+    return Row(
+        data["id"],
+        SyncDomain(data["domain"]),
+        data["seq"],
+        data["clock"],
+        data["deleted"],
+        data["entity"],
+        tuple(data["conflicts"]),
+        data["project"],
+        data["session"],
+        data["topic"],
+    )

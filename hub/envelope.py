@@ -1,0 +1,106 @@
+"""What travels between the edge, the router and the hosts: envelopes in, outcomes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import msgpack
+from pydantic import JsonValue
+
+from hub.codec import encode_msgpack
+from hub.protocol import SyncMessage
+
+
+class Status(StrEnum):
+    """What became of one message."""
+
+    APPLIED = "applied"  # durable: committed to the entity's log
+    DUPLICATE = "duplicate"  # seen before (same id, or a clock the entity already covers)
+    IGNORED = "ignored"  # not a state change (query, heartbeat, …)
+    REJECTED = "rejected"  # invalid for the entity; `field` and `reason` say why
+    EXPIRED = "expired"  # its ttl ran out before it could be applied
+    BUSY = "busy"  # the entity's mailbox is full: retry later
+    CAUSAL_VIOLATION = "causal_violation"  # a message it depends on never arrived
+    UNAVAILABLE = "unavailable"  # no host could take it (retry later)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A validated sync message with the routing facts pulled out; `body` is its msgpack."""
+
+    message_id: str
+    entity_id: str
+    causality: tuple[str, ...]
+    deadline_ms: int  # metadata.timestamp + ttl
+    body: bytes
+    depth: int = 0  # actor-to-actor call chain depth
+
+    @classmethod
+    def of(cls, message: SyncMessage, depth: int = 0) -> Envelope:
+        meta = message.metadata
+        entity = message.payload.entity.chitty_id if message.payload is not None else ""
+        return cls(
+            message.id,
+            entity,
+            tuple(meta.causality),
+            int(meta.timestamp.timestamp() * 1000) + meta.ttl * 1000,
+            encode_msgpack(message),
+            depth,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one envelope; `seq` is the entity's durable log position when applied."""
+
+    message_id: str
+    status: Status
+    entity_id: str = ""
+    seq: int = 0
+    clock: dict[str, int] = field(default_factory=dict)
+    field: str = ""
+    reason: str = ""
+    conflicts: tuple[dict[str, JsonValue], ...] = ()
+    entity: dict[str, JsonValue] | None = None  # the entity's wire view after the message
+    refusal: str = ""  # for `rejected`: hub.entity.Refusal (invalid, not_found, …)
+
+    def to_bytes(self) -> bytes:
+        packed: bytes = msgpack.packb(
+            [
+                self.message_id,
+                self.status.value,
+                self.entity_id,
+                self.seq,
+                self.clock,
+                self.field,
+                self.reason,
+                list(self.conflicts),
+                self.entity,
+                self.refusal,
+            ],
+            use_bin_type=True,
+        )
+        return packed
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Outcome:
+        raw: list[Any] = msgpack.unpackb(data, raw=False)
+        return cls(
+            raw[0],
+            Status(raw[1]),
+            raw[2],
+            raw[3],
+            raw[4],
+            raw[5],
+            raw[6],
+            tuple(raw[7]),
+            raw[8],
+            raw[9],
+        )
+
+    @property
+    def durable(self) -> bool:
+        """Whether the message's effect is committed (now or by an earlier delivery)."""
+        return self.status in (Status.APPLIED, Status.DUPLICATE)

@@ -1,0 +1,77 @@
+"""The durable checkpoint store: chained event log, snapshots, dedupe table, recovery."""
+
+from hub.store.chain import GENESIS_CHECKSUM, event_checksum
+from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.errors import (
+    CorruptValueError,
+    InvalidKeyError,
+    ReadOnlyStoreError,
+    SchemaVersionError,
+    SnapshotMismatchError,
+    StoreClosedError,
+    StoreError,
+    StoreFullError,
+    StoreOpenError,
+    StoreWriteError,
+    TimestampOrderError,
+)
+from hub.store.lmdb_store import LmdbStore
+from hub.store.memory import MemoryStore
+from hub.store.protocol import CheckpointStore, Clock, system_clock_ms
+from hub.store.records import (
+    Corruption,
+    CorruptionKind,
+    DedupeEntry,
+    NewEvent,
+    Snapshot,
+    StoredEvent,
+    VerifyReport,
+)
+from hub.store.recovery import (
+    Recovered,
+    Replayer,
+    SnapshotPolicy,
+    load,
+    state_at,
+    take_snapshot,
+)
+from hub.store.schema import SCHEMA_VERSION, Migration, MigrationContext
+
+__all__ = [
+    "GENESIS_CHECKSUM",
+    "SCHEMA_VERSION",
+    "CheckpointStore",
+    "Clock",
+    "CorruptValueError",
+    "Corruption",
+    "CorruptionKind",
+    "DedupeEntry",
+    "IdentityCodec",
+    "InvalidKeyError",
+    "LmdbStore",
+    "MemoryStore",
+    "Migration",
+    "MigrationContext",
+    "NewEvent",
+    "ReadOnlyStoreError",
+    "Recovered",
+    "Replayer",
+    "SchemaVersionError",
+    "Snapshot",
+    "SnapshotMismatchError",
+    "SnapshotPolicy",
+    "StoreClosedError",
+    "StoreError",
+    "StoreFullError",
+    "StoreOpenError",
+    "StoreWriteError",
+    "StoredEvent",
+    "TimestampOrderError",
+    "ValueCodec",
+    "VerifyReport",
+    "event_checksum",
+    "load",
+    "state_at",
+    "system_clock_ms",
+    "take_snapshot",
+]

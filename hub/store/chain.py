@@ -1,0 +1,194 @@
+"""Checksum chaining: each event's sha256 covers its predecessor's, so the log is tamper-evident."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import NamedTuple, Protocol
+
+from hub.store.errors import CorruptValueError, TimestampOrderError
+from hub.store.layout import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, entity_key_prefix
+from hub.store.records import Corruption, CorruptionKind, NewEvent, Snapshot, StoredEvent
+
+GENESIS_CHECKSUM = bytes(32)
+_SEQ_AND_TIME = struct.Struct(">Qq")
+
+
+def event_checksum(
+    previous: bytes, entity_key_prefix: bytes, seq: int, timestamp_ms: int, body: bytes
+) -> bytes:
+    """sha256(previous checksum, entity id + NUL, seq, timestamp, body).
+
+    The NUL after the id (ids never contain one) and the fixed-width integers keep the
+    hashed encoding unambiguous.
+    """
+    return sha256(
+        previous + entity_key_prefix + _SEQ_AND_TIME.pack(seq, timestamp_ms) + body
+    ).digest()
+
+
+class Head(Protocol):
+    """What appending needs of an entity's last event (a `StoredEvent` is one)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def checksum(self) -> bytes: ...
+
+    @property
+    def timestamp_ms(self) -> int: ...
+
+
+class ChainHead(NamedTuple):
+    """A `Head` on its own: the start of every chain (`GENESIS`) or a decoded last event."""
+
+    seq: int
+    checksum: bytes
+    timestamp_ms: int
+
+
+GENESIS = ChainHead(0, GENESIS_CHECKSUM, MIN_TIMESTAMP_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBatch:
+    """The stored form of a batch plus, per entity, its key prefix and new head."""
+
+    events: list[StoredEvent]
+    prefixes: dict[str, bytes]
+    heads: dict[str, Head]
+
+
+# Both store implementations plan appends and verify logs with the two functions below, so
+# they agree exactly on seqs, checksums and what counts as damage.
+def plan_batch(
+    events: Sequence[NewEvent],
+    head_of: Callable[[str, bytes], Head],
+    known: Mapping[str, Head] | None = None,
+) -> PlannedBatch:
+    """Assign seqs and checksums to `events` in order.
+
+    An entity's current head comes from `known` (a cache) or else `head_of(id, key prefix)`.
+    Raises `InvalidKeyError`, `TimestampOrderError`, `ValueError` or `TypeError` before
+    anything is written.
+    """
+    known = known or {}
+    # The latest head per entity: the current one, then the last event planned (the hot
+    # loop builds no head objects of its own).
+    last: dict[str, Head] = {}
+    prefixes: dict[str, bytes] = {}
+    stored: list[StoredEvent] = []
+    append = stored.append
+    pack = _SEQ_AND_TIME.pack
+    for event in events:
+        entity_id = event.entity_id
+        head = last.get(entity_id)
+        if head is None:
+            prefix = entity_key_prefix(entity_id)
+            prefixes[entity_id] = prefix
+            head = known.get(entity_id)
+            if head is None:
+                head = head_of(entity_id, prefix)
+        else:
+            prefix = prefixes[entity_id]
+        timestamp_ms = event.timestamp_ms
+        body = event.body
+        if type(timestamp_ms) is not int or type(body) is not bytes:
+            raise TypeError(
+                f"timestamp_ms must be an int and body bytes, got {type(timestamp_ms).__name__} "
+                f"and {type(body).__name__}"
+            )
+        if timestamp_ms < head.timestamp_ms or timestamp_ms > MAX_TIMESTAMP_MS:
+            if timestamp_ms > MAX_TIMESTAMP_MS or timestamp_ms < MIN_TIMESTAMP_MS:
+                raise ValueError(f"timestamp_ms {timestamp_ms} does not fit in 64 bits")
+            raise TimestampOrderError(
+                f"entity {entity_id!r}: event timestamp {timestamp_ms} is older than the "
+                f"previous event's {head.timestamp_ms} (seq {head.seq})"
+            )
+        seq = head.seq + 1
+        # Inlined event_checksum: this loop is the append hot path.
+        checksum = sha256(head.checksum + prefix + pack(seq, timestamp_ms) + body).digest()
+        event_out = StoredEvent(entity_id, seq, timestamp_ms, body, checksum)
+        append(event_out)
+        last[entity_id] = event_out
+    return PlannedBatch(stored, prefixes, last)
+
+
+def verify_chain(
+    entity_id: str, entries: Iterable[tuple[int, StoredEvent | CorruptValueError]]
+) -> list[Corruption]:
+    """Check one entity's log, given as (seq, event or decode error) in key order.
+
+    Each event's checksum is checked against its stored predecessor, so a damaged event is
+    named alone; after an undecodable event or a gap the next link cannot be checked.
+    """
+    found: list[Corruption] = []
+    prefix = entity_id.encode() + b"\x00"
+    previous: Head = GENESIS
+    expected = 1
+    linked = True
+    for seq, item in entries:
+        if seq != expected:
+            found.append(
+                Corruption(
+                    "events",
+                    CorruptionKind.GAP,
+                    entity_id,
+                    expected,
+                    f"events {expected}..{seq - 1} are missing (next present is {seq})",
+                )
+            )
+            linked = False
+        expected = seq + 1
+        if isinstance(item, CorruptValueError):
+            found.append(
+                Corruption("events", CorruptionKind.UNDECODABLE, entity_id, seq, str(item))
+            )
+            linked = False
+            continue
+        if linked:
+            want = event_checksum(previous.checksum, prefix, seq, item.timestamp_ms, item.body)
+            if want != item.checksum:
+                found.append(
+                    Corruption(
+                        "events",
+                        CorruptionKind.BAD_CHECKSUM,
+                        entity_id,
+                        seq,
+                        f"stored checksum {item.checksum.hex()[:16]}… "
+                        f"!= computed {want.hex()[:16]}…",
+                    )
+                )
+            elif item.timestamp_ms < previous.timestamp_ms:
+                found.append(
+                    Corruption(
+                        "events",
+                        CorruptionKind.TIMESTAMP_ORDER,
+                        entity_id,
+                        seq,
+                        f"timestamp {item.timestamp_ms} < previous {previous.timestamp_ms}",
+                    )
+                )
+        previous = item
+        linked = True
+    return found
+
+
+def snapshot_mismatch(snapshot: Snapshot, event: StoredEvent | None) -> str | None:
+    """Why `snapshot` does not belong to the chain at its seq, or None if it does."""
+    if event is None:
+        return f"no event at seq {snapshot.seq}"
+    if event.checksum != snapshot.checksum:
+        return (
+            f"checksum {snapshot.checksum.hex()[:16]}… is not the checksum of event "
+            f"{snapshot.seq} ({event.checksum.hex()[:16]}…)"
+        )
+    if event.timestamp_ms != snapshot.timestamp_ms:
+        return (
+            f"timestamp {snapshot.timestamp_ms} is not the timestamp of event "
+            f"{snapshot.seq} ({event.timestamp_ms})"
+        )
+    return None

@@ -1,0 +1,97 @@
+"""The `CheckpointStore` contract shared by `LmdbStore` and its in-memory twin `MemoryStore`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Protocol, Self
+
+from hub.store.records import DedupeEntry, NewEvent, Snapshot, StoredEvent, VerifyReport
+
+Clock = Callable[[], int]
+"""Milliseconds since the epoch; injected into stores so tests control time."""
+
+DEFAULT_SNAPSHOTS_KEPT = 3
+DEFAULT_DEDUPE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+
+
+def system_clock_ms() -> int:
+    """The wall clock in milliseconds (the default `Clock`)."""
+    return time.time_ns() // 1_000_000
+
+
+class CheckpointStore(Protocol):
+    """An entity event log with chained checksums, snapshots and a message dedupe table."""
+
+    # Writes are atomic (and, for LmdbStore, durable) when they return; reads see only
+    # committed data.
+
+    def append_batch(
+        self, events: Sequence[NewEvent], dedupe: Sequence[DedupeEntry] = ()
+    ) -> list[StoredEvent]:
+        """Append events (of any entities, in order) and dedupe entries in one commit.
+
+        Per entity, seqs continue gap-free from the last one and timestamps must not go
+        backwards. All or nothing: on any error nothing of the batch is stored.
+        """
+        ...
+
+    def last_seq(self, entity_id: str) -> int:
+        """The seq of the entity's last event, 0 if it has none."""
+        ...
+
+    def events(
+        self, entity_id: str, after_seq: int = 0, until_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """The entity's events with `after_seq < seq <= until_seq`, in seq order."""
+        ...
+
+    def history(
+        self, entity_id: str, since_ms: int | None = None, until_ms: int | None = None
+    ) -> list[StoredEvent]:
+        """The entity's events with `since_ms <= timestamp_ms <= until_ms` (both optional)."""
+        ...
+
+    def seq_at_time(self, entity_id: str, timestamp_ms: int) -> int:
+        """The seq of the entity's last event at or before `timestamp_ms`, 0 if none."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot (it must match the event at its seq), keeping the newest K."""
+        ...
+
+    def latest_snapshot(
+        self, entity_id: str, at_or_before_seq: int | None = None
+    ) -> Snapshot | None:
+        """The entity's newest kept snapshot, optionally the newest at or before a seq."""
+        ...
+
+    def dedupe_get(self, message_id: str) -> bytes | None:
+        """The recorded outcome of a message, None if unknown or older than the retention."""
+        ...
+
+    def dedupe_prune(self) -> int:
+        """Delete dedupe entries older than the retention window; return how many."""
+        ...
+
+    def entity_ids(self) -> Iterator[str]:
+        """Every entity with at least one event, in UTF-8 byte order."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Walk every chain, snapshot and dedupe entry and report exactly what is damaged."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise `StoreClosedError`."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,84 @@
+"""Immutable values the checkpoint store reads and writes; bodies and states are opaque bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: the store assigns its sequence number and checksum."""
+
+    entity_id: str
+    timestamp_ms: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event in an entity's log: `seq` is 1-based and gap-free, `checksum` chains to seq-1."""
+
+    entity_id: str
+    seq: int
+    timestamp_ms: int
+    body: bytes
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An entity's encoded state after event `seq`; `checksum` is that event's checksum."""
+
+    entity_id: str
+    seq: int
+    timestamp_ms: int
+    state: bytes
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeEntry:
+    """The outcome of a processed message, remembered so a retry is applied at most once."""
+
+    message_id: str
+    outcome: bytes
+
+
+class CorruptionKind(StrEnum):
+    """What `verify()` found wrong with one stored record."""
+
+    UNDECODABLE = "undecodable"
+    BAD_KEY = "bad_key"
+    BAD_CHECKSUM = "bad_checksum"
+    GAP = "gap"
+    TIMESTAMP_ORDER = "timestamp_order"
+    SNAPSHOT_MISMATCH = "snapshot_mismatch"
+    SCHEMA = "schema"
+
+
+@dataclass(frozen=True, slots=True)
+class Corruption:
+    """One damaged record: the database, the entity and sequence (when known) and why."""
+
+    database: str
+    kind: CorruptionKind
+    entity_id: str | None
+    seq: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The result of walking every chain, snapshot and dedupe entry of a store."""
+
+    entities: int
+    events: int
+    snapshots: int
+    dedupe_entries: int
+    corruptions: tuple[Corruption, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return not self.corruptions

@@ -1,0 +1,115 @@
+"""The catalog: exactly-once folding of host outboxes, filters, cursor pagination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.catalog import Catalog, CursorError, Query
+from hub.domains import SyncDomain
+from hub.subscriptions import Published, decode_published, encode_published
+
+
+def published(n: int, seq: int = 1, **entity: Any) -> Published:
+    data = {"content": f"todo {n}", "status": "pending", "assignees": [], **entity}
+    return Published(
+        0,
+        SyncDomain.TODOS,
+        f"CHITTY-TODO-{n:04d}",
+        "updated",
+        seq,
+        f"m{n}",
+        "web",
+        "node",
+        entity.get("projectId"),
+        entity.get("sessionId"),
+        None,
+        {"a": seq},
+        ("content",),
+        data,
+        (),
+        1000 + n,
+        ({"conflictId": f"CHITTY-CONFLICT-{n}"},) if entity.get("conflicted") else (),
+    )
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog(tmp_path / "catalog")
+
+
+def test_publications_round_trip_through_the_outbox_encoding() -> None:
+    item = published(1, projectId="CHITTY-PROJ-1", conflicted=True)
+    assert decode_published(encode_published(item)) == item
+
+
+def test_each_outbox_entry_is_taken_once(catalog: Catalog) -> None:
+    assert catalog.take("h", [(1, published(1)), (2, published(2))]) == 2
+    assert catalog.take("h", [(2, published(2, seq=9)), (3, published(3))]) == 3
+    row = catalog.get(SyncDomain.TODOS, "CHITTY-TODO-0002")
+    assert row is not None and row.seq == 1  # the re-sent entry 2 was skipped
+    assert catalog.marks() == {"h": 3}
+
+
+def test_a_newer_row_is_not_overwritten_by_an_older_change(catalog: Catalog) -> None:
+    catalog.take("h1", [(1, published(1, seq=5, content="new"))])
+    catalog.take("h2", [(1, published(1, seq=3, content="old"))])
+    row = catalog.get(SyncDomain.TODOS, "CHITTY-TODO-0001")
+    assert row is not None and row.entity["content"] == "new"
+
+
+def test_filters_and_pagination(catalog: Catalog) -> None:
+    items = [
+        published(
+            n,
+            projectId="CHITTY-PROJ-1" if n % 2 else "CHITTY-PROJ-2",
+            status="completed" if n % 3 == 0 else "pending",
+            assignees=["CHITTY-USER-1"] if n % 5 == 0 else [],
+        )
+        for n in range(1, 31)
+    ]
+    catalog.take("h", list(enumerate(items, start=1)))
+    odd = Query(SyncDomain.TODOS, project_id="CHITTY-PROJ-1", limit=4)
+    seen: list[str] = []
+    page = catalog.query(odd)
+    while True:
+        seen += [r.entity_id for r in page.rows]
+        if page.cursor is None:
+            break
+        page = catalog.query(
+            Query(SyncDomain.TODOS, project_id="CHITTY-PROJ-1", limit=4, cursor=page.cursor)
+        )
+    assert seen == [f"CHITTY-TODO-{n:04d}" for n in range(1, 31, 2)]
+    done = catalog.query(Query(SyncDomain.TODOS, status="completed", limit=100))
+    assert [r.entity_id for r in done.rows] == [f"CHITTY-TODO-{n:04d}" for n in range(3, 31, 3)]
+    mine = catalog.query(Query(SyncDomain.TODOS, assignee="CHITTY-USER-1"))
+    assert len(mine.rows) == 6 and mine.cursor is None
+    assert catalog.query(Query(SyncDomain.SESSIONS)).rows == ()
+
+
+def test_a_foreign_cursor_is_refused(catalog: Catalog) -> None:
+    with pytest.raises(CursorError):
+        catalog.query(Query(SyncDomain.TODOS, cursor="bm90LW91cnM="))
+    with pytest.raises(CursorError):
+        catalog.query(Query(SyncDomain.TODOS, cursor="***"))
+
+
+def test_open_conflicts_are_listed_across_entities(catalog: Catalog) -> None:
+    catalog.take(
+        "h",
+        [(1, published(1, conflicted=True)), (2, published(2)), (3, published(3, conflicted=True))],
+    )
+    assert [c["conflictId"] for c in catalog.conflicts()] == [
+        "CHITTY-CONFLICT-1",
+        "CHITTY-CONFLICT-3",
+    ]
+
+
+def test_the_catalog_survives_a_reopen(tmp_path: Path) -> None:
+    first = Catalog(tmp_path / "c")
+    first.take("h", [(1, published(1))])
+    first.close()
+    again = Catalog(tmp_path / "c")
+    assert again.mark("h") == 1 and again.get(SyncDomain.TODOS, "CHITTY-TODO-0001") is not None

@@ -1,0 +1,38 @@
+"""The gateway application: one aiohttp app over a running hub."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.settings import HubSettings
+from transports.gateway.entities import add_entity_routes
+from transports.gateway.errors import json_errors
+from transports.gateway.hub_api import Hub, Writer
+
+HUB = web.AppKey("hub", Hub)  # type: ignore[type-abstract]
+SETTINGS = web.AppKey("settings", HubSettings)
+WRITER = web.AppKey("writer", Writer)
+
+MAX_BODY = 1 << 20  # 1 MiB: a larger request body is a 413
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness (this process answers) and readiness (the router, broker and hosts answer)."""
+    parts = await request.app[HUB].health()
+    ready = all(parts.values())
+    return web.json_response(
+        {"status": "ok" if ready else "degraded", "live": True, "ready": ready, "actors": parts},
+        status=200 if ready else 503,
+    )
+
+
+def make_app(hub: Hub, settings: HubSettings) -> web.Application:
+    """The gateway for `hub`: REST under /api/v1, /health."""
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    writer = Writer(hub, f"gateway-{settings.node_id}")
+    app[HUB] = hub
+    app[SETTINGS] = settings
+    app[WRITER] = writer
+    app.router.add_get("/health", health, name="health")
+    add_entity_routes(app, hub, writer)
+    return app

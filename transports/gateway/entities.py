@@ -1,0 +1,185 @@
+"""CRUD, lists, history and temporal reads for every domain, under /api/v1/{domain}."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import JsonValue
+
+from actors.host import EntityView
+from hub.catalog import CursorError, Query
+from hub.domains import DOMAINS, SyncDomain
+from hub.envelope import Outcome
+from hub.ids import InvalidChittyId, parse
+from transports.gateway.errors import ApiError, read_json
+from transports.gateway.hub_api import Hub, Writer, parse_clock
+
+LIST_PARAMS = frozenset(
+    {"projectId", "sessionId", "topicId", "status", "assignee", "cursor", "limit", "includeDeleted"}
+)
+MAX_PAGE = 500
+
+
+def entity_body(view: EntityView) -> dict[str, Any]:
+    """How an entity is answered: its wire object, its clock, its log position, its conflicts."""
+    return {
+        "entity": view.entity,
+        "vectorClock": view.clock,
+        "seq": view.seq,
+        "conflicts": list(view.conflicts),
+    }
+
+
+def written_body(outcome: Outcome, first: EntityView | None) -> dict[str, Any]:
+    if first is not None:
+        return entity_body(first)
+    return {
+        "entity": outcome.entity,
+        "vectorClock": outcome.clock,
+        "seq": outcome.seq,
+        "conflicts": list(outcome.conflicts),
+    }
+
+
+def entity_id_of(request: web.Request, domain: SyncDomain) -> str:
+    entity_id = request.match_info["id"]
+    try:
+        parse(entity_id, expect=DOMAINS[domain].kind)
+    except InvalidChittyId as error:
+        raise ApiError(404, "not_found", str(error), "id") from None
+    return entity_id
+
+
+async def body_fields(request: web.Request) -> tuple[dict[str, JsonValue], dict[str, int] | None]:
+    """The entity fields of a write body and the client's vector clock, if it sent one."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", "the body must be a JSON object of the entity's fields")
+    data = dict(body)
+    clock = parse_clock(data.pop("vectorClock", None))
+    return data, clock
+
+
+class EntityRoutes:
+    """The handlers of one domain."""
+
+    def __init__(self, domain: SyncDomain, hub: Hub, writer: Writer) -> None:
+        self.domain = domain
+        self.hub = hub
+        self.writer = writer
+
+    async def create(self, request: web.Request) -> web.Response:
+        data, clock = await body_fields(request)
+        entity_id = data.pop("chittyId", None)
+        if entity_id is None:
+            entity_id = self.writer.ids.new(DOMAINS[self.domain].kind)
+        if not isinstance(entity_id, str):
+            raise ApiError(422, "invalid", "must be a string", "chittyId")
+        try:
+            parse(entity_id, expect=DOMAINS[self.domain].kind)
+        except InvalidChittyId as error:
+            raise ApiError(422, "invalid", str(error), "chittyId") from None
+        message = self.writer.message(request, self.domain, "create", entity_id, data, clock)
+        outcome, first = await self.writer.write(message)
+        return web.json_response(written_body(outcome, first), status=201)
+
+    async def read(self, request: web.Request) -> web.Response:
+        entity_id = entity_id_of(request, self.domain)
+        at = request.query.get("at")
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                raise ApiError(422, "invalid", "must be an ISO-8601 time", "at") from None
+            view = await self.hub.state_at(entity_id, int(moment.timestamp() * 1000))
+        else:
+            view = await self.hub.get(entity_id)
+        if view is None or view.deleted or view.domain != self.domain.value:
+            raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
+        return web.json_response(entity_body(view))
+
+    async def update(self, request: web.Request) -> web.Response:
+        entity_id = entity_id_of(request, self.domain)
+        data, clock = await body_fields(request)
+        if data.pop("chittyId", entity_id) != entity_id:
+            raise ApiError(422, "invalid", "differs from the id in the path", "chittyId")
+        message = self.writer.message(request, self.domain, "update", entity_id, data, clock)
+        outcome, first = await self.writer.write(message)
+        return web.json_response(written_body(outcome, first))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        entity_id = entity_id_of(request, self.domain)
+        if self.domain is SyncDomain.SESSIONS:  # the spec: DELETE ends a session
+            message = self.writer.message(
+                request, self.domain, "update", entity_id, {"status": "ended"}
+            )
+        else:
+            message = self.writer.message(request, self.domain, "delete", entity_id, {})
+        outcome, first = await self.writer.write(message)
+        return web.json_response(written_body(outcome, first))
+
+    async def history(self, request: web.Request) -> web.Response:
+        entity_id = entity_id_of(request, self.domain)
+        events = await self.hub.history(entity_id)
+        if not events:
+            raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
+        return web.json_response({"entityId": entity_id, "events": events})
+
+    async def list(self, request: web.Request) -> web.Response:
+        unknown = sorted(set(request.query) - LIST_PARAMS)
+        if unknown:
+            known = ", ".join(sorted(LIST_PARAMS))
+            raise ApiError(400, "bad_query", f"unknown parameter (known: {known})", unknown[0])
+        query = request.query
+        try:
+            limit = int(query.get("limit", "50"))
+        except ValueError:
+            raise ApiError(422, "invalid", "must be a whole number", "limit") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise ApiError(422, "invalid", f"must be between 1 and {MAX_PAGE}", "limit")
+        wanted = Query(
+            self.domain,
+            project_id=query.get("projectId"),
+            session_id=query.get("sessionId"),
+            topic_id=query.get("topicId"),
+            status=query.get("status"),
+            assignee=query.get("assignee"),
+            include_deleted=query.get("includeDeleted", "false").lower() == "true",
+            cursor=query.get("cursor"),
+            limit=limit,
+        )
+        try:
+            page = await self.hub.list(wanted)
+        except CursorError as error:
+            raise ApiError(422, "invalid", str(error), "cursor") from None
+        return web.json_response(
+            {
+                "items": [
+                    {
+                        "entity": row.entity,
+                        "vectorClock": row.clock,
+                        "seq": row.seq,
+                        "conflicts": list(row.conflicts),
+                    }
+                    for row in page.rows
+                ],
+                "cursor": page.cursor,
+            }
+        )
+
+
+def add_entity_routes(app: web.Application, hub: Hub, writer: Writer) -> None:
+    """Register the CRUD routes of every domain (after any more specific route)."""
+    for domain in SyncDomain:
+        routes = EntityRoutes(domain, hub, writer)
+        base = f"/api/v1/{domain.value}"
+        name = domain.value
+        app.router.add_get(base, routes.list, name=f"list_{name}")
+        app.router.add_post(base, routes.create, name=f"create_{name}")
+        app.router.add_get(base + "/{id}", routes.read, name=f"get_{name}")
+        app.router.add_put(base + "/{id}", routes.update, name=f"update_{name}")
+        app.router.add_patch(base + "/{id}", routes.update, name=f"patch_{name}")
+        app.router.add_delete(base + "/{id}", routes.delete, name=f"delete_{name}")
+        app.router.add_get(base + "/{id}/history", routes.history, name=f"history_{name}")

@@ -1,0 +1,69 @@
+"""Every error the gateway answers is JSON `{"error", "detail", "field"}` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An answer other than success: status, a short error code, a sentence, the field at fault."""
+
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+
+
+def error_response(status: int, error: str, detail: str, field: str | None = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail, "field": field}, status=status)
+
+
+def validation_error(error: ValidationError, prefix: str = "") -> ApiError:
+    """A pydantic error as a 422 naming the first field at fault (wire path)."""
+    first = error.errors(include_url=False)[0]
+    path = ".".join(str(p) for p in first["loc"])
+    field = f"{prefix}.{path}" if prefix and path else (prefix or path)
+    return ApiError(422, "invalid", first["msg"], field or None)
+
+
+async def read_json(request: web.Request) -> object:
+    """The request body as JSON; a 400 that says why when it is not."""
+    if request.content_length == 0 or not request.can_read_body:
+        raise ApiError(400, "bad_request", "a JSON body is required")
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {error}") from None
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into the JSON error shape; never a 500 for bad input."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.error, error.detail, error.field)
+    except ValidationError as error:
+        api = validation_error(error)
+        return error_response(api.status, api.error, api.detail, api.field)
+    except web.HTTPRequestEntityTooLarge as error:
+        return error_response(413, "too_large", error.text or "request body too large")
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = error.reason.lower().replace(" ", "_")
+        return error_response(error.status, code, error.text or error.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "the hub failed to answer; this is our bug")
