@@ -8,6 +8,7 @@ from hub.settings import HubSettings
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
+from transports.gateway.ws import add_ws_routes
 
 HUB = web.AppKey("hub", Hub)  # type: ignore[type-abstract]
 SETTINGS = web.AppKey("settings", HubSettings)
@@ -34,5 +35,6 @@ def make_app(hub: Hub, settings: HubSettings) -> web.Application:
     app[SETTINGS] = settings
     app[WRITER] = writer
     app.router.add_get("/health", health, name="health")
+    add_ws_routes(app)
     add_entity_routes(app, hub, writer)
     return app

@@ -131,9 +131,9 @@ def outcome_error(outcome: Outcome) -> ApiError:
 
 def _wire_field(field: str) -> str | None:
     """`payload.entity.data.status` -> `status`: REST clients sent the entity's fields."""
-    prefix = "payload.entity.data."
-    if field.startswith(prefix):
-        return field[len(prefix) :]
+    for prefix in ("payload.entity.data.", "payload.entity."):
+        if field.startswith(prefix):
+            return field[len(prefix) :]
     if field == "metadata.vectorClock":
         return "vectorClock"
     return field or None

@@ -1,0 +1,85 @@
+"""A real hub behind a real aiohttp server on a loopback port, shared by a test module."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from hub.settings import HubSettings
+from tests.actors.conftest import settings_for
+
+T = TypeVar("T")
+
+
+class Gateway:
+    """The gateway's event loop runs in a thread; tests drive it with `call` or `request`."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        from actors.runtime import Runtime
+        from transports.gateway import make_app
+
+        self.settings = settings
+        self.runtime = Runtime.start(settings)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.app = make_app(self.runtime, settings)
+        self.runner = web.AppRunner(self.app)
+        self.call(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.call(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self.session: aiohttp.ClientSession = self.call(self._session())
+
+    async def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(self.url)
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
+        return future.result(timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        async def go() -> tuple[int, Any, dict[str, str]]:
+            data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            hdrs = {"Content-Type": "application/json", **(headers or {})}
+            async with self.session.request(method, path, data=data, headers=hdrs) as response:
+                text = await response.text()
+                try:
+                    parsed = json.loads(text) if text else None
+                except ValueError:
+                    parsed = text
+                return response.status, parsed, dict(response.headers)
+
+        return self.call(go())
+
+    def close(self) -> None:
+        self.call(self.session.close())
+        self.call(self.runner.cleanup())
+        self.runtime.shutdown()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def gateway(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp: Path = tmp_path_factory.mktemp("gateway")
+    running = Gateway(settings_for(tmp, hosts=2))
+    yield running
+    running.close()

@@ -1,0 +1,166 @@
+"""REST CRUD over a live hub: spec field names, vector clocks, errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.transports.conftest import Gateway
+
+SESSION = "CHITTY-SESSION-1"
+
+
+def create_todo(gateway: Gateway, **fields: object) -> dict[str, object]:
+    status, body, _ = gateway.request(
+        "POST", "/api/v1/todos", {"content": "write docs", "sessionId": SESSION, **fields}
+    )
+    assert status == 201, body
+    return body  # type: ignore[no-any-return]
+
+
+def test_create_returns_the_todo_with_its_chitty_id_and_clock(gateway: Gateway) -> None:
+    body = create_todo(gateway)
+    entity = body["entity"]
+    assert entity["chittyId"].startswith("CHITTY-TODO-")  # type: ignore[index]
+    assert entity["activeForm"] == "" and entity["status"] == "pending"  # type: ignore[index]
+    assert body["vectorClock"] == {"api": 1} and body["seq"] == 1
+
+
+def test_read_update_history_and_delete(gateway: Gateway) -> None:
+    todo = create_todo(gateway)["entity"]["chittyId"]  # type: ignore[index]
+    status, body, _ = gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "in_progress"})
+    assert status == 200 and body["entity"]["status"] == "in_progress"
+    status, body, _ = gateway.request("GET", f"/api/v1/todos/{todo}")
+    assert status == 200 and body["seq"] == 2
+    status, body, _ = gateway.request("GET", f"/api/v1/todos/{todo}/history")
+    assert [e["seq"] for e in body["events"]] == [1, 2]
+    assert gateway.request("DELETE", f"/api/v1/todos/{todo}")[0] == 200
+    assert gateway.request("GET", f"/api/v1/todos/{todo}")[0] == 404
+
+
+def test_a_stale_clock_merges_and_answers_with_the_conflict(gateway: Gateway) -> None:
+    created = create_todo(gateway)
+    todo, clock = created["entity"]["chittyId"], created["vectorClock"]  # type: ignore[index]
+    first = gateway.request(
+        "PUT",
+        f"/api/v1/todos/{todo}",
+        {"status": "completed", "vectorClock": {**clock, "phone": 1}},
+        {"X-Chitty-Node": "phone"},
+    )  # type: ignore[dict-item]
+    assert first[0] == 200 and first[1]["conflicts"] == []
+    second = gateway.request(
+        "PUT",
+        f"/api/v1/todos/{todo}",
+        {"status": "blocked", "vectorClock": {**clock, "web": 1}},
+        {"X-Chitty-Node": "web"},
+    )  # type: ignore[dict-item]
+    assert second[0] == 200
+    assert [c["field"] for c in second[1]["conflicts"]] == ["status"]
+    assert second[1]["vectorClock"] == {"api": 1, "phone": 1, "web": 1}
+
+
+def test_idempotency_key_returns_the_first_result(gateway: Gateway) -> None:
+    todo = create_todo(gateway)["entity"]["chittyId"]  # type: ignore[index]
+    key = {"Idempotency-Key": f"retry-{todo}"}
+    first = gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "once"}, key)
+    gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "later"})
+    again = gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "once"}, key)
+    assert again[0] == 200 and again[1]["seq"] == first[1]["seq"] == 2
+    assert again[1]["entity"]["content"] == "once"
+
+
+def test_list_filters_and_paginates(gateway: Gateway) -> None:
+    project = "CHITTY-PROJ-LISTING1"
+    made = {
+        create_todo(gateway, projectId=project, content=f"item {i}")["entity"]["chittyId"]
+        for i in range(7)
+    }  # type: ignore[index]
+    seen: list[str] = []
+    path = f"/api/v1/todos?projectId={project}&limit=3"
+    while True:
+        status, body, _ = gateway.request("GET", path)
+        assert status == 200
+        seen += [item["entity"]["chittyId"] for item in body["items"]]
+        if body["cursor"] is None:
+            break
+        path = f"/api/v1/todos?projectId={project}&limit=3&cursor={body['cursor']}"
+    assert set(seen) == made and len(seen) == 7
+
+
+def test_state_at_a_time(gateway: Gateway) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    todo = create_todo(gateway)["entity"]["chittyId"]  # type: ignore[index]
+    time.sleep(0.05)
+    middle = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "changed"})
+    status, body, _ = gateway.request(
+        "GET", f"/api/v1/todos/{todo}?at={middle.replace('+00:00', 'Z')}"
+    )
+    assert status == 200 and body["entity"]["content"] == "write docs"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("POST", "/api/v1/todos", {"sessionId": SESSION}, 422, "content"),
+        (
+            "POST",
+            "/api/v1/todos",
+            {"content": "x", "sessionId": SESSION, "status": "done"},
+            422,
+            "status",
+        ),
+        ("POST", "/api/v1/todos", {"content": "x", "sessionId": "nope"}, 422, "sessionId"),
+        (
+            "POST",
+            "/api/v1/todos",
+            {"content": "x", "sessionId": SESSION, "chittyId": "CHITTY-PROJ-1"},
+            422,
+            "chittyId",
+        ),
+        (
+            "POST",
+            "/api/v1/todos",
+            {"content": "x", "sessionId": SESSION, "vectorClock": {"a": -1}},
+            422,
+            "vectorClock",
+        ),
+        ("POST", "/api/v1/todos", [1, 2], 422, None),
+        ("GET", "/api/v1/todos/CHITTY-TODO-NOPE", None, 404, "id"),
+        ("GET", "/api/v1/todos/not-an-id", None, 404, "id"),
+        ("GET", "/api/v1/todos?colour=red", None, 400, "colour"),
+        ("GET", "/api/v1/todos?limit=0", None, 422, "limit"),
+        ("GET", "/api/v1/todos?cursor=abc", None, 422, "cursor"),
+        ("PUT", "/api/v1/todos/CHITTY-TODO-NOPE", {"content": "x"}, 404, "chittyId"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    gateway: Gateway, method: str, path: str, body: object, status: int, field: str | None
+) -> None:
+    got, answer, _ = gateway.request(method, path, body)
+    assert got == status, answer
+    assert set(answer) == {"error", "detail", "field"}
+    assert answer["field"] == field
+
+
+def test_illegal_transition_is_a_409(gateway: Gateway) -> None:
+    todo = create_todo(gateway, status="completed")["entity"]["chittyId"]  # type: ignore[index]
+    status, body, _ = gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "in_progress"})
+    assert status == 409 and body["field"] == "status" and "illegal" in body["detail"]
+
+
+def test_malformed_json_and_oversized_bodies(gateway: Gateway) -> None:
+    status, body, _ = gateway.request("POST", "/api/v1/todos", raw=b"{nope")
+    assert status == 400 and body["error"] == "bad_json"
+    status, body, _ = gateway.request(
+        "POST", "/api/v1/todos", raw=b'{"content": "' + b"x" * (2 << 20) + b'"}'
+    )
+    assert status == 413
+
+
+def test_health_reports_every_actor(gateway: Gateway) -> None:
+    status, body, _ = gateway.request("GET", "/health")
+    assert status == 200 and body["ready"] is True
+    assert {"router", "broker", "catalog", "host-0", "host-1"} <= set(body["actors"])
