@@ -47,6 +47,7 @@ class _Activation:
     seq: int
     snapshot_seq: int
     last_used: float
+    last_ms: int  # time of the newest event: a host on a node with a slower clock never goes back
 
 
 @dataclass(slots=True)
@@ -133,11 +134,13 @@ class EntityHost:
         started = time.perf_counter()
         recovered = load(self.store, entity_id, self._replayer)
         snapshot = self.store.latest_snapshot(entity_id)
+        newest = next(self.store.events(entity_id, after_seq=max(recovered.seq - 1, 0)), None)
         activation = _Activation(
             recovered.state,
             recovered.seq,
             snapshot.seq if snapshot is not None else 0,
             self._monotonic(),
+            newest.timestamp_ms if newest is not None else 0,
         )
         self._active[entity_id] = activation
         self.metrics.activations += 1
@@ -233,7 +236,7 @@ class EntityHost:
                 )
                 continue
             assert result.state is not None
-            stamp = self._stamp()
+            stamp = max(self._stamp(), self._active[entity_id].last_ms)
             for event in result.events:
                 seq += 1
                 new_events.append(NewEvent(entity_id, stamp, encode_event(event)))
@@ -256,6 +259,8 @@ class EntityHost:
             activation = self._active.get(entity_id) or self._activate(entity_id)
             previous = activation.seq
             activation.state, activation.seq = state, seq
+            if seq > previous:
+                activation.last_ms = max(activation.last_ms, self._last_ms)
             if seq > previous and self._policy.due(seq, previous) and state is not None:
                 take_snapshot(self.store, entity_id, state, seq, self._replayer)
                 activation.snapshot_seq = seq

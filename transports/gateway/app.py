@@ -8,6 +8,8 @@ from hub.settings import HubSettings
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
+from transports.gateway.sync import add_sync_routes
+from transports.gateway.workflows import add_workflow_routes
 from transports.gateway.ws import add_ws_routes
 
 HUB = web.AppKey("hub", Hub)  # type: ignore[type-abstract]
@@ -36,5 +38,7 @@ def make_app(hub: Hub, settings: HubSettings) -> web.Application:
     app[WRITER] = writer
     app.router.add_get("/health", health, name="health")
     add_ws_routes(app)
+    add_sync_routes(app, hub, writer)
+    add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
     return app

@@ -72,6 +72,7 @@ class Writer:
         entity_id: str,
         data: dict[str, JsonValue],
         clock: dict[str, int] | None = None,
+        delta: dict[str, JsonValue] | None = None,
     ) -> SyncMessage:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= 100 and key.isprintable() and " " not in key):
@@ -88,6 +89,7 @@ class Writer:
                 "domain": domain.value,
                 "operation": operation,
                 "entity": {"chittyId": entity_id, "type": domain.value[:-1], "data": data},
+                **({"delta": delta} if delta is not None else {}),
             },
             "metadata": {"timestamp": datetime.now(UTC).isoformat(), "vectorClock": clock or {}},
         }

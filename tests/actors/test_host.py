@@ -1,0 +1,91 @@
+"""EntityHost alone (no Ray): activation, passivation with snapshots, clocks, outbox, metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from actors.host import EntityHost, outbox_id
+from hub.envelope import Envelope, Status
+from hub.store import MemoryStore
+from tests.actors.conftest import settings_for
+from tests.messages import create_todo, sync_message
+
+
+def envelopes(*messages: object) -> list[Envelope]:
+    return [Envelope.of(m) for m in messages]  # type: ignore[arg-type]
+
+
+def test_the_lru_cap_passivates_with_a_snapshot_and_reactivation_restores(tmp_path: Path) -> None:
+    store = MemoryStore()
+    host = EntityHost(
+        "h", store, settings_for(tmp_path, max_active_entities=3, snapshot_every=1000)
+    )
+    todos = [f"CHITTY-TODO-{n}" for n in range(5)]
+    outcomes, _ = host.handle(
+        envelopes(*(create_todo(t, f"todo {n}", node="a") for n, t in enumerate(todos)))
+    )
+    assert all(o.status is Status.APPLIED for o in outcomes)
+    assert host.active_ids() == todos[2:]
+    assert host.metrics.passivations == 2
+    assert store.latest_snapshot(todos[0]) is not None  # written on passivation
+    view = host.get(todos[0])
+    assert view is not None and view.entity["content"] == "todo 0" and view.seq == 1
+
+
+def test_idle_entities_are_passivated(tmp_path: Path) -> None:
+    now = [0.0]
+    host = EntityHost(
+        "h", MemoryStore(), settings_for(tmp_path, idle_passivate_s=10), monotonic=lambda: now[0]
+    )
+    host.handle(envelopes(create_todo("CHITTY-TODO-1", node="a")))
+    now[0] = 5
+    host.handle(envelopes(create_todo("CHITTY-TODO-2", node="a")))
+    now[0] = 12
+    assert host.passivate_idle() == 1
+    assert host.active_ids() == ["CHITTY-TODO-2"]
+
+
+def test_a_host_with_a_slower_clock_never_writes_an_event_back_in_time(tmp_path: Path) -> None:
+    store = MemoryStore()
+    now = time.time_ns() // 1_000_000
+    ahead = EntityHost("fast", store, settings_for(tmp_path), now_ms=lambda: now + 600_000)
+    [created], _ = ahead.handle(envelopes(create_todo("CHITTY-TODO-1", node="a", ttl=3600)))
+    assert created.status is Status.APPLIED
+    ahead.release("CHITTY-TODO-1")
+    behind = EntityHost("slow", store, settings_for(tmp_path), now_ms=lambda: now - 600_000)
+    update = sync_message(
+        "CHITTY-TODO-1", data={"content": "moved"}, node="b", clock={"a": 1, "b": 1}
+    )
+    [outcome], _ = behind.handle(envelopes(update))
+    assert outcome.status is Status.APPLIED
+    times = [e.timestamp_ms for e in store.events("CHITTY-TODO-1")]
+    assert times == sorted(times)
+
+
+def test_publications_are_in_the_outbox_of_the_same_commit(tmp_path: Path) -> None:
+    store = MemoryStore()
+    host = EntityHost("h", store, settings_for(tmp_path))
+    _, published = host.handle(
+        envelopes(create_todo("CHITTY-TODO-1", node="a"), create_todo("CHITTY-TODO-2", node="a"))
+    )
+    assert [p.entity_id for p in published] == ["CHITTY-TODO-1", "CHITTY-TODO-2"]
+    assert store.last_seq(outbox_id("h")) == 2 == host.outbox_seq
+    assert [p.entity_id for _, p in host.outbox_after(1)] == ["CHITTY-TODO-2"]
+    # A new host object on the same store (a restart) knows where its outbox is.
+    assert EntityHost("h", store, settings_for(tmp_path)).outbox_seq == 2
+
+
+def test_metrics_count_what_happened(tmp_path: Path) -> None:
+    host = EntityHost("h", MemoryStore(), settings_for(tmp_path))
+    create = create_todo("CHITTY-TODO-1", node="a")
+    host.handle(
+        envelopes(
+            create,
+            create,
+            sync_message("CHITTY-TODO-1", data={"status": "x"}, node="b", clock={"a": 1, "b": 1}),
+        )
+    )
+    metrics = host.metrics
+    assert (metrics.applied, metrics.duplicates, metrics.rejected, metrics.batches) == (1, 1, 1, 1)
+    assert metrics.activations == 1 and metrics.active_entities == 1

@@ -1,0 +1,218 @@
+"""The spec's /sync endpoints: sync a domain or entity to targets, status, broadcast, conflicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field, JsonValue
+
+from hub.catalog import Query
+from hub.codec import DecodeError, from_wire
+from hub.domains import DOMAINS, SyncDomain
+from hub.fields import nest, policy_table
+from hub.ids import ChittyIdStr, InvalidChittyId, parse
+from hub.models.base import WireModel
+from transports.gateway.entities import written_body
+from transports.gateway.errors import ApiError, read_json
+from transports.gateway.hub_api import Hub, Writer, outcome_error
+from transports.gateway.targets import TargetKind, check_targets, report
+
+COUNT_CAP = 10_000  # entities counted per sync report; more shows as the cap
+
+
+class SyncRequest(WireModel):
+    """Where to sync: targets by kind, narrowed by project or session; dryRun changes nothing."""
+
+    platforms: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    project_id: ChittyIdStr | None = None
+    session_id: ChittyIdStr | None = None
+    dry_run: bool = False
+
+
+class ResolveRequest(WireModel):
+    """The value that settles a conflict (any valid value of the field, usually one version)."""
+
+    value: JsonValue
+
+
+def _domains(name: str) -> list[SyncDomain]:
+    if name == "all":
+        return list(SyncDomain)
+    try:
+        return [SyncDomain(name)]
+    except ValueError:
+        known = ", ".join(["all", *(d.value for d in SyncDomain)])
+        raise ApiError(404, "not_found", f"no domain {name!r}; known: {known}", "domain") from None
+
+
+async def _body(request: web.Request, model: type[WireModel]) -> Any:
+    if not request.can_read_body:
+        return model()
+    return model.model_validate(await read_json(request))
+
+
+class SyncRoutes:
+    def __init__(self, hub: Hub, writer: Writer) -> None:
+        self.hub = hub
+        self.writer = writer
+
+    async def _count(self, domains: list[SyncDomain], wanted: SyncRequest) -> int:
+        total = 0
+        for domain in domains:
+            cursor = None
+            while total < COUNT_CAP:
+                page = await self.hub.list(
+                    Query(
+                        domain,
+                        project_id=wanted.project_id,
+                        session_id=wanted.session_id,
+                        cursor=cursor,
+                        limit=500,
+                    )
+                )
+                total += len(page.rows)
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        return min(total, COUNT_CAP)
+
+    def _reports(self, wanted: SyncRequest, entities: int) -> list[dict[str, object]]:
+        requested: dict[TargetKind, list[str]] = {
+            "platforms": wanted.platforms,
+            "channels": wanted.channels,
+            "models": wanted.models,
+        }
+        if not any(requested.values()):
+            requested["platforms"] = ["web", "cli", "mobile"]  # the spec: all platforms
+        return [
+            report(k, n, entities, wanted.dry_run).to_wire() for k, n in check_targets(requested)
+        ]
+
+    async def sync_domain(self, request: web.Request) -> web.Response:
+        domains = _domains(request.match_info["domain"])
+        wanted: SyncRequest = await _body(request, SyncRequest)
+        check_targets(
+            {"platforms": wanted.platforms, "channels": wanted.channels, "models": wanted.models}
+        )
+        entities = await self._count(domains, wanted)
+        return web.json_response(
+            {
+                "domain": request.match_info["domain"],
+                "dryRun": wanted.dry_run,
+                "entities": entities,
+                "targets": self._reports(wanted, entities),
+            }
+        )
+
+    async def sync_entity(self, request: web.Request) -> web.Response:
+        [domain] = _domains(request.match_info["domain"])
+        entity_id = request.match_info["entityId"]
+        wanted: SyncRequest = await _body(request, SyncRequest)
+        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
+        if view is None or view.deleted:
+            raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
+        return web.json_response(
+            {
+                "domain": domain.value,
+                "entityId": entity_id,
+                "dryRun": wanted.dry_run,
+                "seq": view.seq,
+                "vectorClock": view.clock,
+                "targets": self._reports(wanted, 1),
+            }
+        )
+
+    async def status(self, request: web.Request) -> web.Response:
+        [domain] = _domains(request.match_info["domain"])
+        entity_id = request.match_info["entityId"]
+        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
+        if view is None:
+            raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
+        return web.json_response(
+            {
+                "entityId": entity_id,
+                "domain": domain.value,
+                "seq": view.seq,
+                "vectorClock": view.clock,
+                "deleted": view.deleted,
+                "openConflicts": len(view.conflicts),
+                "synced": not view.conflicts,
+            }
+        )
+
+    async def broadcast(self, request: web.Request) -> web.Response:
+        """Submit a full SyncMessage as is (its `target` says where it goes)."""
+        raw = await read_json(request)
+        try:
+            message = from_wire(raw)
+        except DecodeError as error:
+            raise ApiError(422, "invalid", error.reason, error.field or None) from None
+        [outcome] = await self.hub.submit([message])
+        if not outcome.durable and outcome.status.value != "ignored":
+            raise outcome_error(outcome)
+        return web.json_response(
+            {
+                "id": message.id,
+                "status": outcome.status.value,
+                "seq": outcome.seq,
+                "vectorClock": outcome.clock,
+                "conflicts": list(outcome.conflicts),
+            }
+        )
+
+    async def conflicts(self, request: web.Request) -> web.Response:
+        domain = request.query.get("domain")
+        found = await self.hub.conflicts(_domains(domain)[0] if domain else None)
+        return web.json_response({"conflicts": found})
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        conflict_id = request.match_info["id"]
+        wanted: ResolveRequest = ResolveRequest.model_validate(await read_json(request))
+        conflict = next(
+            (c for c in await self.hub.conflicts() if c.get("conflictId") == conflict_id), None
+        )
+        if conflict is None:
+            raise ApiError(404, "not_found", f"no open conflict {conflict_id}", "id")
+        entity_id = str(conflict["entityId"])
+        view = await self.hub.get(entity_id)
+        if view is None:
+            raise ApiError(404, "not_found", f"no entity {entity_id}", "id")
+        domain = SyncDomain(view.domain)
+        field = str(conflict["field"])
+        if field not in policy_table(DOMAINS[domain].model).fields:
+            raise ApiError(409, "conflict", f"the conflict names an unknown field {field!r}")
+        # A blind write: it has seen every version, so it supersedes them all and closes it.
+        message = self.writer.message(
+            request, domain, "update", entity_id, nest({field: wanted.value})
+        )
+        try:
+            outcome, first = await self.writer.write(message)
+        except ApiError as error:
+            if error.field == field:
+                error.field = "value"
+            raise
+        body = written_body(outcome, first)
+        body["resolved"] = conflict_id
+        return web.json_response(body)
+
+
+def _valid(entity_id: str, domain: SyncDomain) -> bool:
+    try:
+        parse(entity_id, expect=DOMAINS[domain].kind)
+    except InvalidChittyId:
+        return False
+    return True
+
+
+def add_sync_routes(app: web.Application, hub: Hub, writer: Writer) -> None:
+    routes = SyncRoutes(hub, writer)
+    add = app.router
+    add.add_get("/api/v1/sync/conflicts", routes.conflicts, name="list_conflicts")
+    add.add_post("/api/v1/sync/conflicts/{id}/resolve", routes.resolve, name="resolve_conflict")
+    add.add_post("/api/v1/sync/broadcast", routes.broadcast, name="broadcast")
+    add.add_post("/api/v1/sync/{domain}", routes.sync_domain, name="sync_domain")
+    add.add_post("/api/v1/sync/{domain}/{entityId}", routes.sync_entity, name="sync_entity")
+    add.add_get("/api/v1/sync/{domain}/{entityId}/status", routes.status, name="sync_status")
