@@ -1,0 +1,106 @@
+"""`chitty up` killed by SIGKILL, then started again on the same data dir, keeps acked writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def start(data: Path, port: int) -> subprocess.Popen[bytes]:
+    hub = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "transports.cli",
+            "up",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+            "--hosts",
+            "2",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: SIGKILL takes Ray's processes too
+        env={**os.environ, "CHITTY_NAMESPACE": f"restart-{port}"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if call(f"http://127.0.0.1:{port}/health")[0] == 200:
+                return hub
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        assert hub.poll() is None, "chitty up exited early"
+        time.sleep(0.5)
+    raise AssertionError("the hub did not become healthy in 120 s")
+
+
+def crash(hub: subprocess.Popen[bytes]) -> None:
+    os.killpg(hub.pid, signal.SIGKILL)
+    hub.wait(30)
+
+
+@pytest.mark.slow
+def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None:
+    port = free_port()
+    hub = start(tmp_path, port)
+    acked: dict[str, str] = {}
+    try:
+        for n in range(40):
+            status, body = call(
+                f"http://127.0.0.1:{port}/api/v1/todos",
+                "POST",
+                {"content": f"acked {n}", "sessionId": "CHITTY-SESSION-1"},
+            )
+            assert status == 201
+            acked[body["entity"]["chittyId"]] = f"acked {n}"
+        todo = next(iter(acked))
+        status, _ = call(
+            f"http://127.0.0.1:{port}/api/v1/todos/{todo}", "PUT", {"status": "completed"}
+        )
+        assert status == 200
+    finally:
+        crash(hub)
+    hub = start(tmp_path, port)
+    try:
+        for todo, content in acked.items():
+            status, body = call(f"http://127.0.0.1:{port}/api/v1/todos/{todo}")
+            assert status == 200 and body["entity"]["content"] == content
+        status, body = call(f"http://127.0.0.1:{port}/api/v1/todos/{next(iter(acked))}")
+        assert body["entity"]["status"] == "completed" and body["seq"] == 2
+        status, listed = call(f"http://127.0.0.1:{port}/api/v1/todos?limit=100")
+        assert {item["entity"]["chittyId"] for item in listed["items"]} == set(acked)
+    finally:
+        crash(hub)
