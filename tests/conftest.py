@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 # CI machines are shared and noisy: no deadlines on property tests, more examples in CI.
 settings.register_profile(
-    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
