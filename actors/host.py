@@ -149,7 +149,9 @@ class EntityHost:
 
     def _passivate(self, entity_id: str) -> None:
         activation = self._active.pop(entity_id)
-        if activation.state is not None and activation.seq > activation.snapshot_seq:
+        # A snapshot only pays for itself when replaying the tail would cost more than writing it.
+        unsnapped = activation.seq - activation.snapshot_seq
+        if activation.state is not None and unsnapped >= self.settings.passivate_snapshot_min:
             take_snapshot(self.store, entity_id, activation.state, activation.seq, self._replayer)
             self.metrics.snapshots += 1
         self.metrics.passivations += 1
@@ -158,7 +160,11 @@ class EntityHost:
         """Passivate entities idle longer than the limit, and the LRU ones over the cap."""
         now = self._monotonic()
         limit = self.settings.idle_passivate_s
-        idle = [eid for eid, a in self._active.items() if now - a.last_used > limit]
+        idle = []
+        for entity_id, activation in self._active.items():  # least recently used first
+            if now - activation.last_used <= limit:
+                break
+            idle.append(entity_id)
         for entity_id in idle:
             self._passivate(entity_id)
         over = len(self._active) - self.settings.max_active_entities
@@ -198,8 +204,9 @@ class EntityHost:
         new_events: list[NewEvent] = []
         publications: list[Published] = []
         seen_ids: set[str] = set()
+        recorded = self.store.dedupe_get_many([e.message_id for e in envelopes])
         for index, envelope in enumerate(envelopes):
-            outcome = self._precheck(envelope, now, seen_ids)
+            outcome = self._precheck(envelope, now, seen_ids, recorded[index])
             seen_ids.add(envelope.message_id)
             if outcome is not None:
                 outcomes[index] = outcome
@@ -269,10 +276,11 @@ class EntityHost:
         self.passivate_idle()
         return final, publications
 
-    def _precheck(self, envelope: Envelope, now: int, seen: set[str]) -> Outcome | None:
+    def _precheck(
+        self, envelope: Envelope, now: int, seen: set[str], recorded: bytes | None
+    ) -> Outcome | None:
         if envelope.message_id in seen:
             return Outcome(envelope.message_id, Status.DUPLICATE, envelope.entity_id)
-        recorded = self.store.dedupe_get(envelope.message_id)
         if recorded is not None:
             return replace(Outcome.from_bytes(recorded), status=Status.DUPLICATE)
         if envelope.deadline_ms < now:

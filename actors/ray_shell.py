@@ -68,7 +68,8 @@ class HostActor:
             if mark is not None and mark < items[0][0] - 1:
                 items = self._host.outbox_after(mark)  # what it missed, then these (committed)
             self._resync = False
-        ref = self._broker.publish.remote(self._name, items)  # calls keep their order
+        # Ray may deliver these calls out of order; the broker fills any hole from our outbox.
+        ref = self._broker.publish.remote(self._name, items)
         task = asyncio.get_running_loop().create_task(self._watch(ref))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -153,15 +154,40 @@ async def _in_thread(work: Any) -> Any:
 class BrokerActor:
     """The hub's event stream."""
 
-    def __init__(self, retention: int) -> None:
+    def __init__(self, retention: int, namespace: str) -> None:
         self._broker = Broker(retention)
         self._changed = asyncio.Condition()
+        self._namespace = namespace
+        self._hosts: dict[str, Any] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def publish(self, host: str, items: list[tuple[int, Published]]) -> int:
-        mark = self._broker.publish(host, items)
+        """Take a host's outbox entries; a later call that overtook an earlier one (Ray does
+        not order calls to an async actor) first fetches the hole from the host's outbox."""
+        async with self._locks.setdefault(host, asyncio.Lock()):
+            mark = self._broker.mark(host)
+            if mark is not None and items and items[0][0] > mark + 1:
+                items = await self._fill(host, mark, items)
+            mark = self._broker.publish(host, items)
         async with self._changed:
             self._changed.notify_all()
         return mark
+
+    async def _fill(
+        self, host: str, mark: int, items: list[tuple[int, Published]]
+    ) -> list[tuple[int, Published]]:
+        if host not in self._hosts:
+            self._hosts[host] = ray.get_actor(host, namespace=self._namespace)
+        first = items[0][0]
+        missing: list[tuple[int, Published]] = []
+        while mark + len(missing) < first - 1:
+            got = await self._hosts[host].outbox_after.remote(
+                mark + len(missing), first - 1 - mark - len(missing)
+            )
+            if not got:
+                break
+            missing += got
+        return missing + items
 
     def mark(self, host: str) -> int | None:
         return self._broker.mark(host)

@@ -24,6 +24,7 @@ class HubSettings(BaseModel):
     idle_passivate_s: Annotated[float, Field(gt=0)] = 600.0
     mailbox_limit: Annotated[int, Field(ge=1)] = 1_000  # queued messages per entity
     snapshot_every: Annotated[int, Field(ge=1)] = 100  # events per entity between snapshots
+    passivate_snapshot_min: Annotated[int, Field(ge=1)] = 10  # unsnapshotted events worth one
     stream_retention: Annotated[int, Field(ge=1)] = 100_000  # events a subscriber may resume
     causality_wait_s: Annotated[float, Field(ge=0)] = 5.0
     call_timeout_s: Annotated[float, Field(gt=0)] = 10.0

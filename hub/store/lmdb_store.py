@@ -358,14 +358,21 @@ class LmdbStore:
 
     def dedupe_get(self, message_id: str) -> bytes | None:
         """The outcome recorded for a message, None if unknown or past the retention window."""
-        key = message_key(message_id)
-        found = self._env.read(lambda txn: txn.get(key, db=self._dbs.dedupe))
-        if found is None:
-            return None
-        recorded_ms, outcome = unpack_dedupe(key, decode_value(self._codec, "dedupe", key, found))
-        if self._now_ms() - recorded_ms >= self._retention_ms:
-            return None
-        return outcome
+        return self.dedupe_get_many([message_id])[0]
+
+    def dedupe_get_many(self, message_ids: Sequence[str]) -> list[bytes | None]:
+        """`dedupe_get` of each id, in one read transaction."""
+        keys = [message_key(m) for m in message_ids]
+        found = self._env.read(lambda txn: [txn.get(k, db=self._dbs.dedupe) for k in keys])
+        now = self._now_ms()
+        outcomes: list[bytes | None] = []
+        for key, raw in zip(keys, found, strict=True):
+            if raw is None:
+                outcomes.append(None)
+                continue
+            recorded_ms, outcome = unpack_dedupe(key, decode_value(self._codec, "dedupe", key, raw))
+            outcomes.append(outcome if now - recorded_ms < self._retention_ms else None)
+        return outcomes
 
     def dedupe_prune(self) -> int:
         """Delete dedupe entries past the retention window (walks the expiry index only)."""

@@ -179,6 +179,10 @@ class MemoryStore:
             return None
         return found[1]
 
+    def dedupe_get_many(self, message_ids: Sequence[str]) -> list[bytes | None]:
+        """`dedupe_get` of each id."""
+        return [self.dedupe_get(m) for m in message_ids]
+
     def dedupe_prune(self) -> int:
         """Delete dedupe entries past the retention window; return how many."""
         self._check_open()

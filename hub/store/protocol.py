@@ -71,6 +71,10 @@ class CheckpointStore(Protocol):
         """The recorded outcome of a message, None if unknown or older than the retention."""
         ...
 
+    def dedupe_get_many(self, message_ids: Sequence[str]) -> list[bytes | None]:
+        """`dedupe_get` of each id, read at one moment (one transaction where it matters)."""
+        ...
+
     def dedupe_prune(self) -> int:
         """Delete dedupe entries older than the retention window; return how many."""
         ...

@@ -19,7 +19,11 @@ def envelopes(*messages: object) -> list[Envelope]:
 def test_the_lru_cap_passivates_with_a_snapshot_and_reactivation_restores(tmp_path: Path) -> None:
     store = MemoryStore()
     host = EntityHost(
-        "h", store, settings_for(tmp_path, max_active_entities=3, snapshot_every=1000)
+        "h",
+        store,
+        settings_for(
+            tmp_path, max_active_entities=3, snapshot_every=1000, passivate_snapshot_min=1
+        ),
     )
     todos = [f"CHITTY-TODO-{n}" for n in range(5)]
     outcomes, _ = host.handle(
@@ -89,3 +93,25 @@ def test_metrics_count_what_happened(tmp_path: Path) -> None:
     metrics = host.metrics
     assert (metrics.applied, metrics.duplicates, metrics.rejected, metrics.batches) == (1, 1, 1, 1)
     assert metrics.activations == 1 and metrics.active_entities == 1
+
+
+def test_passivation_skips_snapshots_that_would_not_pay_off(tmp_path: Path) -> None:
+    store = MemoryStore()
+    host = EntityHost("h", store, settings_for(tmp_path, passivate_snapshot_min=3))
+    host.handle(
+        envelopes(create_todo("CHITTY-TODO-1", node="a"), create_todo("CHITTY-TODO-2", node="a"))
+    )
+    host.handle(
+        envelopes(
+            *(
+                sync_message(
+                    "CHITTY-TODO-2", data={"activeForm": str(n)}, node="b", clock={"a": 1, "b": n}
+                )
+                for n in (1, 2)
+            )
+        )
+    )
+    host.passivate_all()
+    assert store.latest_snapshot("CHITTY-TODO-1") is None  # one event: replay is cheaper
+    snapshot = store.latest_snapshot("CHITTY-TODO-2")
+    assert snapshot is not None and snapshot.seq == 3

@@ -266,6 +266,11 @@ def test_dedupe_outcomes_are_recorded_with_the_batch(
     assert store.dedupe_get("m2") == b""
     assert store.dedupe_get("msg-3") == b"rejected: stale"
     assert store.dedupe_get("never-seen") is None
+    assert store.dedupe_get_many(["msg-3", "never-seen", "msg-1"]) == [
+        b"rejected: stale",
+        None,
+        b"applied",
+    ]
     with pytest.raises(InvalidKeyError):
         store.dedupe_get("x" * (MAX_MESSAGE_ID_BYTES + 1))
 
