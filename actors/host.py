@@ -256,7 +256,7 @@ class EntityHost:
                 seq,
                 result.state.clock.to_dict(),
                 conflicts=tuple(c.model_dump(mode="json") for c in result.conflicts),
-                entity=dict(publications[-1].entity),
+                entity=dict(publications[-1].entity) if envelope.with_entity else None,
             )
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]

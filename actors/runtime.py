@@ -121,9 +121,14 @@ class Runtime:
 
     # -- messages ---------------------------------------------------------------------------
 
-    async def submit(self, messages: Sequence[SyncMessage]) -> list[Outcome]:
-        """Route messages through the router; every `applied` outcome is durable."""
-        return await self.route([Envelope.of(m) for m in messages])
+    async def submit(
+        self, messages: Sequence[SyncMessage], with_entity: bool = False
+    ) -> list[Outcome]:
+        """Route messages through the router; every `applied` outcome is durable.
+
+        `with_entity` asks for each entity's view in the outcomes (what a REST answer shows).
+        """
+        return await self.route([Envelope.of(m, with_entity=with_entity) for m in messages])
 
     async def route(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
         """Through the router; retried while the router restarts (host dedupe keeps it safe)."""

@@ -36,9 +36,10 @@ class Envelope:
     deadline_ms: int  # metadata.timestamp + ttl
     body: bytes
     depth: int = 0  # actor-to-actor call chain depth
+    with_entity: bool = False  # answer with the entity's view (REST does; streams need not)
 
     @classmethod
-    def of(cls, message: SyncMessage, depth: int = 0) -> Envelope:
+    def of(cls, message: SyncMessage, depth: int = 0, with_entity: bool = False) -> Envelope:
         meta = message.metadata
         entity = message.payload.entity.chitty_id if message.payload is not None else ""
         return cls(
@@ -48,6 +49,7 @@ class Envelope:
             int(meta.timestamp.timestamp() * 1000) + meta.ttl * 1000,
             encode_msgpack(message),
             depth,
+            with_entity,
         )
 
 

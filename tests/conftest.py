@@ -23,6 +23,7 @@ def ray_cluster() -> Iterator[None]:
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # our own Ray, even when another one runs on this machine
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,

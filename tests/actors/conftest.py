@@ -39,7 +39,7 @@ class InProcess:
 
     def submit(self, messages: Sequence[SyncMessage]) -> list[Outcome]:
         return self.loop.run_until_complete(
-            self.hub.router.route([Envelope.of(m) for m in messages])
+            self.hub.router.route([Envelope.of(m, with_entity=True) for m in messages])
         )
 
     def get(self, entity_id: str) -> EntityView | None:
@@ -64,7 +64,7 @@ class OnRay:
         self.runtime = runtime
 
     def submit(self, messages: Sequence[SyncMessage]) -> list[Outcome]:
-        return asyncio.run(self.runtime.submit(messages))
+        return asyncio.run(self.runtime.submit(messages, with_entity=True))
 
     def get(self, entity_id: str) -> EntityView | None:
         return asyncio.run(self.runtime.get(entity_id))

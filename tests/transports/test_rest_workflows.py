@@ -216,3 +216,14 @@ def test_broadcast_submits_a_full_sync_message(gateway: Gateway) -> None:
     bad = {**message, "payload": {**message["payload"], "domain": "emails"}}
     status, body = post(gateway, "/api/v1/sync/broadcast", bad)
     assert status == 422 and body["field"] == "payload.domain"
+
+
+def test_all_is_a_domain_only_where_many_entities_sync(gateway: Gateway) -> None:
+    todo = make(gateway, "todos", {"content": "e", "sessionId": "CHITTY-SESSION-1"})["chittyId"]
+    assert post(gateway, f"/api/v1/sync/all/{todo}", {})[0] == 404
+    assert gateway.request("GET", f"/api/v1/sync/all/{todo}/status")[0] == 404
+    status, body, _ = gateway.request("GET", "/api/v1/sync/conflicts?domain=all")
+    assert status == 200 and isinstance(body["conflicts"], list)
+    assert gateway.request("GET", "/api/v1/sync/conflicts?domain=emails")[0] == 404
+    status, body = post(gateway, f"/api/v1/sync/todos/{todo}", {"platforms": "web"})
+    assert status == 422 and body["field"] == "platforms"

@@ -8,6 +8,8 @@ from hub.settings import HubSettings
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
+from transports.gateway.metrics import add_metrics, request_metrics
+from transports.gateway.openapi import add_openapi
 from transports.gateway.sync import add_sync_routes
 from transports.gateway.workflows import add_workflow_routes
 from transports.gateway.ws import add_ws_routes
@@ -30,14 +32,16 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_app(hub: Hub, settings: HubSettings) -> web.Application:
-    """The gateway for `hub`: REST under /api/v1, /health."""
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics."""
+    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=MAX_BODY)
     writer = Writer(hub, f"gateway-{settings.node_id}")
     app[HUB] = hub
     app[SETTINGS] = settings
     app[WRITER] = writer
     app.router.add_get("/health", health, name="health")
-    add_ws_routes(app)
+    add_metrics(app, hub)
+    add_openapi(app)
+    add_ws_routes(app, writer)
     add_sync_routes(app, hub, writer)
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)

@@ -29,7 +29,9 @@ from transports.gateway.errors import ApiError
 class Hub(Protocol):
     """The running hub as the gateway sees it."""
 
-    async def submit(self, messages: Sequence[SyncMessage]) -> list[Outcome]: ...
+    async def submit(
+        self, messages: Sequence[SyncMessage], with_entity: bool = False
+    ) -> list[Outcome]: ...
 
     async def get(self, entity_id: str) -> EntityView | None: ...
 
@@ -101,7 +103,7 @@ class Writer:
 
     async def write(self, message: SyncMessage) -> tuple[Outcome, EntityView | None]:
         """Route one write; raise the matching ApiError unless it is durable."""
-        [outcome] = await self.hub.submit([message])
+        [outcome] = await self.hub.submit([message], with_entity=True)
         if outcome.status is Status.APPLIED:
             return outcome, None
         if outcome.status is Status.DUPLICATE:

@@ -39,13 +39,17 @@ class ResolveRequest(WireModel):
 
 
 def _domains(name: str) -> list[SyncDomain]:
-    if name == "all":
-        return list(SyncDomain)
+    """`all` or one domain, for routes that sync many entities."""
+    return list(SyncDomain) if name == "all" else [_domain(name)]
+
+
+def _domain(name: str, field: str = "domain") -> SyncDomain:
+    """Exactly one domain (an entity lives in one)."""
     try:
-        return [SyncDomain(name)]
+        return SyncDomain(name)
     except ValueError:
-        known = ", ".join(["all", *(d.value for d in SyncDomain)])
-        raise ApiError(404, "not_found", f"no domain {name!r}; known: {known}", "domain") from None
+        known = ", ".join(d.value for d in SyncDomain)
+        raise ApiError(404, "not_found", f"no domain {name!r}; known: {known}", field) from None
 
 
 async def _body(request: web.Request, model: type[WireModel]) -> Any:
@@ -108,7 +112,7 @@ class SyncRoutes:
         )
 
     async def sync_entity(self, request: web.Request) -> web.Response:
-        [domain] = _domains(request.match_info["domain"])
+        domain = _domain(request.match_info["domain"])
         entity_id = request.match_info["entityId"]
         wanted: SyncRequest = await _body(request, SyncRequest)
         view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
@@ -126,7 +130,7 @@ class SyncRoutes:
         )
 
     async def status(self, request: web.Request) -> web.Response:
-        [domain] = _domains(request.match_info["domain"])
+        domain = _domain(request.match_info["domain"])
         entity_id = request.match_info["entityId"]
         view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
         if view is None:
@@ -164,8 +168,8 @@ class SyncRoutes:
         )
 
     async def conflicts(self, request: web.Request) -> web.Response:
-        domain = request.query.get("domain")
-        found = await self.hub.conflicts(_domains(domain)[0] if domain else None)
+        name = request.query.get("domain", "all")
+        found = await self.hub.conflicts(None if name == "all" else _domain(name))
         return web.json_response({"conflicts": found})
 
     async def resolve(self, request: web.Request) -> web.Response:

@@ -25,6 +25,13 @@ class ReconcileRequest(WireModel):
     project_id: ProjectId
 
 
+class SessionSyncRequest(WireModel):
+    """Platforms to sync a session to (default web, cli, mobile); dryRun changes nothing."""
+
+    platforms: list[str] | None = None
+    dry_run: bool = False
+
+
 class PropagateRequest(WireModel):
     """The spec's Example 3 body: carry a context from one model or platform to another."""
 
@@ -114,14 +121,13 @@ class WorkflowRoutes:
         view = await self.hub.get(session_id)
         if view is None or view.deleted:
             raise ApiError(404, "not_found", f"no session {session_id}", "id")
-        body = await read_json(request) if request.can_read_body else {}
-        if not isinstance(body, dict):
-            raise ApiError(422, "invalid", "the body must be a JSON object")
-        platforms = body.get("platforms") or ["web", "cli", "mobile"]
-        if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
-            raise ApiError(422, "invalid", "must be a list of platform names", "platforms")
-        dry = bool(body.get("dryRun", False))
-        targets = check_targets({"platforms": platforms})
+        wanted = (
+            SessionSyncRequest.model_validate(await read_json(request))
+            if request.can_read_body
+            else SessionSyncRequest()
+        )
+        dry = wanted.dry_run
+        targets = check_targets({"platforms": wanted.platforms or ["web", "cli", "mobile"]})
         return web.json_response(
             {
                 "sessionId": session_id,

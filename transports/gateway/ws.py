@@ -1,9 +1,349 @@
-"""The WebSocket endpoint /ws (to be written: see the issue)."""
+"""The WebSocket endpoint /ws: subscriptions with resume, state updates acked when durable.
+
+The frame protocol is `ws_frames` (pure), the fan-out is `stream.StreamFollower` (one per app);
+this module holds a connection's life: a `WsSession` in an explicit state, one reader task that
+answers the client's frames in order and one writer task that owns the socket's send side.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, assert_never
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.envelope import Outcome
+from transports.gateway.errors import ApiError
+from transports.gateway.hub_api import Writer, outcome_error
+from transports.gateway.stream import StreamFollower, Subscriber
+from transports.gateway.ws_frames import (
+    Ack,
+    Batch,
+    ClientFrame,
+    FrameError,
+    Origin,
+    Ping,
+    Pong,
+    Subscribe,
+    Unsubscribe,
+    Unsubscribed,
+    Write,
+    encode,
+    parse_text,
+    short_field,
+)
+from transports.gateway.ws_outbox import Outbox, frames_of
+
+log = logging.getLogger(__name__)
 
 
-def add_ws_routes(app: web.Application) -> None:
-    """Register /ws (nothing yet)."""
+class WsSettings(BaseModel):
+    """Knobs of /ws (defaults suit production; tests shrink the timers and queues)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = 1 << 20  # larger: closed with 1009
+    ping_s: Annotated[float, Field(gt=0)] = 20.0  # WebSocket ping; no pong in time closes
+    idle_heartbeat_s: Annotated[float, Field(gt=0)] = 15.0  # a `heartbeat` frame when idle
+    outbox_limit: Annotated[int, Field(ge=1)] = 1000  # frames queued per connection
+    frame_events: Annotated[int, Field(ge=1)] = 256  # events per `batch` frame at most
+    max_subscriptions: Annotated[int, Field(ge=1)] = 64  # per connection
+    max_batch: Annotated[int, Field(ge=1)] = 1000  # state updates per client batch
+    poll_wait_s: Annotated[float, Field(gt=0)] = 1.0  # the follower's long-poll wait
+    close_timeout_s: Annotated[float, Field(gt=0)] = 5.0  # wait for the peer's close reply
+
+
+class WsState(StrEnum):
+    """A connection's life: upgraded, serving, closing, closed (no way back)."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_NEXT = {
+    WsState.CONNECTING: frozenset({WsState.OPEN, WsState.CLOSED}),
+    WsState.OPEN: frozenset({WsState.CLOSING}),
+    WsState.CLOSING: frozenset({WsState.CLOSED}),
+    WsState.CLOSED: frozenset[WsState](),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A session asked to move to a state its current state cannot reach."""
+
+
+@dataclass(slots=True)
+class WsCounters:
+    """What /ws has done, for /metrics."""
+
+    connections: int = 0  # accepted since start
+    frames_in: int = 0
+    frames_out: int = 0
+    errors: int = 0  # error frames sent
+    acks: int = 0
+    hub_failures: int = 0  # submits that raised
+    failures: int = 0  # frames or sessions that failed on our side (bugs)
+
+
+class WsSession:
+    """One /ws connection."""
+
+    def __init__(self, socket: web.WebSocketResponse, ws: WsGateway, origin: Origin) -> None:
+        self.socket = socket
+        self.ws = ws
+        self.origin = origin
+        self.state = WsState.CONNECTING
+        self.outbox = Outbox(ws.settings.outbox_limit)
+        self.subscriber = Subscriber(self.outbox)
+        self._sub_ids = itertools.count(1)
+
+    def _move(self, to: WsState) -> None:
+        if to not in _NEXT[self.state]:
+            raise IllegalTransition(f"a {self.state} WebSocket session cannot become {to}")
+        self.state = to
+
+    async def open(self, request: web.Request) -> None:
+        await self.socket.prepare(request)
+        self._move(WsState.OPEN)
+        self.ws.sessions.add(self)
+        self.ws.counters.connections += 1
+        self.ws.follower.attach(self.subscriber)
+
+    async def run(self) -> None:
+        """Serve until the client leaves, the socket fails, or the app shuts down."""
+        tasks = [
+            asyncio.create_task(self._read(), name="ws-read"),
+            asyncio.create_task(self._write(), name="ws-write"),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            code = WSCloseCode.OK
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    self.ws.counters.failures += 1
+                    log.error("a /ws session failed", exc_info=result)
+                    code = WSCloseCode.INTERNAL_ERROR
+            await self.close(code)
+
+    async def close(self, code: int = WSCloseCode.OK, message: bytes = b"") -> None:
+        if self.state in (WsState.CLOSING, WsState.CLOSED):
+            return
+        if self.state is WsState.OPEN:
+            self._move(WsState.CLOSING)
+            self.ws.follower.detach(self.subscriber)
+            self.ws.sessions.discard(self)
+            try:
+                await self.socket.close(code=code, message=message)
+            finally:
+                self._move(WsState.CLOSED)
+        else:
+            self._move(WsState.CLOSED)
+
+    # -- client -> hub ----------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        settings = self.ws.settings
+        async for received in self.socket:
+            if received.type is WSMsgType.TEXT:
+                await self.outbox.room()  # a client that never reads stops being read
+                frame = parse_text(received.data, self.origin, settings.max_batch)
+                try:
+                    await self.handle(frame)
+                except Exception:  # our bug: answer it, count it, keep the connection
+                    self.ws.counters.failures += 1
+                    log.exception("a /ws frame failed")
+                    detail = "the hub failed to answer this frame; this is our bug"
+                    self._reply_error(FrameError("internal", detail, status=500))
+            elif received.type is WSMsgType.BINARY:
+                detail = "frames are JSON text, not binary"
+                self._reply_error(FrameError("bad_frame", detail, status=400))
+            else:  # ERROR: aiohttp already closed the socket (1009 for an oversized frame)
+                return
+
+    async def handle(self, frame: ClientFrame) -> None:
+        """Answer one client frame; replies go out in the order frames came in."""
+        self.ws.counters.frames_in += 1
+        follower = self.ws.follower
+        if isinstance(frame, FrameError):
+            self._reply_error(frame)
+        elif isinstance(frame, Ping):
+            self.outbox.reply(Pong(follower.epoch, follower.offset, frame.id))
+        elif isinstance(frame, Subscribe):
+            self._subscribe(frame)
+        elif isinstance(frame, Unsubscribe):
+            if follower.unsubscribe(self.subscriber, frame.subscription):
+                self.outbox.reply(Unsubscribed(frame.subscription))
+            else:
+                detail = f"no subscription {frame.subscription!r} on this connection"
+                self._reply_error(FrameError("not_found", detail, "subscription", status=404))
+        elif isinstance(frame, Write):
+            await self._submit([frame])
+        elif isinstance(frame, Batch):
+            await self._submit(list(frame.items))
+        else:
+            assert_never(frame)
+
+    def _subscribe(self, frame: Subscribe) -> None:
+        open_now = self.subscriber.subscriptions
+        sub_id = frame.id
+        while sub_id is None or (sub_id in open_now and frame.id is None):
+            sub_id = f"sub-{next(self._sub_ids)}"  # the next id the client has not taken
+        if sub_id in open_now:
+            detail = f"subscription {sub_id!r} is already open on this connection"
+            self._reply_error(FrameError("exists", detail, "id", sub_id, status=409))
+        elif len(open_now) >= self.ws.settings.max_subscriptions:
+            detail = f"at most {self.ws.settings.max_subscriptions} subscriptions per connection"
+            self._reply_error(FrameError("too_many", detail, None, sub_id, status=429))
+        else:
+            self.ws.follower.subscribe(self.subscriber, sub_id, frame.wanted(), frame.resume)
+
+    async def _submit(self, items: list[Write | FrameError]) -> None:
+        """Submit every write of a frame in one hub call; answer each item in order."""
+        writes = [item for item in items if isinstance(item, Write)]
+        outcomes: list[Outcome] | None = []
+        if writes:
+            try:
+                outcomes = await self.ws.writer.hub.submit([w.message for w in writes])
+            except Exception as error:  # the hub did not answer: nothing is known durable
+                self.ws.counters.hub_failures += 1
+                log.warning("submit of %d ws writes failed: %r", len(writes), error)
+                outcomes = None
+        answers = iter(outcomes or ())
+        for item in items:
+            if isinstance(item, FrameError):
+                self._reply_error(item)
+            elif outcomes is None:
+                detail = "the hub did not answer; the write may or may not apply: retry it"
+                self._reply_error(
+                    FrameError("unavailable", detail, None, item.message.id, item.index, 503)
+                )
+            else:
+                self._answer(item, next(answers))
+
+    def _answer(self, write: Write, outcome: Outcome) -> None:
+        if outcome.durable:
+            self.ws.counters.acks += 1
+            self.outbox.reply(Ack.of(outcome, write.index))
+            return
+        api = outcome_error(outcome)
+        field = short_field(outcome.field) if write.short else (outcome.field or None)
+        self._reply_error(
+            FrameError(api.error, api.detail, field, outcome.message_id, write.index, api.status)
+        )
+
+    def _reply_error(self, error: FrameError) -> None:
+        self.ws.counters.errors += 1
+        self.outbox.reply(error)
+
+    # -- hub -> client ----------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        settings = self.ws.settings
+        follower = self.ws.follower
+        while True:
+            items = await self.outbox.take(settings.frame_events, settings.idle_heartbeat_s)
+            idle = [Pong(follower.epoch, follower.offset).to_wire()]
+            frames = frames_of(items) if items else idle
+            for wire in frames:
+                try:
+                    await self.socket.send_str(encode(wire))
+                except (ConnectionError, RuntimeError):
+                    return  # the peer is gone; the reader sees it too
+                self.ws.counters.frames_out += 1
+
+
+class WsGateway:
+    """The /ws side of one gateway app: settings, the stream follower, the open sessions."""
+
+    def __init__(self, settings: WsSettings, writer: Writer | None = None) -> None:
+        self.settings = settings
+        self._writer = writer
+        self._follower: StreamFollower | None = None
+        self.sessions: set[WsSession] = set()
+        self.counters = WsCounters()
+
+    @property
+    def writer(self) -> Writer:
+        assert self._writer is not None, "the /ws gateway has not started"
+        return self._writer
+
+    @property
+    def follower(self) -> StreamFollower:
+        assert self._follower is not None, "the /ws gateway has not started"
+        return self._follower
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """GET /ws: upgrade and serve one connection."""
+        origin = Origin(
+            _origin_part(request, "X-Chitty-Node", "node", "ws", 128),
+            _origin_part(request, "X-Chitty-Platform", "platform", "web", 64),
+            self.writer.ids.new,
+        )
+        socket = web.WebSocketResponse(
+            timeout=self.settings.close_timeout_s,
+            heartbeat=self.settings.ping_s,
+            max_msg_size=self.settings.max_frame_bytes,
+        )
+        session = WsSession(socket, self, origin)
+        await session.open(request)
+        await session.run()
+        return socket
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: follow the hub's stream while the app runs."""
+        if self._writer is None:
+            raise RuntimeError("add_ws_routes needs the gateway's Writer")
+        # One poll never hands a reading connection more events than its outbox holds.
+        most = self.settings.outbox_limit
+        self._follower = StreamFollower(
+            self._writer.hub,
+            wait_s=self.settings.poll_wait_s,
+            batch=min(1000, most),
+            catch_up_chunk=min(500, most),
+        )
+        await self._follower.start()
+        yield
+        await self._follower.stop()
+
+    async def close_all(self, app: web.Application | None = None) -> None:
+        """Close every open connection (on shutdown); clients reconnect and resume."""
+        await asyncio.gather(
+            *(s.close(WSCloseCode.GOING_AWAY, b"server shutdown") for s in list(self.sessions)),
+            return_exceptions=True,
+        )
+
+
+def _origin_part(request: web.Request, header: str, query: str, default: str, most: int) -> str:
+    """Who writes: a header, or a query parameter (browsers cannot set WebSocket headers)."""
+    value = request.headers.get(header) or request.query.get(query) or default
+    if not (len(value) <= most and value.isprintable() and " " not in value):
+        raise ApiError(400, "bad_header", f"must be 1-{most} printable characters", header)
+    return value
+
+
+WS = web.AppKey("ws", WsGateway)
+
+
+def add_ws_routes(app: web.Application, writer: Writer, settings: WsSettings | None = None) -> None:
+    """Register /ws; `writer` is the hub and the source of message ids."""
+    ws = WsGateway(settings or WsSettings(), writer)
+    app[WS] = ws
+    app.router.add_get("/ws", ws.handle, name="ws")
+    app.cleanup_ctx.append(ws.lifecycle)
+    app.on_shutdown.append(ws.close_all)
+
+
+def open_connections(app: web.Application) -> int:
+    """How many /ws connections are open now (for /metrics)."""
+    return len(app[WS].sessions)

@@ -1,0 +1,143 @@
+"""The OpenAPI document: valid 3.1, one operation per route, ChatGPT-Action-ready, honest shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from tests.transports.conftest import Gateway
+from transports.gateway.openapi import MAX_DESCRIPTION, WEBSOCKET_PATHS
+
+Document = dict[str, Any]
+SESSION = "CHITTY-SESSION-1"
+
+
+@pytest.fixture(scope="module")
+def document(gateway: Gateway) -> Document:
+    status, body, headers = gateway.request("GET", "/api/v1/openapi.json")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    return body  # type: ignore[no-any-return]
+
+
+def operations(document: Document) -> list[Document]:
+    return [op for item in document["paths"].values() for op in item.values()]
+
+
+def schema(document: Document, name: str) -> Document:
+    found: Document = document["components"]["schemas"][name]
+    return found
+
+
+def check(document: Document, template: str, method: str, status: int, body: object) -> None:
+    """`body` is valid against what the document says `method template` answers with `status`."""
+    response = document["paths"][template][method]["responses"][str(status)]
+    if "$ref" in response:
+        response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    wanted = response["content"]["application/json"]["schema"]
+    OAS31Validator({**wanted, "components": document["components"]}).validate(body)
+
+
+def test_the_document_is_valid_openapi_3_1(document: Document) -> None:
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+
+
+def test_servers_is_the_requests_own_base_url(gateway: Gateway, document: Document) -> None:
+    assert document["servers"] == [{"url": gateway.url}]
+
+
+def test_every_route_has_exactly_one_operation_named_after_it(
+    gateway: Gateway, document: Document
+) -> None:
+    routes = 0
+    for resource in gateway.app.router.resources():
+        for route in resource:
+            if route.method in ("HEAD", "*"):
+                continue
+            if resource.canonical in WEBSOCKET_PATHS:
+                assert resource.canonical in document["x-websocket"]
+                continue
+            routes += 1
+            operation = document["paths"].get(resource.canonical, {}).get(route.method.lower())
+            assert operation is not None, f"no operation for {route.method} {resource.canonical}"
+            assert operation["operationId"] == route.name
+    assert routes == len(operations(document))
+
+
+def test_operation_ids_are_unique_and_descriptions_fit_a_chatgpt_action(
+    document: Document,
+) -> None:
+    ids = [op["operationId"] for op in operations(document)]
+    assert len(ids) == len(set(ids))
+    for op in operations(document):
+        assert op["operationId"].replace("_", "").isalnum() and op["operationId"].islower()
+        assert 0 < len(op["description"]) <= MAX_DESCRIPTION, op["operationId"]
+
+
+def test_the_todo_create_body_requires_content_and_session_id_in_camel_case(
+    document: Document,
+) -> None:
+    body = document["paths"]["/api/v1/todos"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/TodoCreate"}
+    create = schema(document, "TodoCreate")
+    assert set(create["required"]) == {"content", "sessionId"}
+    assert {"activeForm", "sessionId", "vectorClock"} <= set(create["properties"])
+    assert not any("_" in name for name in create["properties"])
+    assert "required" not in schema(document, "TodoUpdate")
+
+
+def test_list_and_temporal_reads_document_their_query_parameters(document: Document) -> None:
+    listed = {p["name"] for p in document["paths"]["/api/v1/todos"]["get"]["parameters"]}
+    assert {"projectId", "sessionId", "topicId", "status", "assignee", "cursor", "limit"} <= listed
+    read = document["paths"]["/api/v1/todos/{id}"]["get"]["parameters"]
+    assert {(p["name"], p["in"]) for p in read} == {("id", "path"), ("at", "query")}
+
+
+def test_every_error_response_is_the_shared_error_schema(document: Document) -> None:
+    assert set(schema(document, "Error")["required"]) == {"error", "detail", "field"}
+    shared = document["components"]["responses"]
+    for op in operations(document):
+        errors = {s: r for s, r in op["responses"].items() if int(s) >= 400}
+        assert errors or op["operationId"] in ("health", "metrics", "openapi")
+        for status, response in errors.items():
+            if (op["operationId"], status) == ("health", "503"):
+                continue  # degraded: the health report itself
+            name = response["$ref"].rsplit("/", 1)[1]
+            content = shared[name]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_vector_clock_is_an_object_of_non_negative_counters(document: Document) -> None:
+    clock = schema(document, "VectorClock")
+    assert clock["type"] == "object"
+    assert clock["additionalProperties"] == {"type": "integer", "minimum": 0}
+
+
+def test_live_answers_match_their_documented_schemas(gateway: Gateway, document: Document) -> None:
+    todos, one = "/api/v1/todos", "/api/v1/todos/{id}"
+    status, created, _ = gateway.request("POST", todos, {"content": "a", "sessionId": SESSION})
+    check(document, todos, "post", status, created)
+    todo = created["entity"]["chittyId"]
+    answers = [
+        (one, "get", gateway.request("GET", f"{todos}/{todo}")),
+        (one, "put", gateway.request("PUT", f"{todos}/{todo}", {"status": "in_progress"})),
+        (todos, "get", gateway.request("GET", f"{todos}?sessionId={SESSION}")),
+        (one + "/history", "get", gateway.request("GET", f"{todos}/{todo}/history")),
+        ("/api/v1/sync/conflicts", "get", gateway.request("GET", "/api/v1/sync/conflicts")),
+        (
+            "/api/v1/sync/{domain}/{entityId}/status",
+            "get",
+            gateway.request("GET", f"/api/v1/sync/todos/{todo}/status"),
+        ),
+        ("/api/v1/sync/{domain}", "post", gateway.request("POST", "/api/v1/sync/todos", {})),
+        ("/health", "get", gateway.request("GET", "/health")),
+        (one, "delete", gateway.request("DELETE", f"{todos}/{todo}")),
+        (one, "get", gateway.request("GET", f"{todos}/{todo}")),  # a 404 now
+        (todos, "post", gateway.request("POST", todos, {"sessionId": SESSION})),  # a 422
+    ]
+    for template, method, (status, body, _) in answers:
+        check(document, template, method, status, body)
+    assert [a[2][0] for a in answers][-2:] == [404, 422]

@@ -1,0 +1,211 @@
+"""Prometheus `/metrics` of one gateway: requests, latencies, WebSocket connections, host actors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from actors.host import HostMetrics
+from transports.gateway.hub_api import Hub
+from transports.gateway.ws import WS, WsGateway, open_connections
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+UNMATCHED = "unmatched"  # one label for every path no route matched: cardinality stays bounded
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCRAPE_TIMEOUT_S = 5.0
+CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
+
+# HostMetrics attribute -> help text; counters are cumulative since the host started.
+HOST_COUNTERS: Mapping[str, str] = {
+    "batches": "Message batches the host took from its mailbox",
+    "messages": "Messages the host received",
+    "applied": "Messages applied and committed",
+    "duplicates": "Messages ignored as already applied",
+    "rejected": "Messages refused by an entity",
+    "expired": "Messages whose ttl ran out before they were applied",
+    "activations": "Entity activations (snapshot load and event replay)",
+    "passivations": "Entities passivated when idle or over the active limit",
+    "snapshots": "Entity snapshots written",
+    "publish_failures": "Events that could not be handed to the broker for fan-out",
+    "activation_seconds": "Seconds spent activating entities",
+    "turn_seconds": "Seconds spent in entity turns",
+    "commit_seconds": "Seconds spent in LMDB group commits",
+}
+HOST_GAUGES: Mapping[str, str] = {"active_entities": "Entities active in the host now"}
+HOST_EXTRA_GAUGES: Mapping[str, str] = {
+    "mailbox_max_depth": "Deepest the host's mailbox has been",
+}
+# WsCounters attribute -> (metric name, help text); cumulative since the app started.
+WS_COUNTERS: Mapping[str, tuple[str, str]] = {
+    "connections": ("chitty_websocket_accepted", "WebSocket connections accepted"),
+    "frames_in": ("chitty_websocket_frames_received", "WebSocket frames received"),
+    "frames_out": ("chitty_websocket_frames_sent", "WebSocket frames sent"),
+    "errors": ("chitty_websocket_error_frames", "WebSocket error frames sent"),
+    "acks": ("chitty_websocket_acks", "WebSocket acks sent"),
+    "hub_failures": ("chitty_websocket_hub_failures", "WebSocket writes the hub failed to take"),
+}
+
+
+class ActorCollector(Collector):
+    """The host actors' metrics of the scrape in progress (set just before rendering)."""
+
+    def __init__(self) -> None:
+        self.hosts: Mapping[str, HostMetrics] = {}
+        self.up = False
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "chitty_actor_metrics_up",
+            "1 when every host answered this scrape, else 0",
+            value=1.0 if self.up else 0.0,
+        )
+        hosts = sorted(self.hosts.items())
+        for attr, text in HOST_COUNTERS.items():
+            counter = CounterMetricFamily(f"chitty_host_{attr}", text, labels=["host"])
+            for host, values in hosts:
+                counter.add_metric([host], float(getattr(values, attr)))
+            yield counter
+        for attr, text in HOST_GAUGES.items():
+            gauge = GaugeMetricFamily(f"chitty_host_{attr}", text, labels=["host"])
+            for host, values in hosts:
+                gauge.add_metric([host], float(getattr(values, attr)))
+            yield gauge
+        for key, text in HOST_EXTRA_GAUGES.items():
+            gauge = GaugeMetricFamily(f"chitty_host_{key}", text, labels=["host"])
+            for host, values in hosts:
+                if key in values.extra:
+                    gauge.add_metric([host], float(values.extra[key]))
+            yield gauge
+
+
+class WebSocketCollector(Collector):
+    """Open /ws connections and the /ws counters, read from the app's `WsGateway` at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        ws: WsGateway | None = self.app.get(WS)
+        yield GaugeMetricFamily(
+            "chitty_websocket_connections",
+            "Open WebSocket connections",
+            value=float(open_connections(self.app)) if ws is not None else 0.0,
+        )
+        for attr, (name, text) in WS_COUNTERS.items():
+            counter = CounterMetricFamily(name, text)
+            if ws is not None:
+                counter.add_metric([], float(getattr(ws.counters, attr)))
+            yield counter
+
+
+class GatewayMetrics:
+    """The metrics of one app in a registry of its own, so two apps in a process never collide."""
+
+    def __init__(self, hub: Hub, app: web.Application | None = None) -> None:
+        self.hub = hub
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "chitty_http_requests",
+            "HTTP requests answered, by method, route name and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "chitty_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route name",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scrape_failures = Counter(
+            "chitty_actor_scrape_failures",
+            "Scrapes in which the host actors' metrics could not be read",
+            registry=self.registry,
+        )
+        self.actors = ActorCollector()
+        self.registry.register(self.actors)
+        if app is not None:
+            self.registry.register(WebSocketCollector(app))
+
+    def observe(self, method: str, route: str, status: int, seconds: float | None) -> None:
+        """Count one answered request; `seconds` None leaves the latency out (a WebSocket)."""
+        method = method if method in METHODS else "OTHER"
+        self.requests.labels(method, route, str(status)).inc()
+        if seconds is not None:
+            self.latency.labels(route).observe(seconds)
+
+    async def scrape(self, accept: str | None) -> tuple[bytes, str]:
+        """Read the hosts' metrics now, then render every metric for the `Accept`ed format."""
+        try:
+            hosts = await asyncio.wait_for(self.hub.metrics(), SCRAPE_TIMEOUT_S)
+            up = True
+        except Exception as error:  # a dead or slow host must not take /metrics down with it
+            log.warning("host metrics unavailable: %r", error)
+            self.scrape_failures.inc()
+            hosts, up = {}, False
+        encoder, content_type = choose_encoder(accept or "")
+        # No await from here on: concurrent scrapes cannot interleave their host snapshots.
+        self.actors.hosts, self.actors.up = hosts, up
+        return encoder(self.registry), content_type
+
+
+METRICS = web.AppKey("metrics", GatewayMetrics)
+
+
+def route_label(request: web.Request) -> str:
+    """The matched route's name (its path template if unnamed); UNMATCHED for a 404 or 405."""
+    match = request.match_info
+    if match.http_exception is not None:
+        return UNMATCHED
+    route = match.route
+    if route.name:
+        return route.name
+    return route.resource.canonical if route.resource is not None else UNMATCHED
+
+
+@web.middleware
+async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by route name (outermost, so it sees the final status)."""
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return await handler(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        # A WebSocket's handler lasts as long as the connection: no request latency to record.
+        seconds = None if status == 101 else time.perf_counter() - started
+        metrics.observe(request.method, route_label(request), status, seconds)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus exposition (text, or OpenMetrics when the scraper asks for it)."""
+    body, content_type = await request.app[METRICS].scrape(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def add_metrics(app: web.Application, hub: Hub) -> None:
+    """Give `app` its own metrics and the /metrics route (`request_metrics` must be installed)."""
+    app[METRICS] = GatewayMetrics(hub, app)
+    app.router.add_get("/metrics", metrics_endpoint, name="metrics")

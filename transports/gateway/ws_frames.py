@@ -1,0 +1,453 @@
+"""The /ws frame protocol, pure: client frames parsed into typed values, server frames encoded.
+
+Raw JSON exists only in `parse_text` and in the `to_wire` methods; everything between them is a
+frozen value. Nothing here touches a socket, so the protocol is tested by feeding it strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, JsonValue, ValidationError
+
+from hub.codec import DecodeError, field_path, from_wire
+from hub.domains import DOMAINS, SyncDomain
+from hub.envelope import Outcome
+from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, SessionId, parse
+from hub.models.base import WireModel
+from hub.protocol import MessageIdStr, SyncMessage
+from hub.subscriptions import Filter, Published
+
+ANONYMOUS = "CHITTY-USER-ANONYMOUS"  # as REST writes (hub_api.ANONYMOUS), until auth exists
+SubscriptionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+Wire = dict[str, JsonValue]
+
+# -- client -> hub ------------------------------------------------------------------------------
+
+
+class ResumeAt(WireModel):
+    """Where a subscriber's stream stood: resume after `offset` of stream `epoch`."""
+
+    epoch: Annotated[str, Field(min_length=1, max_length=64)]
+    offset: Annotated[int, Field(ge=0)]
+
+
+class Filters(WireModel):
+    """Server-side filters of a subscription (every one given must match)."""
+
+    project_id: ProjectId | None = None
+    session_id: SessionId | None = None
+    topic_id: ContextId | None = None
+    entity_id: ChittyIdStr | None = None
+    platform: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class Subscribe(WireModel):
+    """`subscribe`: domains (default all), filters, an optional id and resume point."""
+
+    type: Literal["subscribe"]
+    domains: Annotated[list[SyncDomain], Field(min_length=1)] = Field(
+        default_factory=lambda: list(SyncDomain)
+    )
+    filters: Filters = Field(default_factory=Filters)
+    id: SubscriptionId | None = None
+    resume: ResumeAt | None = None
+
+    def wanted(self) -> Filter:
+        """The broker filter this subscription asks for."""
+        fields = self.filters
+        return Filter(
+            domains=list(dict.fromkeys(self.domains)),
+            project_id=fields.project_id,
+            session_id=fields.session_id,
+            topic_id=fields.topic_id,
+            entity_id=fields.entity_id,
+            platform=fields.platform,
+        )
+
+
+class Unsubscribe(WireModel):
+    """`unsubscribe`: stop one subscription of this connection."""
+
+    type: Literal["unsubscribe"]
+    subscription: SubscriptionId
+
+
+class Ping(WireModel):
+    """A client `heartbeat`; answered with the stream's epoch and offset."""
+
+    type: Literal["heartbeat"]
+    id: MessageIdStr | None = None
+
+
+class ShortUpdate(WireModel):
+    """The spec's short `state_update`: a domain, an operation, the entity's fields."""
+
+    type: Literal["state_update"]
+    domain: SyncDomain
+    operation: Literal["create", "update", "delete"] = "update"
+    entity: dict[str, JsonValue]
+    vector_clock: JsonValue = None  # validated as the message's clock
+    id: MessageIdStr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A state update ready to submit; `short` says error fields use the short form's names."""
+
+    message: SyncMessage
+    short: bool
+    index: int | None = None  # position in a batch
+
+
+@dataclass(frozen=True, slots=True)
+class FrameError:
+    """A refused frame (or a write the hub refused), answered as an `error` frame."""
+
+    error: str
+    detail: str
+    field: str | None = None
+    id: str | None = None
+    index: int | None = None
+    status: int = 422
+
+    def to_wire(self) -> Wire:
+        wire: Wire = {
+            "type": "error",
+            "id": self.id,
+            "error": self.error,
+            "detail": self.detail,
+            "field": self.field,
+            "status": self.status,
+        }
+        if self.index is not None:
+            wire["index"] = self.index
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several state updates submitted together and answered per frame, in order."""
+
+    items: tuple[Write | FrameError, ...]
+
+
+ClientFrame = Subscribe | Unsubscribe | Ping | Write | Batch | FrameError
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who writes on a connection, and where its messages get ids and timestamps."""
+
+    node_id: str
+    platform: str
+    new_id: Callable[[Kind], str]
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+FRAME_TYPES = ("subscribe", "unsubscribe", "state_update", "heartbeat", "batch")
+
+
+def parse_text(text: str, origin: Origin, max_batch: int = 1000) -> ClientFrame:
+    """One text frame as a typed client frame, or the error that answers it."""
+    try:
+        raw = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        return FrameError("bad_json", f"the frame is not valid JSON: {error}", status=400)
+    if isinstance(raw, list):
+        return _batch(raw, origin, max_batch, "")
+    return _frame(raw, origin, max_batch)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _frame(raw: object, origin: Origin, max_batch: int) -> ClientFrame:
+    if not isinstance(raw, dict):
+        return FrameError("invalid", "a frame must be a JSON object or an array of state_update")
+    kind, frame_id = raw.get("type"), _id_of(raw)
+    if kind == "subscribe":
+        return _model(Subscribe, raw, frame_id)
+    if kind == "unsubscribe":
+        return _model(Unsubscribe, raw, frame_id)
+    if kind == "heartbeat":
+        return _model(Ping, raw, frame_id)
+    if kind == "state_update":
+        return _write(raw, origin)
+    if kind == "batch":
+        extra = sorted(set(raw) - {"type", "frames"})
+        if extra:
+            return FrameError("invalid", "unknown field of a batch", extra[0], frame_id)
+        frames = raw.get("frames")
+        if not isinstance(frames, list):
+            return FrameError("invalid", "must be an array of state_update frames", "frames")
+        return _batch(frames, origin, max_batch, "frames")
+    known = ", ".join(FRAME_TYPES)
+    return FrameError("invalid", f"unknown frame type {kind!r} (known: {known})", "type", frame_id)
+
+
+def _model(
+    model: type[Subscribe] | type[Unsubscribe] | type[Ping],
+    raw: dict[str, object],
+    frame_id: str | None,
+) -> Subscribe | Unsubscribe | Ping | FrameError:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        path, reason = field_path(error)
+        return FrameError("invalid", _plain(reason), path or None, frame_id)
+
+
+def _batch(frames: list[object], origin: Origin, max_batch: int, where: str) -> Batch | FrameError:
+    if not frames or len(frames) > max_batch:
+        detail = f"a batch holds 1 to {max_batch} state_update frames, got {len(frames)}"
+        return FrameError("invalid", detail, where or None)
+    items: list[Write | FrameError] = []
+    for index, raw in enumerate(frames):
+        item: Write | FrameError
+        if isinstance(raw, dict) and raw.get("type") == "state_update":
+            item = _write(raw, origin)
+        else:
+            frame_id = _id_of(raw) if isinstance(raw, dict) else None
+            detail = "only state_update frames may be batched"
+            item = FrameError("invalid", detail, "type", frame_id)
+        items.append(replace(item, index=index))
+    return Batch(tuple(items))
+
+
+def _plain(reason: str) -> str:
+    return reason.removeprefix("Value error, ")
+
+
+def _id_of(raw: dict[str, object]) -> str | None:
+    value = raw.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _write(raw: dict[str, object], origin: Origin) -> Write | FrameError:
+    if raw.keys() & {"source", "payload", "metadata"}:  # a full SyncMessage
+        try:
+            message = from_wire(raw)
+        except DecodeError as error:
+            return FrameError("invalid", _plain(error.reason), error.field or None, _id_of(raw))
+        if message.payload is None or message.payload.operation == "query":
+            detail = "a state_update creates, updates or deletes"
+            return FrameError("invalid", detail, "payload.operation", message.id)
+        return Write(message, short=False)
+    try:
+        short = ShortUpdate.model_validate(raw)
+    except ValidationError as error:
+        path, reason = field_path(error)
+        return FrameError("invalid", _plain(reason), path or None, _id_of(raw))
+    data = dict(short.entity)
+    entity_id = data.pop("chittyId", None)
+    kind = DOMAINS[short.domain].kind
+    if entity_id is None:
+        if short.operation != "create":
+            detail = "required to update or delete"
+            return FrameError("invalid", detail, "entity.chittyId", short.id)
+        entity_id = origin.new_id(kind)
+    if not isinstance(entity_id, str):
+        return FrameError("invalid", "must be a string", "entity.chittyId", short.id)
+    try:
+        parse(entity_id, expect=kind)
+    except InvalidChittyId as error:
+        return FrameError("invalid", str(error), "entity.chittyId", short.id)
+    message_id = short.id or origin.new_id(Kind.MSG)
+    wire = {
+        "id": message_id,
+        "type": "state_update",
+        "source": {"nodeId": origin.node_id, "platform": origin.platform, "chittyId": ANONYMOUS},
+        "payload": {
+            "domain": short.domain.value,
+            "operation": short.operation,
+            "entity": {"chittyId": entity_id, "type": short.domain.value[:-1], "data": data},
+        },
+        "metadata": {
+            "timestamp": origin.now().isoformat(),
+            "vectorClock": {} if short.vector_clock is None else short.vector_clock,
+        },
+    }
+    try:
+        return Write(from_wire(wire), short=True)
+    except DecodeError as error:
+        return FrameError("invalid", _plain(error.reason), short_field(error.field), message_id)
+
+
+_SHORT_NAMES = (
+    ("payload.entity.data.", "entity."),
+    ("payload.entity.", "entity."),
+    ("payload.", ""),
+    ("metadata.vectorClock", "vectorClock"),
+)
+
+
+def short_field(path: str) -> str | None:
+    """A SyncMessage field path as the short `state_update` form names it."""
+    for prefix, short in _SHORT_NAMES:
+        if path.startswith(prefix):
+            return short + path[len(prefix) :]
+    return path or None
+
+
+# -- hub -> client ------------------------------------------------------------------------------
+
+
+class GapReason(StrEnum):
+    """Why a subscriber's stream has a hole."""
+
+    HISTORY = "history"  # what was missed is no longer retained: reload state; stays live
+    OVERFLOW = "overflow"  # the connection fell behind: the subscription ended, resume it
+    UNAVAILABLE = "unavailable"  # the hub failed to serve the catch-up: ended, resume it
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """A subscription is open; its stream stands at (`epoch`, `offset`)."""
+
+    subscription: str
+    epoch: str
+    offset: int
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "subscribed",
+            "subscription": self.subscription,
+            "epoch": self.epoch,
+            "offset": self.offset,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    subscription: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "unsubscribed", "subscription": self.subscription}
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Events before `offset` may be missing; `offset` is where the subscription now stands.
+
+    `ended`: the subscription is over and resumes exactly with `resume` at (epoch, offset);
+    otherwise it goes on live after `offset` and the client should reload state over REST.
+    """
+
+    subscription: str
+    epoch: str
+    offset: int
+    reason: GapReason
+    detail: str
+
+    @property
+    def ended(self) -> bool:
+        return self.reason is not GapReason.HISTORY
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "gap",
+            "subscription": self.subscription,
+            "epoch": self.epoch,
+            "offset": self.offset,
+            "reason": self.reason.value,
+            "ended": self.ended,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A write is durable (`applied`, or `duplicate`: committed by an earlier delivery)."""
+
+    id: str
+    status: str
+    entity_id: str
+    seq: int
+    clock: dict[str, int]
+    conflicts: tuple[dict[str, JsonValue], ...]
+    index: int | None = None
+
+    @classmethod
+    def of(cls, outcome: Outcome, index: int | None = None) -> Ack:
+        return cls(
+            outcome.message_id,
+            outcome.status.value,
+            outcome.entity_id,
+            outcome.seq,
+            dict(outcome.clock),
+            outcome.conflicts,
+            index,
+        )
+
+    def to_wire(self) -> Wire:
+        wire: Wire = {
+            "type": "ack",
+            "id": self.id,
+            "status": self.status,
+            "entityId": self.entity_id,
+            "seq": self.seq,
+            "vectorClock": dict(self.clock),
+            "conflicts": list(self.conflicts),
+        }
+        if self.index is not None:
+            wire["index"] = self.index
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The hub's heartbeat: the stream's epoch and head offset as this gateway follows it."""
+
+    epoch: str
+    offset: int
+    id: str | None = None
+
+    def to_wire(self) -> Wire:
+        wire: Wire = {"type": "heartbeat", "epoch": self.epoch, "offset": self.offset}
+        if self.id is not None:
+            wire["id"] = self.id
+        return wire
+
+
+ServerFrame = Subscribed | Unsubscribed | Gap | Ack | Pong | FrameError
+
+_OPERATIONS = {"created": "create", "updated": "update", "deleted": "delete"}
+
+
+def event_wire(event: Published, subscription: str, epoch: str) -> Wire:
+    """A committed change as a hub -> client `state_update`."""
+    moment = datetime.fromtimestamp(event.timestamp_ms / 1000, UTC)
+    return {
+        "type": "state_update",
+        "domain": event.domain.value,
+        "operation": _OPERATIONS.get(event.kind, event.kind),
+        "entityId": event.entity_id,
+        "entity": dict(event.entity),
+        "subscription": subscription,
+        "epoch": epoch,
+        "offset": event.offset,
+        "seq": event.seq,
+        "vectorClock": dict(event.clock),
+        "changed": list(event.changed),
+        "conflicts": [dict(c) for c in event.open_conflicts],
+        "messageId": event.message_id,
+        "source": {"nodeId": event.node_id, "platform": event.platform},
+        "timestamp": moment.isoformat(),
+    }
+
+
+def batch_wire(events: list[Wire]) -> Wire:
+    """Several hub -> client events in one frame, in stream order."""
+    items: list[JsonValue] = [*events]
+    return {"type": "batch", "events": items}
+
+
+def encode(wire: Wire) -> str:
+    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)
