@@ -6,12 +6,16 @@ import asyncio
 import json
 import os
 import signal
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from hub.settings import HubSettings
@@ -22,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+T = TypeVar("T")
 
 
 def _settings(**overrides: object) -> HubSettings:
@@ -87,6 +92,36 @@ async def _serve(runtime: Any, settings: HubSettings, host: str, port: int) -> N
         await runner.cleanup()
 
 
+Hub = Annotated[str, typer.Option(envvar="CHITTY_HUB_URL", help="The hub's base URL.")]
+DryRun = Annotated[bool, typer.Option(help="Show what would change; change nothing.")]
+DEFAULT_HUB = "http://127.0.0.1:8787"
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a client call; hub errors become one clear line and exit code 1, never a traceback."""
+    from transports.client import ChittyApiError, ChittyUnreachable
+
+    try:
+        return asyncio.run(work)
+    except ChittyUnreachable as error:
+        console.print(f"[red]error:[/] {error}. Start a hub with `chitty up`.")
+        raise typer.Exit(1) from None
+    except ChittyApiError as error:
+        where = f" ({error.field})" if error.field else ""
+        console.print(f"[red]error {error.status}:[/] {error.detail}{where}")
+        raise typer.Exit(1) from None
+
+
+def _client(hub: str) -> Any:
+    from transports.client import ChittyClient
+
+    return ChittyClient(hub, node_id="cli", platform="cli")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else []
+
+
 @app.command()
 def sync(
     domain: Annotated[
@@ -111,97 +146,361 @@ def sync(
     watch: Annotated[
         bool, typer.Option(help="Keep running and print every change as it syncs.")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option(help="Show what would be synced; change nothing.")
-    ] = False,
+    dry_run: DryRun = False,
     verbose: Annotated[bool, typer.Option(help="Print the hub's full answer.")] = False,
-    hub: Annotated[
-        str, typer.Option(envvar="CHITTY_HUB_URL", help="The hub's base URL.")
-    ] = "http://127.0.0.1:8787",
+    hub: Hub = DEFAULT_HUB,
 ) -> None:
     """Sync a domain to platforms, channels and models (the spec's `chitty sync`)."""
-    body: dict[str, object] = {
-        "platforms": _csv(platform),
-        "channels": _csv(channel),
-        "models": _csv(model),
-        "dryRun": dry_run,
-    }
-    if session:
-        body["sessionId"] = session
-    if project:
-        body["projectId"] = project
-    answer = asyncio.run(_post(hub, f"/api/v1/sync/{domain}", body))
+
+    async def go() -> dict[str, Any]:
+        async with _client(hub) as client:
+            answer: dict[str, Any] = await client.sync(
+                domain,
+                platforms=_csv(platform),
+                channels=_csv(channel),
+                models=_csv(model),
+                project_id=project,
+                session_id=session,
+                dry_run=dry_run,
+            )
+            return answer
+
+    answer = _run(go())
     if verbose:
         console.print_json(json.dumps(answer))
-    table = Table(
-        title=f"sync {domain}: {answer['entities']} entities" + (" (dry run)" if dry_run else "")
-    )
+    title = f"sync {domain}: {answer['entities']} entities" + (" (dry run)" if dry_run else "")
+    table = Table(title=title)
     for column in ("target", "kind", "status", "detail"):
         table.add_column(column)
     for target in answer["targets"]:
         table.add_row(target["target"], target["kind"], target["status"], target["detail"])
     console.print(table)
     if watch:
-        asyncio.run(_watch(hub, domain, session, project, verbose))
-
-
-def _csv(value: str | None) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else []
-
-
-async def _post(base: str, path: str, body: dict[str, object]) -> dict[str, Any]:
-    import aiohttp
-
-    try:
-        async with (
-            aiohttp.ClientSession(base) as session,
-            session.post(path, json=body) as response,
-        ):
-            answer: dict[str, Any] = await response.json(content_type=None)
-            if response.status >= 400:
-                where = f" ({answer.get('field')})" if answer.get("field") else ""
-                console.print(f"[red]error {response.status}:[/] {answer.get('detail')}{where}")
-                raise typer.Exit(1)
-            return answer
-    except aiohttp.ClientConnectionError as error:
-        console.print(
-            f"[red]error:[/] cannot reach the hub at {base}: {error}. Is `chitty up` running?"
-        )
-        raise typer.Exit(1) from None
+        _run(_watch(hub, domain, session, project, verbose))
 
 
 async def _watch(
     base: str, domain: str, session: str | None, project: str | None, verbose: bool
 ) -> None:
-    import aiohttp
+    from transports.client import Gap
 
-    domains = [] if domain == "all" else [domain]
     filters = {k: v for k, v in (("sessionId", session), ("projectId", project)) if v}
     console.print("watching; Ctrl-C stops")
-    try:
-        async with aiohttp.ClientSession(base) as http, http.ws_connect("/ws") as ws:
-            await ws.send_json({"type": "subscribe", "domains": domains, "filters": filters})
-            async for frame in ws:
-                data = json.loads(frame.data)
-                events = (
-                    data.get("events", [data])
-                    if data.get("type") in ("batch", "state_update")
-                    else []
-                )
-                for event in events:
-                    entity = event.get("entity", {})
-                    label = entity.get("content") or entity.get("name") or entity.get("title") or ""
-                    what = f"{event.get('operation')} {event.get('domain')}"
-                    console.print(f"{what} {entity.get('chittyId')} {label}")
-                    if verbose:
-                        console.print_json(json.dumps(event))
-                if data.get("type") == "gap":
-                    console.print(f"[yellow]gap:[/] {data.get('detail')}")
-    except aiohttp.ClientConnectionError as error:
-        console.print(f"[red]error:[/] lost the hub at {base}: {error}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
+    async with (
+        _client(base) as client,
+        client.subscribe(None if domain == "all" else [domain], filters) as events,
+    ):
+        async for event in events:
+            if isinstance(event, Gap):
+                console.print(f"[yellow]gap:[/] {event.detail or event.reason}")
+                continue
+            label = next(
+                (str(event.entity[k]) for k in ("content", "name", "title") if event.entity.get(k)),
+                "",
+            )
+            console.print(f"{event.operation} {event.domain} {event.entity_id} {label}")
+            if verbose:
+                console.print_json(json.dumps(event.entity))
+
+
+todo = typer.Typer(help="Todos: add, list, complete.", no_args_is_help=True)
+session = typer.Typer(help="Sessions: start, resume, end.", no_args_is_help=True)
+conflicts = typer.Typer(help="Conflicts: list, resolve.", no_args_is_help=True)
+app.add_typer(todo, name="todo")
+app.add_typer(session, name="session")
+app.add_typer(conflicts, name="conflicts")
+
+
+def _show(title: str, entity: dict[str, Any], clock: dict[str, int] | None = None) -> None:
+    console.print(f"[bold]{title}[/] {entity.get('chittyId', '')}")
+    console.print_json(json.dumps(entity))
+    if clock is not None:
+        console.print(f"vector clock: {clock}")
+
+
+@todo.command("add")
+def todo_add(
+    content: Annotated[str, typer.Argument(help="What is to be done.")],
+    session_id: Annotated[
+        str, typer.Option("--session", help="The session it comes from (CHITTY-SESSION id).")
+    ],
+    project: Annotated[str | None, typer.Option(help="Its project (CHITTY-PROJ id).")] = None,
+    active_form: Annotated[str, typer.Option(help="Present-continuous label.")] = "",
+    priority: Annotated[str, typer.Option(help="low, medium, high or critical.")] = "medium",
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Create a todo."""
+    fields: dict[str, Any] = {
+        "content": content,
+        "sessionId": session_id,
+        "activeForm": active_form,
+        "metadata": {"priority": priority},
+    }
+    if project:
+        fields["projectId"] = project
+    if dry_run:
+        _dry("would create todo", "todos", fields)
         return
+
+    async def go() -> Any:
+        async with _client(hub) as client:
+            return await client.create("todos", fields)
+
+    record = _run(go())
+    _show("created", record.entity, record.vector_clock)
+
+
+def _dry(title: str, domain: str, fields: dict[str, Any]) -> None:
+    """Validate locally what a write would send, and show it."""
+    from pydantic import ValidationError
+
+    from hub.domains import DOMAINS, SyncDomain
+
+    try:
+        DOMAINS[SyncDomain(domain)].model.model_validate(
+            {"chittyId": _placeholder(domain), **fields}
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        console.print(f"[red]error:[/] {field}: {first['msg']}")
+        raise typer.Exit(1) from None
+    console.print(f"[yellow]dry run:[/] {title} (nothing was sent)")
+    console.print_json(json.dumps(fields))
+
+
+def _placeholder(domain: str) -> str:
+    from hub.domains import DOMAINS, SyncDomain
+
+    return f"CHITTY-{DOMAINS[SyncDomain(domain)].kind}-DRYRUN"
+
+
+@todo.command("list")
+def todo_list(
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    session_id: Annotated[str | None, typer.Option("--session", help="Only this session.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    assignee: Annotated[
+        str | None, typer.Option(help="Only todos assigned to this ChittyID.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 200,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """List todos as a table (all pages, up to --limit)."""
+
+    async def go() -> list[Any]:
+        found: list[Any] = []
+        cursor = None
+        async with _client(hub) as client:
+            with Progress(transient=True, console=console) as progress:
+                task = progress.add_task("fetching todos", total=None)
+                while len(found) < limit:
+                    page = await client.list(
+                        "todos",
+                        project_id=project,
+                        session_id=session_id,
+                        status=status,
+                        assignee=assignee,
+                        cursor=cursor,
+                        limit=min(500, limit - len(found)),
+                    )
+                    found += page.items
+                    progress.update(task, completed=len(found))
+                    cursor = page.cursor
+                    if cursor is None:
+                        break
+        return found
+
+    records = _run(go())
+    table = Table(title=f"{len(records)} todos")
+    for column in ("id", "status", "content", "session", "priority"):
+        table.add_column(column)
+    for record in records:
+        e = record.entity
+        table.add_row(
+            e["chittyId"], e["status"], e["content"], e["sessionId"], e["metadata"]["priority"]
+        )
+    console.print(table)
+
+
+@todo.command("done")
+def todo_done(
+    todo_id: Annotated[str, typer.Argument(help="The todo (CHITTY-TODO id).")],
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Mark a todo completed."""
+    _set_status("todos", todo_id, "completed", dry_run, hub)
+
+
+def _set_status(domain: str, entity_id: str, status: str, dry_run: bool, hub: str) -> None:
+    async def go() -> Any:
+        async with _client(hub) as client:
+            if dry_run:
+                return await client.get(domain, entity_id)
+            return await client.update(domain, entity_id, {"status": status})
+
+    record = _run(go())
+    if dry_run:
+        now = record.entity.get("status")
+        console.print(
+            f"[yellow]dry run:[/] {entity_id} would go from {now} to {status} (nothing was sent)"
+        )
+        return
+    _show(f"{status}:", record.entity, record.vector_clock)
+
+
+@session.command("start")
+def session_start(
+    platform: Annotated[str, typer.Option(help="claude-code, web, slack, cli or mobile.")] = "cli",
+    platform_id: Annotated[
+        str | None, typer.Option(help="The platform's own id of the session.")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="Its project (CHITTY-PROJ id).")] = None,
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Start a session."""
+    fields: dict[str, Any] = {
+        "sessionId": platform_id or f"{platform}-{os.getpid()}-{int(time.time())}",
+        "platform": platform,
+    }
+    if project:
+        fields["projectId"] = project
+    if dry_run:
+        _dry("would start session", "sessions", fields)
+        return
+
+    async def go() -> Any:
+        async with _client(hub) as client:
+            return await client.create("sessions", fields)
+
+    record = _run(go())
+    _show("started session", record.entity, record.vector_clock)
+
+
+@session.command("resume")
+def session_resume(
+    session_id: Annotated[str, typer.Argument(help="The session (CHITTY-SESSION id).")],
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Resume a paused or crashed session and show where it was."""
+    _set_status("sessions", session_id, "active", dry_run, hub)
+
+
+@session.command("end")
+def session_end(
+    session_id: Annotated[str, typer.Argument(help="The session (CHITTY-SESSION id).")],
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """End a session (it cannot be resumed afterwards)."""
+    _set_status("sessions", session_id, "ended", dry_run, hub)
+
+
+@conflicts.command("list")
+def conflicts_list(
+    domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """List open conflicts."""
+
+    async def go() -> Any:
+        async with _client(hub) as client:
+            return await client.conflicts(domain)
+
+    found = _run(go())
+    table = Table(title=f"{len(found)} open conflicts")
+    for column in ("conflict", "entity", "field", "versions"):
+        table.add_column(column)
+    for conflict in found:
+        versions = ", ".join(json.dumps(v["value"]) for v in conflict["versions"])
+        table.add_row(conflict["conflictId"], conflict["entityId"], conflict["field"], versions)
+    console.print(table)
+
+
+@conflicts.command("resolve")
+def conflicts_resolve(
+    conflict_id: Annotated[str, typer.Argument(help="The conflict (CHITTY-CONFLICT id).")],
+    value: Annotated[str, typer.Argument(help="The value to keep (JSON, or plain text).")],
+    dry_run: DryRun = False,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Settle a conflict on one value."""
+    try:
+        chosen: Any = json.loads(value)
+    except ValueError:
+        chosen = value
+
+    async def go() -> Any:
+        async with _client(hub) as client:
+            if dry_run:
+                return next(
+                    (c for c in await client.conflicts() if c["conflictId"] == conflict_id), None
+                )
+            return await client.resolve(conflict_id, chosen)
+
+    answer = _run(go())
+    if dry_run:
+        if answer is None:
+            console.print(f"[red]error:[/] no open conflict {conflict_id}")
+            raise typer.Exit(1)
+        change = f"{answer['field']} of {answer['entityId']} would become {json.dumps(chosen)}"
+        console.print(f"[yellow]dry run:[/] {change} (nothing was sent)")
+        return
+    _show("resolved:", answer.entity, answer.vector_clock)
+
+
+_DOMAIN_OF_KIND = {
+    "TODO": "todos",
+    "PROJ": "projects",
+    "SESSION": "sessions",
+    "REPO": "repos",
+    "SERVICE": "services",
+}
+
+
+@app.command()
+def state(
+    entity_id: Annotated[str, typer.Argument(help="Any ChittyID of an entity.")],
+    at: Annotated[
+        datetime | None, typer.Option(help="ISO-8601 time: the state as it was then.")
+    ] = None,
+    hub: Hub = DEFAULT_HUB,
+) -> None:
+    """Show an entity now, or as it was at a time."""
+    from hub.ids import InvalidChittyId, parse
+
+    try:
+        kind = parse(entity_id).kind.value
+    except InvalidChittyId as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    domains = [_DOMAIN_OF_KIND[kind]] if kind in _DOMAIN_OF_KIND else ["contexts", "topics"]
+    if kind not in _DOMAIN_OF_KIND and kind != "CONTEXT":
+        console.print(f"[red]error:[/] a {kind} id names no entity with state")
+        raise typer.Exit(2)
+    moment = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+    async def go() -> Any:
+        from transports.client import ChittyApiError
+
+        async with _client(hub) as client:
+            for index, domain in enumerate(domains):
+                try:
+                    if moment is None:
+                        return await client.get(domain, entity_id)
+                    return await client.state_at(domain, entity_id, moment)
+                except ChittyApiError as error:
+                    if error.status != 404 or index == len(domains) - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    record = _run(go())
+    when = f"at {moment.isoformat()}" if moment else "now"
+    _show(f"{when}:", record.entity, record.vector_clock)
 
 
 @app.command()

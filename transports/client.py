@@ -276,6 +276,48 @@ class ChittyClient:
         found = _parse(History, await self._call("GET", f"/{domain}/{entity_id}/history"))
         return found.events
 
+    # -- workflows --------------------------------------------------------------------------
+
+    async def sync(
+        self,
+        domain: str,
+        *,
+        platforms: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        models: Sequence[str] = (),
+        project_id: str | None = None,
+        session_id: str | None = None,
+        dry_run: bool = False,
+    ) -> Json:
+        """Sync a domain (or `all`) to targets; the hub's report per target."""
+        body: dict[str, Any] = {
+            "platforms": list(platforms),
+            "channels": list(channels),
+            "models": list(models),
+            "dryRun": dry_run,
+        }
+        if project_id is not None:
+            body["projectId"] = project_id
+        if session_id is not None:
+            body["sessionId"] = session_id
+        return await self._call("POST", f"/sync/{domain}", body=body)
+
+    async def conflicts(self, domain: str | None = None) -> tuple[Json, ...]:
+        """Every open conflict (of one domain, or all)."""
+        query = {"domain": domain} if domain else None
+        found = await self._call("GET", "/sync/conflicts", query=query)
+        return tuple(found.get("conflicts") or [])  # type: ignore[arg-type]
+
+    async def resolve(self, conflict_id: str, value: JsonValue) -> Record:
+        """Settle a conflict on `value`."""
+        return await self._record(
+            "POST", f"/sync/conflicts/{conflict_id}/resolve", body={"value": value}
+        )
+
+    async def reconcile(self, project_id: str) -> Json:
+        """Spec Example 2: merge the todos of a project's sessions and send them back."""
+        return await self._call("POST", "/todos/reconcile", body={"projectId": project_id})
+
     # -- stream -----------------------------------------------------------------------------
 
     def subscribe(

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from tests.transports.conftest import Gateway
 from transports.cli import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "250"})  # wide enough that tables never fold an id
 
 
 def test_a_bad_setting_is_a_clear_error_without_a_traceback() -> None:
@@ -43,4 +43,100 @@ def test_sync_errors_are_one_clear_line(gateway: Gateway) -> None:
     assert "unknown channel 'fax'" in unknown.output and "Traceback" not in unknown.output
     away = runner.invoke(app, ["sync", "todos", "--hub", "http://127.0.0.1:9"])
     assert away.exit_code == 1
-    assert "cannot reach the hub" in away.output and "Traceback" not in away.output
+    assert "no hub answers" in away.output and "chitty up" in away.output
+    assert "Traceback" not in away.output
+
+
+def cli(gateway: Gateway, *args: str) -> str:
+    result = runner.invoke(app, [*args, "--hub", gateway.url])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def ids_in(output: str, kind: str) -> list[str]:
+    import re
+
+    return re.findall(rf"CHITTY-{kind}-[0-9A-Z]+", output)
+
+
+def test_todo_add_list_done_and_dry_runs_change_nothing(gateway: Gateway) -> None:
+    session = ids_in(cli(gateway, "session", "start", "--platform", "claude-code"), "SESSION")[0]
+    dry = cli(gateway, "todo", "add", "Try the CLI", "--session", session, "--dry-run")
+    assert "nothing was sent" in dry
+    assert "Try the CLI" not in cli(gateway, "todo", "list", "--session", session)
+    todo = ids_in(cli(gateway, "todo", "add", "Try the CLI", "--session", session), "TODO")[0]
+    listed = cli(gateway, "todo", "list", "--session", session)
+    assert todo in listed and "Try the CLI" in listed and "pending" in listed
+    assert "nothing was sent" in cli(gateway, "todo", "done", todo, "--dry-run")
+    assert gateway.request("GET", f"/api/v1/todos/{todo}")[1]["entity"]["status"] == "pending"
+    assert "completed" in cli(gateway, "todo", "done", todo)
+    assert gateway.request("GET", f"/api/v1/todos/{todo}")[1]["entity"]["status"] == "completed"
+    bad = runner.invoke(app, ["todo", "add", "x", "--session", "nope", "--hub", gateway.url])
+    assert bad.exit_code == 1 and "sessionId" in bad.output and "Traceback" not in bad.output
+
+
+def test_session_start_resume_end(gateway: Gateway) -> None:
+    session = ids_in(cli(gateway, "session", "start"), "SESSION")[0]
+    gateway.request("PUT", f"/api/v1/sessions/{session}", {"status": "paused"})
+    assert "nothing was sent" in cli(gateway, "session", "resume", session, "--dry-run")
+    assert gateway.request("GET", f"/api/v1/sessions/{session}")[1]["entity"]["status"] == "paused"
+    assert "active" in cli(gateway, "session", "resume", session)
+    assert "ended" in cli(gateway, "session", "end", session)
+    again = runner.invoke(app, ["session", "resume", session, "--hub", gateway.url])
+    assert again.exit_code == 1 and "'ended' is final" in again.output
+
+
+def test_conflicts_list_and_resolve(gateway: Gateway) -> None:
+    _, created, _ = gateway.request(
+        "POST", "/api/v1/todos", {"content": "cli conflict", "sessionId": "CHITTY-SESSION-1"}
+    )
+    todo = created["entity"]["chittyId"]
+    gateway.request(
+        "PUT",
+        f"/api/v1/todos/{todo}",
+        {"status": "completed", "vectorClock": {"api": 1, "p": 1}},
+        {"X-Chitty-Node": "p"},
+    )
+    gateway.request(
+        "PUT",
+        f"/api/v1/todos/{todo}",
+        {"status": "blocked", "vectorClock": {"api": 1, "w": 1}},
+        {"X-Chitty-Node": "w"},
+    )
+    listed = cli(gateway, "conflicts", "list")
+    conflict = next(c for c in ids_in(listed, "CONFLICT"))
+    assert todo in listed
+    assert "nothing was sent" in cli(
+        gateway, "conflicts", "resolve", conflict, "completed", "--dry-run"
+    )
+    assert gateway.request("GET", f"/api/v1/todos/{todo}")[1]["conflicts"]
+    assert "resolved" in cli(gateway, "conflicts", "resolve", conflict, '"completed"')
+    assert gateway.request("GET", f"/api/v1/todos/{todo}")[1]["conflicts"] == []
+
+
+def test_state_now_and_at_a_time(gateway: Gateway) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    _, created, _ = gateway.request(
+        "POST", "/api/v1/todos", {"content": "before", "sessionId": "CHITTY-SESSION-1"}
+    )
+    todo = created["entity"]["chittyId"]
+    time.sleep(0.05)
+    middle = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "")
+    time.sleep(0.05)
+    gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "after"})
+    assert '"after"' in cli(gateway, "state", todo)
+    assert '"before"' in cli(gateway, "state", todo, "--at", middle)
+    missing = runner.invoke(app, ["state", "CHITTY-TODO-NOSUCH", "--hub", gateway.url])
+    assert missing.exit_code == 1 and "404" in missing.output
+    bad = runner.invoke(app, ["state", "nope", "--hub", gateway.url])
+    assert bad.exit_code == 2 and "not a ChittyID" in bad.output
+
+
+def test_sync_dry_run_changes_nothing(gateway: Gateway) -> None:
+    _, before, _ = gateway.request("GET", "/api/v1/todos?limit=500")
+    cli(gateway, "sync", "todos", "--platform", "web", "--dry-run")
+    _, after, _ = gateway.request("GET", "/api/v1/todos?limit=500")
+    assert before == after
