@@ -164,3 +164,37 @@ def test_health_reports_every_actor(gateway: Gateway) -> None:
     status, body, _ = gateway.request("GET", "/health")
     assert status == 200 and body["ready"] is True
     assert {"router", "broker", "catalog", "host-0", "host-1"} <= set(body["actors"])
+
+
+@pytest.mark.parametrize(
+    ("domain", "fields", "change"),
+    [
+        ("topics", {"title": "Legal Case 12345"}, {"metadata": {"tags": ["legal"]}}),
+        ("projects", {"name": "ChittyChronicle"}, {"status": "active"}),
+        ("sessions", {"sessionId": "sess-1", "platform": "web"}, {"status": "paused"}),
+        ("contexts", {"type": "document"}, {"content": {"summary": "a summary"}}),
+        ("repos", {"url": "https://example.invalid/r.git"}, {"workingTree": "dirty"}),
+        ("services", {"name": "chittyid"}, {"health": "healthy"}),
+    ],
+)
+def test_every_domain_has_crud_history_and_lists(
+    gateway: Gateway, domain: str, fields: dict[str, object], change: dict[str, object]
+) -> None:
+    status, created, _ = gateway.request("POST", f"/api/v1/{domain}", fields)
+    assert status == 201, created
+    entity_id = created["entity"]["chittyId"]
+    status, read, _ = gateway.request("GET", f"/api/v1/{domain}/{entity_id}")
+    assert status == 200 and read["entity"] == created["entity"]
+    status, updated, _ = gateway.request("PUT", f"/api/v1/{domain}/{entity_id}", change)
+    assert status == 200 and updated["seq"] == 2
+    key, value = next(iter(change.items()))
+    if isinstance(value, dict):
+        inner, wanted = next(iter(value.items()))
+        assert updated["entity"][key][inner] == wanted
+    else:
+        assert updated["entity"][key] == value
+    assert len(gateway.request("GET", f"/api/v1/{domain}/{entity_id}/history")[1]["events"]) == 2
+    _, listed, _ = gateway.request("GET", f"/api/v1/{domain}?limit=500")
+    assert entity_id in {item["entity"]["chittyId"] for item in listed["items"]}
+    # A path id of another domain's kind is not an entity of this one.
+    assert gateway.request("GET", f"/api/v1/{domain}/CHITTY-USER-1")[0] == 404
