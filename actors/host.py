@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pydantic import JsonValue
-
 from hub.codec import DecodeError, decode_msgpack
-from hub.entity import EntityState, RejectedMessage, apply, view
+from hub.entity import EntityState, EntityView, RejectedMessage, apply, entity_view
 from hub.envelope import Envelope, Outcome, Status
 from hub.replay import EntityReplayer, decode_event, encode_event
 from hub.settings import HubSettings
@@ -69,31 +67,6 @@ class HostMetrics:
     active_entities: int = 0
     publish_failures: int = 0
     extra: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class EntityView:
-    """An entity's current state as a reader sees it."""
-
-    entity_id: str
-    domain: str
-    seq: int
-    clock: dict[str, int]
-    deleted: bool
-    entity: dict[str, JsonValue]
-    conflicts: tuple[dict[str, JsonValue], ...]
-
-
-def entity_view(state: EntityState, seq: int) -> EntityView:
-    return EntityView(
-        state.entity_id,
-        state.domain.value,
-        seq,
-        state.clock.to_dict(),
-        state.deleted,
-        view(state),
-        tuple(c.model_dump(mode="json") for c in state.conflicts.values()),
-    )
 
 
 class EntityHost:

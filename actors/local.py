@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.broker import Broker
-from actors.host import EntityHost, EntityView
+from actors.host import EntityHost
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
+from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings

@@ -18,12 +18,13 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.broker import Broker, Poll
-from actors.host import EntityHost, EntityView, HostMetrics
+from actors.host import EntityHost, HostMetrics
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
 from hub.catalog import Catalog, Page, Query
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings

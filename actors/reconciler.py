@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from actors.host import EntityView
 from hub.codec import from_wire
+from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.models import Todo
 from hub.reconcile import DependencyCycle, MixedProjects, TodoMesh, reconcile

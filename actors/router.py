@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from actors.host import EntityView
+from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome, Status
 from hub.settings import HubSettings
 from hub.shards import ShardTable

@@ -17,7 +17,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.host import EntityView, HostMetrics
+from actors.host import HostMetrics
 from actors.ray_shell import (
     BROKER,
     ROUTER,
@@ -30,6 +30,7 @@ from actors.ray_shell import (
 from actors.reconciler import ReconcileReport
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
@@ -81,14 +82,16 @@ class Runtime:
         ).remote(settings.model_dump_json())
         ray.get(self.router.refresh.remote())
 
-    def _spawn(self, name: str, node_id: str | None = None) -> Any:
+    def _spawn(self, name: str) -> Any:
+        # Hosts take the live nodes in turn (Ray's SPREAD is only a hint for 0-CPU actors);
+        # soft affinity lets Ray restart a host elsewhere when its node goes away.
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        node = nodes[len(self.hosts) % len(nodes)]
         options: dict[str, Any] = {
             "name": name,
             "max_restarts": self.settings.host_max_restarts,
             "max_task_retries": 0,  # the router retries, and host dedupe makes that safe
-            "scheduling_strategy": (
-                NodeAffinitySchedulingStrategy(node_id, soft=True) if node_id else "SPREAD"
-            ),
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True),
             **self._options,
         }
         handle = HostActor.options(**options).remote(  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ import msgpack
 from pydantic import JsonValue
 
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.subscriptions import Published
 
 
@@ -41,28 +42,14 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
-    """One entity as listed."""
-
-    entity_id: str
-    domain: SyncDomain
-    seq: int
-    clock: dict[str, int]
-    deleted: bool
-    entity: dict[str, JsonValue]
-    conflicts: tuple[dict[str, JsonValue], ...]
-    project_id: str | None
-    session_id: str | None
-    topic_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Page:
-    rows: tuple[Row, ...]
+    """One page of a list, and the cursor of the next (None: this was the last page)."""
+
+    rows: tuple[EntityView, ...]
     cursor: str | None  # None: this was the last page
 
 
-def _status(domain: SyncDomain, entity: Mapping[str, Any]) -> str | None:
+def _status(entity: Mapping[str, Any]) -> str | None:
     value = entity.get("status")
     if value is None and isinstance(entity.get("metadata"), Mapping):
         value = entity["metadata"].get("status")
@@ -128,16 +115,16 @@ class Catalog:
             txn.put(host.encode(), str(mark).encode(), db=self._marks)
         return mark
 
-    def get(self, domain: SyncDomain, entity_id: str) -> Row | None:
+    def get(self, domain: SyncDomain, entity_id: str) -> EntityView | None:
         with self._env.begin(db=self._rows) as txn:
             raw = txn.get(_key(domain, entity_id))
-        return _decode_row(raw) if raw is not None else None
+        return _view(msgpack.unpackb(raw, raw=False)) if raw is not None else None
 
     def query(self, query: Query) -> Page:
         """One page of rows matching `query`, in entity-id order, and the next page's cursor."""
         prefix = _key(query.domain, "")
         start = _decode_cursor(query.cursor, query.domain) if query.cursor else prefix
-        rows: list[Row] = []
+        rows: list[EntityView] = []
         last: bytes | None = None
         more = False
         with self._env.begin(db=self._rows) as txn:
@@ -149,13 +136,13 @@ class Catalog:
                     break
                 if query.cursor and key == start:
                     continue  # the cursor names the last row of the previous page
-                row = _decode_row(raw)
+                row = msgpack.unpackb(raw, raw=False)
                 if not _matches(row, query):
                     continue
                 if len(rows) == query.limit:
                     more = True
                     break
-                rows.append(row)
+                rows.append(_view(row))
                 last = key
         return Page(tuple(rows), _encode_cursor(last) if more and last is not None else None)
 
@@ -171,20 +158,20 @@ class Catalog:
                 for key, raw in cursor:
                     if not key.startswith(prefix):
                         break
-                    row = _decode_row(raw)
-                    if not row.deleted:
-                        yield from row.conflicts
+                    row = msgpack.unpackb(raw, raw=False)
+                    if not row["deleted"]:
+                        yield from row["conflicts"]
 
 
-def _matches(row: Row, query: Query) -> bool:
-    entity = row.entity
-    return (
-        (query.include_deleted or not row.deleted)
-        and (query.project_id is None or query.project_id == row.project_id)
-        and (query.session_id is None or query.session_id == row.session_id)
-        and (query.topic_id is None or query.topic_id == row.topic_id)
-        and (query.status is None or query.status == _status(row.domain, entity))
-        and (query.assignee is None or query.assignee in (entity.get("assignees") or []))  # type: ignore[operator]
+def _matches(row: Mapping[str, Any], query: Query) -> bool:
+    entity = row["entity"]
+    return bool(
+        (query.include_deleted or not row["deleted"])
+        and (query.project_id is None or query.project_id == row["project"])
+        and (query.session_id is None or query.session_id == row["session"])
+        and (query.topic_id is None or query.topic_id == row["topic"])
+        and (query.status is None or query.status == _status(entity))
+        and (query.assignee is None or query.assignee in (entity.get("assignees") or []))
     )
 
 
@@ -207,17 +194,13 @@ def _encode_row(item: Published) -> bytes:
     return packed
 
 
-def _decode_row(raw: bytes) -> Row:
-    data = msgpack.unpackb(raw, raw=False)
-    return Row(
-        data["id"],
-        SyncDomain(data["domain"]),
-        data["seq"],
-        data["clock"],
-        data["deleted"],
-        data["entity"],
-        tuple(data["conflicts"]),
-        data["project"],
-        data["session"],
-        data["topic"],
+def _view(row: Mapping[str, Any]) -> EntityView:
+    return EntityView(
+        row["id"],
+        row["domain"],
+        row["seq"],
+        row["clock"],
+        row["deleted"],
+        row["entity"],
+        tuple(row["conflicts"]),
     )

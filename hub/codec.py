@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgpack
 from pydantic import ValidationError
 
-from hub.protocol import SYNC_MESSAGE, SyncMessage
+from hub.protocol import SYNC_MESSAGE, SyncMessage, SyncMessageType
 
 
 class DecodeError(ValueError):
@@ -30,19 +30,7 @@ def field_path(error: ValidationError, variants: frozenset[str] = frozenset()) -
     return ".".join(loc), first["msg"]
 
 
-_VARIANTS = frozenset(
-    {
-        "state_update",
-        "state_request",
-        "state_snapshot",
-        "event",
-        "command",
-        "query",
-        "heartbeat",
-        "ack",
-        "conflict",
-    }
-)
+_VARIANTS = frozenset(get_args(SyncMessageType))
 
 
 def _validate(raw: Any) -> SyncMessage:

@@ -463,3 +463,28 @@ def view(state: EntityState) -> dict[str, JsonValue]:
 def materialize(state: EntityState) -> BaseModel:
     """The entity as its pydantic domain model."""
     return DOMAINS[state.domain].model.model_validate(view(state))
+
+
+@dataclass(frozen=True, slots=True)
+class EntityView:
+    """An entity as readers see it: wire view, log position, clock, open conflicts."""
+
+    entity_id: str
+    domain: str
+    seq: int
+    clock: dict[str, int]
+    deleted: bool
+    entity: dict[str, JsonValue]
+    conflicts: tuple[dict[str, JsonValue], ...]
+
+
+def entity_view(state: EntityState, seq: int) -> EntityView:
+    return EntityView(
+        state.entity_id,
+        state.domain.value,
+        seq,
+        state.clock.to_dict(),
+        state.deleted,
+        view(state),
+        tuple(c.model_dump(mode="json") for c in state.conflicts.values()),
+    )

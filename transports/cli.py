@@ -74,13 +74,15 @@ async def _serve(runtime: Any, settings: HubSettings, host: str, port: int) -> N
 
     from transports.gateway import make_app
 
-    runner = web.AppRunner(make_app(runtime, settings), handle_signals=False)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
+    app = make_app(runtime, settings, mcp_hub_url=f"http://{local}:{port}")
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         where = settings.ray_address or "an embedded local Ray"
         console.print(
-            f"[green]hub running[/] at http://{host}:{port} (API /api/v1, WebSocket /ws) "
+            f"[green]hub running[/] at http://{host}:{port} (API /api/v1, WebSocket /ws, MCP /mcp) "
             f"on {where}; Ctrl-C stops"
         )
         stop = asyncio.Event()
@@ -509,6 +511,14 @@ def demo() -> None:
     from transports import demo as tour
 
     tour.run(console)
+
+
+@app.command()
+def mcp(hub: Hub = DEFAULT_HUB) -> None:
+    """Serve the hub to Claude (Desktop, Code) as an MCP server on stdin/stdout."""
+    from transports.mcp.server import serve_stdio
+
+    asyncio.run(serve_stdio(hub))
 
 
 def main() -> None:

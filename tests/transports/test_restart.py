@@ -91,6 +91,28 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
             f"http://127.0.0.1:{port}/api/v1/todos/{todo}", "PUT", {"status": "completed"}
         )
         assert status == 200
+        # `chitty up` serves MCP over streamable HTTP at /mcp too.
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "restart-test", "version": "1"},
+            },
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/mcp",
+            data=json.dumps(initialize).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert "tools" in json.loads(response.read())["result"]["capabilities"]
     finally:
         crash(hub)
     hub = start(tmp_path, port)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from hub.settings import HubSettings
@@ -31,8 +33,9 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def make_app(hub: Hub, settings: HubSettings) -> web.Application:
-    """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics."""
+def make_app(hub: Hub, settings: HubSettings, mcp_hub_url: str | None = None) -> web.Application:
+    """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
+    /ws, and (given the URL where this gateway answers) MCP over streamable HTTP at /mcp."""
     app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=MAX_BODY)
     writer = Writer(hub, f"gateway-{settings.node_id}")
     app[HUB] = hub
@@ -45,4 +48,8 @@ def make_app(hub: Hub, settings: HubSettings) -> web.Application:
     add_sync_routes(app, hub, writer)
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
+    if mcp_hub_url is not None:
+        from transports.mcp.http import add_mcp_routes
+
+        add_mcp_routes(app, mcp_hub_url, bind_host=urlsplit(mcp_hub_url).hostname or "127.0.0.1")
     return app

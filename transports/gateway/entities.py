@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import JsonValue
 
-from actors.host import EntityView
 from hub.catalog import CursorError, Query
 from hub.domains import DOMAINS, SyncDomain
+from hub.entity import EntityView
 from hub.envelope import Outcome
 from hub.ids import InvalidChittyId, parse
 from transports.gateway.errors import ApiError, read_json
@@ -156,15 +156,7 @@ class EntityRoutes:
             raise ApiError(422, "invalid", str(error), "cursor") from None
         return web.json_response(
             {
-                "items": [
-                    {
-                        "entity": row.entity,
-                        "vectorClock": row.clock,
-                        "seq": row.seq,
-                        "conflicts": list(row.conflicts),
-                    }
-                    for row in page.rows
-                ],
+                "items": [entity_body(row) for row in page.rows],
                 "cursor": page.cursor,
             }
         )

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import JsonValue, ValidationError
 
-from actors.host import EntityView
 from actors.reconciler import ReconcileReport
 from hub.catalog import Page, Query
 from hub.codec import from_wire
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.envelope import Outcome, Status
 from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
