@@ -14,7 +14,7 @@ class HubSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: Path = Path.home() / ".local" / "share" / "chittychat"
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "chittychat")
     ray_address: str | None = None  # None: start an embedded local Ray
     namespace: str = "chittychat"
     node_id: Annotated[str, Field(min_length=1, max_length=64)] = "hub"
