@@ -314,6 +314,10 @@ class ChittyClient:
             "POST", f"/sync/conflicts/{conflict_id}/resolve", body={"value": value}
         )
 
+    async def mesh(self, project_id: str) -> Json:
+        """A project's todo mesh (nodes, dependency edges, origin sessions), changing nothing."""
+        return await self._call("GET", "/todos/mesh", query={"projectId": project_id})
+
     async def reconcile(self, project_id: str) -> Json:
         """Spec Example 2: merge the todos of a project's sessions and send them back."""
         return await self._call("POST", "/todos/reconcile", body={"projectId": project_id})

@@ -168,8 +168,7 @@ class HubTools:
 
     async def mesh(self, project_id: str) -> Json:
         """A project's reconciled todo mesh (read only)."""
-        # ChittyClient has no public mesh call yet; `_call` keeps its error mapping.
-        return await self.client._call("GET", "/todos/mesh", query={"projectId": project_id})
+        return await self.client.mesh(project_id)
 
     async def open_todos(self, session_id: str) -> list[Json]:
         """The session's todos that are not completed (its own list and the todos domain)."""
