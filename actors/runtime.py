@@ -106,7 +106,7 @@ class Runtime:
         started = False
         if not ray.is_initialized():
             ray.init(
-                address=settings.ray_address,
+                address=settings.ray_address or "local",  # embedded: never join a stranger's Ray
                 namespace=settings.namespace,
                 include_dashboard=False,
                 log_to_driver=False,
