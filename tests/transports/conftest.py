@@ -46,7 +46,11 @@ class Gateway:
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # do not leave it running into the next test
+            raise
 
     def request(
         self,
@@ -72,9 +76,20 @@ class Gateway:
     def close(self) -> None:
         self.call(self.session.close())
         self.call(self.runner.cleanup())
+        # A test that failed mid-scenario may leave coroutines awaiting Ray object refs on this
+        # loop; cancel them before Ray goes, or Ray's shutdown can wait on them for ever.
+        self.call(_cancel_pending(), timeout=30)
         self.runtime.shutdown()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+async def _cancel_pending() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 @pytest.fixture(scope="module")

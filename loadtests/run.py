@@ -1,0 +1,252 @@
+"""Load-test the hub next to a bare aiohttp baseline, in one run, on loopback; print a summary.
+
+Starts `chitty up` on a fresh data dir (and `loadtests/baseline_server.py`), runs Locust headless
+against each with the same users, reads Locust's CSV and the users' ledgers, and prints sustained
+msgs/s, E2E p50/p95/p99, errors and lost messages. The last line is always
+`throughput_msgs_per_s=<n> p99_ms=<n> lost=<n>` (the hub's, or the baseline's if only it ran).
+
+    python loadtests/run.py --duration 30 --publishers 4 --subscribers 2 --batch 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOCUSTFILE = HERE / "locustfile.py"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One target's figures for one run."""
+
+    target: str
+    acked: int
+    rest_acked: int
+    seconds: float
+    delivered: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    e2e_count: int
+    errors: int
+    lost: int
+    missed_deliveries: int
+    gaps: int
+
+    @property
+    def throughput(self) -> float:
+        return self.acked / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        return [
+            f"[{self.target}] acked writes: {self.acked} ({self.rest_acked} over REST) "
+            f"in {self.seconds:.1f} s -> {self.throughput:,.0f} msgs/s",
+            f"[{self.target}] events delivered to subscribers: {self.delivered} "
+            f"({self.delivered / self.seconds if self.seconds else 0:,.0f}/s)",
+            f"[{self.target}] E2E publish->receive ms: p50={self.p50_ms:g} p95={self.p95_ms:g} "
+            f"p99={self.p99_ms:g} (n={self.e2e_count})",
+            f"[{self.target}] errors={self.errors} gaps={self.gaps} lost={self.lost} "
+            f"(missed deliveries, all subscribers: {self.missed_deliveries})",
+        ]
+
+    def last_line(self) -> str:
+        return (
+            f"throughput_msgs_per_s={self.throughput:.0f} p99_ms={self.p99_ms:g} lost={self.lost}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited early with {server.returncode}")
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not become healthy in {within_s:.0f} s")
+
+
+def start_server(
+    target: str, port: int, data: Path, hosts: int, log: Path
+) -> subprocess.Popen[bytes]:
+    if target == "hub":
+        command = [sys.executable, "-m", "transports.cli", "up", "--data-dir", str(data)]
+        command += ["--port", str(port), "--hosts", str(hosts)]
+    else:
+        command = [sys.executable, str(HERE / "baseline_server.py"), "--port", str(port)]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so Ray's processes go with it
+            env={**os.environ, "CHITTY_NAMESPACE": f"load-{port}"},
+        )
+
+
+def stop_server(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(within_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)  # leftovers of Ray, if any
+    server.wait(10)
+
+
+def run_locust(url: str, options: argparse.Namespace, out: Path, tag: str) -> Path:
+    users = [
+        ("WsPublisher", options.publishers),
+        ("WsSubscriber", options.subscribers),
+        ("RestWriter", options.rest_writers),
+    ]
+    chosen = [(name, count) for name, count in users if count > 0]
+    total = sum(count for _, count in chosen)
+    config = [{"user_class_name": name, "fixed_count": count} for name, count in chosen]
+    ledger = out / f"{tag}_ledger.json"
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+        "-u", str(total), "-r", str(options.spawn_rate or total),
+        "-t", f"{options.duration + options.drain:.0f}s", "--stop-timeout", "5",
+        "--csv", str(out / tag), "--host", url,
+        "--config-users", json.dumps(config),
+        "--run-tag", tag.upper() + str(int(time.time())), "--projects", str(options.projects),
+        "--batch", str(options.batch), "--batches-per-s", str(options.batches_per_s),
+        "--pool", str(options.pool),
+        "--publish-for", str(options.duration), "--ledger", str(ledger),
+        *[name for name, _ in chosen],
+    ]  # fmt: skip
+    limit = options.duration + options.drain + 120
+    with (out / f"{tag}_locust.log").open("wb") as log:
+        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=limit)
+    return ledger
+
+
+def e2e_percentiles(stats_csv: Path) -> tuple[float, float, float, int, int]:
+    """p50, p95, p99 of the E2E row, its count, and the failure count of every request."""
+    p50 = p95 = p99 = 0.0
+    count = failures = 0
+    with stats_csv.open() as rows:
+        for row in csv.DictReader(rows):
+            if row["Type"] == "E2E":
+                p50, p95, p99 = (
+                    float(row[k] if row[k] != "N/A" else 0) for k in ("50%", "95%", "99%")
+                )
+                count = int(row["Request Count"])
+            if row["Name"] == "Aggregated":
+                failures = int(row["Failure Count"])
+    return p50, p95, p99, count, failures
+
+
+def summarize(target: str, ledger_path: Path, stats_csv: Path) -> Summary:
+    ledger = json.loads(ledger_path.read_text())
+    acked = ledger["acked"]
+    delivered = lost_total = 0
+    lost_keys: set[tuple[str, int]] = set()
+    gaps = 0
+    for sub in ledger["subscribers"]:
+        watched = set(sub["projects"])
+        seen = {(entity, seq) for entity, seq in sub["seen"]}
+        delivered += len(sub["seen"])
+        gaps += len(sub["gaps"])
+        due = {
+            (entity, seq)
+            for entity, seq, sent_ns, project in acked
+            if project in watched and sent_ns > sub["subscribed_ns"]
+        }
+        missing = due - seen
+        lost_total += len(missing)
+        lost_keys |= missing
+    seconds = max(ledger["last_ack_ns"] - ledger["first_ack_ns"], 1) / 1e9
+    p50, p95, p99, count, failures = e2e_percentiles(stats_csv)
+    return Summary(
+        target, len(acked), ledger["rest_acked"], seconds, delivered, p50, p95, p99, count,
+        failures + ledger["errors"], len(lost_keys), lost_total, gaps,
+    )  # fmt: skip
+
+
+def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
+    if target == "hub" and options.url:  # a hub already running, e.g. on a Ray cluster
+        ledger = run_locust(options.url.rstrip("/"), options, out, target)
+        return summarize(target, ledger, out / f"{target}_stats.csv")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(
+        target, port, out / f"{target}_data", options.hosts, out / f"{target}.log"
+    )
+    try:
+        wait_healthy(url, server, 180)
+        ledger = run_locust(url, options, out, target)
+    finally:
+        stop_server(server)
+    return summarize(target, ledger, out / f"{target}_stats.csv")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30, help="seconds of writes")
+    parser.add_argument(
+        "--drain", type=float, default=5, help="seconds for subscribers to catch up"
+    )
+    parser.add_argument("--publishers", type=int, default=4, help="WsPublisher users")
+    parser.add_argument("--subscribers", type=int, default=2, help="WsSubscriber users")
+    parser.add_argument("--rest-writers", type=int, default=0, help="RestWriter users")
+    parser.add_argument(
+        "--spawn-rate", type=float, default=0, help="users/s (default: all at once)"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="frames per WS batch")
+    parser.add_argument("--batches-per-s", type=float, default=0, help="per publisher; 0: max")
+    parser.add_argument("--pool", type=int, default=64, help="todos per publisher")
+    parser.add_argument("--projects", type=int, default=4)
+    parser.add_argument("--hosts", type=int, default=2, help="EntityHost actors of the hub")
+    parser.add_argument("--target", choices=["both", "hub", "baseline"], default="both")
+    parser.add_argument("--url", default="", help="load this running hub instead of starting one")
+    parser.add_argument("--out", type=Path, default=None, help="CSV/ledger/log dir (default: tmp)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    out = options.out or Path(tempfile.mkdtemp(prefix="chitty-load-"))
+    out.mkdir(parents=True, exist_ok=True)
+    targets = ["baseline", "hub"] if options.target == "both" else [options.target]
+    results = {target: measure(target, options, out) for target in targets}
+    print(f"load: {vars(options)} -> {out}")
+    for summary in results.values():
+        print("\n".join(summary.lines()))
+    if len(results) == 2 and results["baseline"].throughput:
+        ratio = results["hub"].throughput / results["baseline"].throughput
+        print(f"hub/baseline throughput ratio: {ratio:.3f}")
+    print(results[targets[-1]].last_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

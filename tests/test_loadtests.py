@@ -1,0 +1,40 @@
+"""A few seconds of `loadtests/run.py` (Locust, loopback only) so the locustfile cannot rot."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAST_LINE = re.compile(r"throughput_msgs_per_s=(\d+) p99_ms=([\d.]+) lost=(\d+)")
+
+
+def smoke(target: str, out: Path) -> re.Match[str]:
+    command = [
+        sys.executable, str(ROOT / "loadtests" / "run.py"), "--target", target, "--out", str(out),
+        "--duration", "3", "--drain", "2", "--publishers", "1", "--subscribers", "1",
+        "--rest-writers", "1", "--batch", "10", "--pool", "8", "--projects", "2",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    found = LAST_LINE.fullmatch(lines[-1])
+    assert found, done.stdout
+    assert "errors=0 gaps=0" in done.stdout, done.stdout
+    assert (out / f"{target}_stats.csv").read_text().count("E2E") == 1  # the latency row
+    return found
+
+
+def test_the_locust_users_run_against_the_baseline_server(tmp_path: Path) -> None:
+    throughput, _, lost = smoke("baseline", tmp_path).groups()
+    assert int(throughput) > 0 and int(lost) == 0
+
+
+@pytest.mark.slow
+def test_the_locust_users_run_against_a_hub_and_lose_nothing(tmp_path: Path) -> None:
+    throughput, _, lost = smoke("hub", tmp_path).groups()
+    assert int(throughput) > 0 and int(lost) == 0
