@@ -19,6 +19,7 @@ from pydantic import JsonValue
 
 from hub.domains import SyncDomain
 from hub.entity import EntityView
+from hub.store.codec import IdentityCodec, ValueCodec
 from hub.subscriptions import Published
 
 
@@ -79,7 +80,10 @@ def _decode_cursor(cursor: str, domain: SyncDomain) -> bytes:
 class Catalog:
     """Rows keyed by (domain, entity id), and each host's outbox mark, in one LMDB env."""
 
-    def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
+    def __init__(
+        self, path: Path, map_size: int = 1 << 32, codec: ValueCodec | None = None
+    ) -> None:
+        self._codec: ValueCodec = codec if codec is not None else IdentityCodec()
         path.mkdir(parents=True, exist_ok=True)
         self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True)
         self._rows = self._env.open_db(b"rows")
@@ -87,6 +91,10 @@ class Catalog:
 
     def close(self) -> None:
         self._env.close()
+
+    def _row(self, raw: bytes) -> dict[str, Any]:
+        row: dict[str, Any] = msgpack.unpackb(self._codec.decode(raw), raw=False)
+        return row
 
     def mark(self, host: str) -> int:
         """The newest outbox seq of `host` already in the catalog."""
@@ -108,9 +116,9 @@ class Catalog:
             for _, item in fresh:
                 key = _key(item.domain, item.entity_id)
                 current = txn.get(key, db=self._rows)
-                if current is not None and msgpack.unpackb(current)["seq"] >= item.seq:
+                if current is not None and self._row(current)["seq"] >= item.seq:
                     continue  # an older change of an entity that moved between hosts
-                txn.put(key, _encode_row(item), db=self._rows)
+                txn.put(key, self._codec.encode(_encode_row(item)), db=self._rows)
             mark = fresh[-1][0]
             txn.put(host.encode(), str(mark).encode(), db=self._marks)
         return mark
@@ -118,7 +126,7 @@ class Catalog:
     def get(self, domain: SyncDomain, entity_id: str) -> EntityView | None:
         with self._env.begin(db=self._rows) as txn:
             raw = txn.get(_key(domain, entity_id))
-        return _view(msgpack.unpackb(raw, raw=False)) if raw is not None else None
+        return _view(self._row(raw)) if raw is not None else None
 
     def query(self, query: Query) -> Page:
         """One page of rows matching `query`, in entity-id order, and the next page's cursor."""
@@ -136,7 +144,7 @@ class Catalog:
                     break
                 if query.cursor and key == start:
                     continue  # the cursor names the last row of the previous page
-                row = msgpack.unpackb(raw, raw=False)
+                row = self._row(raw)
                 if not _matches(row, query):
                     continue
                 if len(rows) == query.limit:
@@ -158,7 +166,7 @@ class Catalog:
                 for key, raw in cursor:
                     if not key.startswith(prefix):
                         break
-                    row = msgpack.unpackb(raw, raw=False)
+                    row = self._row(raw)
                     if not row["deleted"]:
                         yield from row["conflicts"]
 

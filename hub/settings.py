@@ -32,6 +32,8 @@ class HubSettings(BaseModel):
     dedupe_retention_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
     host_max_restarts: Annotated[int, Field(ge=-1)] = -1  # -1: restart forever
     lmdb_map_size: Annotated[int, Field(ge=1 << 20)] = 1 << 32
+    # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog) when set.
+    encryption_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:

@@ -2,6 +2,7 @@
 
 from hub.store.chain import GENESIS_CHECKSUM, event_checksum
 from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.crypto import AesGcmCodec, EncryptionKeyError, generate_key, load_key
 from hub.store.errors import (
     CorruptValueError,
     InvalidKeyError,
@@ -40,12 +41,14 @@ from hub.store.schema import SCHEMA_VERSION, Migration, MigrationContext
 __all__ = [
     "GENESIS_CHECKSUM",
     "SCHEMA_VERSION",
+    "AesGcmCodec",
     "CheckpointStore",
     "Clock",
     "CorruptValueError",
     "Corruption",
     "CorruptionKind",
     "DedupeEntry",
+    "EncryptionKeyError",
     "IdentityCodec",
     "InvalidKeyError",
     "LmdbStore",
@@ -70,7 +73,9 @@ __all__ = [
     "ValueCodec",
     "VerifyReport",
     "event_checksum",
+    "generate_key",
     "load",
+    "load_key",
     "state_at",
     "system_clock_ms",
     "take_snapshot",

@@ -176,3 +176,25 @@ def test_the_stream_carries_every_committed_change_under_concurrent_batches(
 
     applied, received = asyncio.run(scenario())
     assert applied == received == 40
+
+
+def test_with_a_key_file_no_lmdb_file_holds_plaintext(ray_cluster: None, tmp_path: Path) -> None:
+    from hub.store import generate_key
+
+    key_file = tmp_path / "key"
+    key_file.write_bytes(generate_key().hex().encode())
+    data = tmp_path / "data"
+    secret = "privileged: settlement 1,234,567"
+    sealed = Runtime.start(settings_for(data, hosts=1, encryption_key_file=key_file))
+    try:
+        todo = ids.new(Kind.TODO)
+        [outcome] = asyncio.run(sealed.submit([create_todo(todo, secret, node="a")]))
+        assert outcome.status is Status.APPLIED
+        page = asyncio.run(sealed.list(Query(SyncDomain.TODOS)))
+        assert [row.entity["content"] for row in page.rows] == [secret]
+        view = asyncio.run(sealed.get(todo))
+        assert view is not None and view.entity["content"] == secret
+    finally:
+        sealed.shutdown()
+    stored = b"".join(p.read_bytes() for p in data.rglob("*.mdb"))
+    assert stored and secret.encode() not in stored
