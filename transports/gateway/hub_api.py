@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
 from actors.reconciler import ReconcileReport
 from hub.catalog import Page, Query
+from hub.clocks.vector import VectorClock
 from hub.codec import from_wire
 from hub.domains import SyncDomain
 from hub.entity import EntityView
@@ -147,13 +148,9 @@ def parse_clock(value: object) -> dict[str, int] | None:
     """A client's vector clock from a body field, validated."""
     if value is None:
         return None
-    from hub.clocks.vector import VectorClock
-
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid", "must be an object of node id -> counter", "vectorClock")
     try:
-        return VectorClock(value).to_dict() if isinstance(value, dict) else _bad_clock()
-    except (ValueError, ValidationError) as error:
+        return VectorClock(value).to_dict()
+    except ValueError as error:
         raise ApiError(422, "invalid", str(error), "vectorClock") from None
-
-
-def _bad_clock() -> dict[str, int]:
-    raise ApiError(422, "invalid", "must be an object of node id -> counter", "vectorClock")

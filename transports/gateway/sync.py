@@ -16,7 +16,7 @@ from hub.models.base import WireModel
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
-from transports.gateway.targets import TargetKind, check_targets, report
+from transports.gateway.targets import DEFAULT_PLATFORMS, TargetKind, check_targets, report
 
 COUNT_CAP = 10_000  # entities counted per sync report; more shows as the cap
 
@@ -83,31 +83,17 @@ class SyncRoutes:
                     break
         return min(total, COUNT_CAP)
 
-    def _reports(self, wanted: SyncRequest, entities: int) -> list[dict[str, object]]:
-        requested: dict[TargetKind, list[str]] = {
-            "platforms": wanted.platforms,
-            "channels": wanted.channels,
-            "models": wanted.models,
-        }
-        if not any(requested.values()):
-            requested["platforms"] = ["web", "cli", "mobile"]  # the spec: all platforms
-        return [
-            report(k, n, entities, wanted.dry_run).to_wire() for k, n in check_targets(requested)
-        ]
-
     async def sync_domain(self, request: web.Request) -> web.Response:
         domains = _domains(request.match_info["domain"])
         wanted: SyncRequest = await _body(request, SyncRequest)
-        check_targets(
-            {"platforms": wanted.platforms, "channels": wanted.channels, "models": wanted.models}
-        )
+        targets = _targets(wanted)  # an unknown target is refused before anything is counted
         entities = await self._count(domains, wanted)
         return web.json_response(
             {
                 "domain": request.match_info["domain"],
                 "dryRun": wanted.dry_run,
                 "entities": entities,
-                "targets": self._reports(wanted, entities),
+                "targets": _reports(targets, entities, wanted.dry_run),
             }
         )
 
@@ -115,6 +101,7 @@ class SyncRoutes:
         domain = _domain(request.match_info["domain"])
         entity_id = request.match_info["entityId"]
         wanted: SyncRequest = await _body(request, SyncRequest)
+        targets = _targets(wanted)
         view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
         if view is None or view.deleted:
             raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
@@ -125,7 +112,7 @@ class SyncRoutes:
                 "dryRun": wanted.dry_run,
                 "seq": view.seq,
                 "vectorClock": view.clock,
-                "targets": self._reports(wanted, 1),
+                "targets": _reports(targets, 1, wanted.dry_run),
             }
         )
 
@@ -201,6 +188,24 @@ class SyncRoutes:
         body = written_body(outcome, first)
         body["resolved"] = conflict_id
         return web.json_response(body)
+
+
+def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:
+    """The checked targets of a request; none named means every platform (as the spec says)."""
+    requested: dict[TargetKind, list[str]] = {
+        "platforms": wanted.platforms,
+        "channels": wanted.channels,
+        "models": wanted.models,
+    }
+    if not any(requested.values()):
+        requested["platforms"] = list(DEFAULT_PLATFORMS)
+    return check_targets(requested)
+
+
+def _reports(
+    targets: list[tuple[TargetKind, str]], entities: int, dry_run: bool
+) -> list[dict[str, object]]:
+    return [report(kind, name, entities, dry_run).to_wire() for kind, name in targets]
 
 
 def _valid(entity_id: str, domain: SyncDomain) -> bool:

@@ -21,6 +21,7 @@ KNOWN: Mapping[TargetKind, frozenset[str]] = {
     "channels": frozenset({"slack", "discord", "email", "sms", "whatsapp", "imessage"}),
     "models": frozenset({"claude", "chatgpt", "gemini"}),
 }
+DEFAULT_PLATFORMS = ("web", "cli", "mobile")  # "all platforms" when a sync names none
 LIVE_PLATFORMS = frozenset({"web", "cli", "vscode", "claude-code", "mobile"})
 
 

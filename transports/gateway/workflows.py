@@ -18,7 +18,7 @@ from hub.reconcile import DependencyCycle, MixedProjects, TodoMesh, reconcile
 from transports.gateway.entities import entity_id_of, written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
-from transports.gateway.targets import KNOWN, TargetKind, check_targets, report
+from transports.gateway.targets import DEFAULT_PLATFORMS, KNOWN, TargetKind, check_targets, report
 
 
 class ReconcileRequest(WireModel):
@@ -127,7 +127,7 @@ class WorkflowRoutes:
             else SessionSyncRequest()
         )
         dry = wanted.dry_run
-        targets = check_targets({"platforms": wanted.platforms or ["web", "cli", "mobile"]})
+        targets = check_targets({"platforms": wanted.platforms or list(DEFAULT_PLATFORMS)})
         return web.json_response(
             {
                 "sessionId": session_id,
