@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOCUSTFILE = HERE / "locustfile.py"
+ADMIN_TOKEN_ENV = "CHITTY_ADMIN_TOKEN"  # the hub's pre-seeded admin token, read at start-up
+LOAD_TOKEN_ENV = "CHITTY_LOAD_TOKEN"  # what the locustfile sends as `Authorization: Bearer`
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_healthy(url: str, server: subprocess.Popen[bytes], within_s: float) -> None:
+def wait_healthy(
+    url: str, server: subprocess.Popen[bytes], within_s: float, token: str = ""
+) -> None:
     deadline = time.monotonic() + within_s
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+            asked = urllib.request.Request(f"{url}/health", headers=headers)
+            with urllib.request.urlopen(asked, timeout=5) as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -93,7 +100,7 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], within_s: float) -> 
 
 
 def start_server(
-    target: str, port: int, data: Path, hosts: int, log: Path
+    target: str, port: int, data: Path, hosts: int, log: Path, token: str
 ) -> subprocess.Popen[bytes]:
     if target == "hub":
         command = [sys.executable, "-m", "transports.cli", "up", "--data-dir", str(data)]
@@ -107,7 +114,7 @@ def start_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so Ray's processes go with it
-            env={**os.environ, "CHITTY_NAMESPACE": f"load-{port}"},
+            env={**os.environ, "CHITTY_NAMESPACE": f"load-{port}", ADMIN_TOKEN_ENV: token},
         )
 
 
@@ -144,8 +151,11 @@ def run_locust(url: str, options: argparse.Namespace, out: Path, tag: str) -> Pa
         *[name for name, _ in chosen],
     ]  # fmt: skip
     limit = options.duration + options.drain + 120
+    env = {**os.environ, LOAD_TOKEN_ENV: options.token}  # not on the command line: ps shows it
     with (out / f"{tag}_locust.log").open("wb") as log:
-        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=limit)
+        subprocess.run(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=limit, env=env
+        )
     return ledger
 
 
@@ -199,10 +209,10 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(
-        target, port, out / f"{target}_data", options.hosts, out / f"{target}.log"
+        target, port, out / f"{target}_data", options.hosts, out / f"{target}.log", options.token
     )
     try:
-        wait_healthy(url, server, 180)
+        wait_healthy(url, server, 180, options.token)
         ledger = run_locust(url, options, out, target)
     finally:
         stop_server(server)
@@ -229,7 +239,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", choices=["both", "hub", "baseline"], default="both")
     parser.add_argument("--url", default="", help="load this running hub instead of starting one")
     parser.add_argument("--out", type=Path, default=None, help="CSV/ledger/log dir (default: tmp)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(LOAD_TOKEN_ENV, ""),
+        help=f"bearer token for --url (default ${LOAD_TOKEN_ENV}); a hub started here gets a "
+        f"fresh random one as ${ADMIN_TOKEN_ENV}",
+    )
+    options = parser.parse_args(argv)
+    if not options.url:  # a hub (and baseline) of our own: a fresh admin token each run
+        options.token = secrets.token_urlsafe(32)
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     targets = ["baseline", "hub"] if options.target == "both" else [options.target]
     results = {target: measure(target, options, out) for target in targets}
-    print(f"load: {vars(options)} -> {out}")
+    shown = {k: v for k, v in vars(options).items() if k != "token"}
+    print(f"load: {shown} -> {out}")
     for summary in results.values():
         print("\n".join(summary.lines()))
     if len(results) == 2 and results["baseline"].throughput:
