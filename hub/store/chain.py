@@ -1,4 +1,4 @@
-"""Checksum chaining: each event's sha256 covers its predecessor's, so the log is tamper-evident."""
+"""Checksum chaining: each event's sha256 covers its predecessor's and its body's digest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import NamedTuple, Protocol
 
 from hub.store.errors import CorruptValueError, TimestampOrderError
 from hub.store.layout import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, entity_key_prefix
-from hub.store.records import Corruption, CorruptionKind, NewEvent, Snapshot, StoredEvent
+from hub.store.records import (
+    Corruption,
+    CorruptionKind,
+    NewEvent,
+    RedactedEvent,
+    Snapshot,
+    StoredEvent,
+)
 
 GENESIS_CHECKSUM = bytes(32)
 _SEQ_AND_TIME = struct.Struct(">Qq")
@@ -19,11 +26,28 @@ _SEQ_AND_TIME = struct.Struct(">Qq")
 def event_checksum(
     previous: bytes, entity_key_prefix: bytes, seq: int, timestamp_ms: int, body: bytes
 ) -> bytes:
-    """sha256(previous checksum, entity id + NUL, seq, timestamp, body).
+    """sha256(previous checksum, entity id + NUL, seq, timestamp, sha256(body)).
 
-    The NUL after the id (ids never contain one) and the fixed-width integers keep the
-    hashed encoding unambiguous.
+    The chain covers the body's digest, not the body, so a body can later be redacted
+    (rewritten, its original digest kept) without breaking the chain. The NUL after the id
+    (ids never contain one) and the fixed-width fields keep the hashed encoding unambiguous.
     """
+    return checksum_of_digest(previous, entity_key_prefix, seq, timestamp_ms, sha256(body).digest())
+
+
+def checksum_of_digest(
+    previous: bytes, entity_key_prefix: bytes, seq: int, timestamp_ms: int, body_digest: bytes
+) -> bytes:
+    """`event_checksum` given the body's sha256 instead of the body."""
+    return sha256(
+        previous + entity_key_prefix + _SEQ_AND_TIME.pack(seq, timestamp_ms) + body_digest
+    ).digest()
+
+
+def legacy_event_checksum(
+    previous: bytes, entity_key_prefix: bytes, seq: int, timestamp_ms: int, body: bytes
+) -> bytes:
+    """The schema-1 formula, sha256 over the body itself: only the migration uses it."""
     return sha256(
         previous + entity_key_prefix + _SEQ_AND_TIME.pack(seq, timestamp_ms) + body
     ).digest()
@@ -110,7 +134,9 @@ def plan_batch(
             )
         seq = head.seq + 1
         # Inlined event_checksum: this loop is the append hot path.
-        checksum = sha256(head.checksum + prefix + pack(seq, timestamp_ms) + body).digest()
+        checksum = sha256(
+            head.checksum + prefix + pack(seq, timestamp_ms) + sha256(body).digest()
+        ).digest()
         event_out = StoredEvent(entity_id, seq, timestamp_ms, body, checksum)
         append(event_out)
         last[entity_id] = event_out
@@ -118,12 +144,16 @@ def plan_batch(
 
 
 def verify_chain(
-    entity_id: str, entries: Iterable[tuple[int, StoredEvent | CorruptValueError]]
+    entity_id: str,
+    entries: Iterable[tuple[int, StoredEvent | CorruptValueError]],
+    checksum: Callable[[bytes, bytes, int, StoredEvent], bytes] | None = None,
 ) -> list[Corruption]:
     """Check one entity's log, given as (seq, event or decode error) in key order.
 
     Each event's checksum is checked against its stored predecessor, so a damaged event is
-    named alone; after an undecodable event or a gap the next link cannot be checked.
+    named alone; after an undecodable event or a gap the next link cannot be checked. A
+    redacted event is checked from its stored original digest, and its redaction record for
+    consistency. `checksum(previous, prefix, seq, event)` replaces the formula (migrations).
     """
     found: list[Corruption] = []
     prefix = entity_id.encode() + b"\x00"
@@ -149,8 +179,19 @@ def verify_chain(
             )
             linked = False
             continue
+        if isinstance(item, RedactedEvent):
+            problem = redaction_problem(item)
+            if problem is not None:
+                found.append(
+                    Corruption("events", CorruptionKind.REDACTION, entity_id, seq, problem)
+                )
         if linked:
-            want = event_checksum(previous.checksum, prefix, seq, item.timestamp_ms, item.body)
+            if checksum is None:
+                want = checksum_of_digest(
+                    previous.checksum, prefix, seq, item.timestamp_ms, item.body_digest
+                )
+            else:
+                want = checksum(previous.checksum, prefix, seq, item)
             if want != item.checksum:
                 found.append(
                     Corruption(
@@ -177,6 +218,17 @@ def verify_chain(
     return found
 
 
+def redaction_problem(event: RedactedEvent) -> str | None:
+    """Why a redacted event's redaction record is inconsistent, or None if it is not."""
+    if len(event.original_digest) != 32:
+        return f"flagged redacted with a {len(event.original_digest)}-byte original digest"
+    if sha256(event.body).digest() == event.original_digest:
+        return "flagged redacted but the body is the original (nothing was redacted)"
+    if event.redacted_ms < 0:
+        return f"flagged redacted at a negative time {event.redacted_ms}"
+    return None
+
+
 def snapshot_mismatch(snapshot: Snapshot, event: StoredEvent | None) -> str | None:
     """Why `snapshot` does not belong to the chain at its seq, or None if it does."""
     if event is None:
@@ -192,3 +244,33 @@ def snapshot_mismatch(snapshot: Snapshot, event: StoredEvent | None) -> str | No
             f"{snapshot.seq} ({event.timestamp_ms})"
         )
     return None
+
+
+def rewritten_event(
+    event: StoredEvent, rewrite: Callable[[bytes], bytes | None], now_ms: int
+) -> StoredEvent | None:
+    """`event` with its body rewritten (None from `rewrite`: a tombstone, an empty body), or
+    None when the rewrite leaves the body as it is.
+
+    The result keeps the seq, timestamp and checksum, and as a `RedactedEvent` the digest of
+    the body as first appended; a rewrite back to that very body is a plain event again.
+    """
+    new = rewrite(event.body)
+    body = b"" if new is None else new
+    if type(body) is not bytes:
+        raise TypeError(f"a rewrite must return bytes or None, got {type(new).__name__}")
+    if body == event.body:
+        return None
+    original = event.body_digest
+    if sha256(body).digest() == original:
+        return StoredEvent(event.entity_id, event.seq, event.timestamp_ms, body, event.checksum)
+    return RedactedEvent(
+        event.entity_id, event.seq, event.timestamp_ms, body, event.checksum, original, now_ms
+    )
+
+
+def purge_needle(containing: bytes) -> bytes:
+    """Check the byte string `dedupe_purge` looks for: non-empty bytes."""
+    if type(containing) is not bytes or not containing:
+        raise ValueError("dedupe_purge needs a non-empty bytes string to look for")
+    return containing

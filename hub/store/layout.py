@@ -8,7 +8,7 @@ import msgpack
 
 from hub.store.codec import ValueCodec
 from hub.store.errors import CorruptValueError, InvalidKeyError
-from hub.store.records import Snapshot, StoredEvent
+from hub.store.records import RedactedEvent, Snapshot, StoredEvent
 
 MAX_KEY_BYTES = 511  # LMDB's compiled-in key limit (mdb_env_get_maxkeysize)
 SEQ_BYTES = 8
@@ -129,6 +129,23 @@ def unpack_entry(database: str, key: bytes, raw: bytes) -> tuple[int, bytes, byt
     return timestamp_ms, payload, checksum
 
 
+def pack_event(event: StoredEvent) -> bytes:
+    """Encode an event value: (timestamp, body, checksum), and for a redacted event also
+    (original body digest, redaction time)."""
+    if isinstance(event, RedactedEvent):
+        packed: bytes = msgpack.packb(
+            (
+                event.timestamp_ms,
+                event.body,
+                event.checksum,
+                event.original_digest,
+                event.redacted_ms,
+            )
+        )
+        return packed
+    return pack_entry(event.timestamp_ms, event.body, event.checksum)
+
+
 def pack_dedupe(recorded_ms: int, outcome: bytes) -> bytes:
     """Encode a dedupe value."""
     packed: bytes = msgpack.packb((recorded_ms, outcome))
@@ -155,13 +172,36 @@ def decode_value(codec: ValueCodec, database: str, key: bytes, raw: bytes) -> by
 
 
 def decode_event(codec: ValueCodec, entity_id: str, key: bytes, raw: bytes) -> StoredEvent:
-    """The `StoredEvent` stored under `key` (an events key of `entity_id`)."""
-    timestamp_ms, body, checksum = unpack_entry(
-        "events", key, decode_value(codec, "events", key, raw)
-    )
-    return StoredEvent(
-        entity_id, int.from_bytes(key[-SEQ_BYTES:], "big"), timestamp_ms, body, checksum
-    )
+    """The `StoredEvent` (or `RedactedEvent`) stored under `key` (an events key of `entity_id`)."""
+    value = decode_value(codec, "events", key, raw)
+    seq = int.from_bytes(key[-SEQ_BYTES:], "big")
+    try:
+        fields = msgpack.unpackb(value, use_list=False)
+    except _DecodeErrors as exc:
+        raise CorruptValueError(f"events: undecodable value at key {key!r}: {exc}") from exc
+    if type(fields) is tuple and len(fields) == 5:
+        timestamp_ms, body, checksum, digest, redacted_ms = fields
+        if (
+            type(timestamp_ms) is not int
+            or type(body) is not bytes
+            or type(checksum) is not bytes
+            or len(checksum) != 32
+            or type(digest) is not bytes
+            or type(redacted_ms) is not int
+        ):
+            raise CorruptValueError(f"events: value at key {key!r} has the wrong shape")
+        return RedactedEvent(entity_id, seq, timestamp_ms, body, checksum, digest, redacted_ms)
+    if type(fields) is not tuple or len(fields) != 3:
+        raise CorruptValueError(f"events: value at key {key!r} has the wrong shape")
+    timestamp_ms, body, checksum = fields
+    if (
+        type(timestamp_ms) is not int
+        or type(body) is not bytes
+        or type(checksum) is not bytes
+        or len(checksum) != 32
+    ):
+        raise CorruptValueError(f"events: value at key {key!r} has the wrong shape")
+    return StoredEvent(entity_id, seq, timestamp_ms, body, checksum)
 
 
 def decode_snapshot(codec: ValueCodec, entity_id: str, key: bytes, raw: bytes) -> Snapshot:

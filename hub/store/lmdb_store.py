@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import lmdb
 
-from hub.store.chain import GENESIS, Head, PlannedBatch, plan_batch, snapshot_mismatch
+from hub.store.chain import (
+    GENESIS,
+    Head,
+    PlannedBatch,
+    plan_batch,
+    purge_needle,
+    rewritten_event,
+    snapshot_mismatch,
+)
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.errors import CorruptValueError, SnapshotMismatchError
 from hub.store.head_cache import HeadCache
@@ -31,6 +39,7 @@ from hub.store.layout import (
     message_key,
     pack_dedupe,
     pack_entry,
+    pack_event,
     split_expiry_key,
     unpack_dedupe,
 )
@@ -42,7 +51,13 @@ from hub.store.protocol import (
     Clock,
     system_clock_ms,
 )
-from hub.store.records import DedupeEntry, NewEvent, Snapshot, StoredEvent, VerifyReport
+from hub.store.records import (
+    DedupeEntry,
+    NewEvent,
+    Snapshot,
+    StoredEvent,
+    VerifyReport,
+)
 from hub.store.schema import DATABASE_NAMES, MIGRATIONS, Databases, Migration, prepare
 
 # Layout: `events` and `snapshots` are keyed by entity id + NUL + 8-byte big-endian seq, so one
@@ -291,6 +306,79 @@ class LmdbStore:
             itertools.takewhile(lambda e: e.timestamp_ms <= limit, self.events(entity_id, after))
         )
 
+    # -- redaction -------------------------------------------------------------------------
+
+    def redact(self, rewrites: Mapping[str, Callable[[bytes], bytes | None]]) -> dict[str, int]:
+        """Rewrite the bodies of each named entity's events, all in one durable commit.
+
+        `rewrites[entity_id](body)` gives the new body, None for a tombstone (stored as an
+        empty body), or the same bytes to leave the event alone; it sees the current body
+        (already redacted, if it was) and must be pure: a commit retried after the map grew
+        calls it again. A rewritten event keeps its seq, timestamp and checksum and records
+        the digest of the body as first appended and the time of the rewrite, so `verify()`
+        still checks its chain. Each entity with a rewritten event loses its snapshots (they
+        were built from the old bodies). Returns, per entity, how many events were rewritten.
+        An undecodable event or a rewrite that raises aborts it all: nothing is changed.
+        """
+        prefixes = {entity_id: entity_key_prefix(entity_id) for entity_id in rewrites}
+        now_ms = self._now_ms()
+        codec = self._codec
+        dbs = self._dbs
+
+        def work(txn: lmdb.Transaction[bytes]) -> tuple[dict[str, int], int | None]:
+            changed: dict[str, int] = {}
+            for entity_id, rewrite in rewrites.items():
+                prefix = prefixes[entity_id]
+                updates: list[tuple[bytes, bytes]] = []
+                cursor = txn.cursor(db=dbs.events)
+                found = cursor.set_range(prefix)
+                while found:
+                    key, raw = cursor.item()
+                    if not key.startswith(prefix):
+                        break
+                    event = decode_event(codec, entity_id, key, raw)
+                    rewritten = rewritten_event(event, rewrite, now_ms)
+                    if rewritten is not None:
+                        updates.append((key, codec.encode(pack_event(rewritten))))
+                    found = cursor.next()
+                for key, value in updates:
+                    txn.put(key, value, db=dbs.events)
+                if updates:
+                    changed[entity_id] = len(updates)
+                    self._drop_snapshots_in(txn, prefix)
+            return changed, txn.id() if changed else None
+
+        def committed(result: tuple[dict[str, int], int | None]) -> None:
+            if result[1] is not None:
+                self._heads.committed_elsewhere(result[1])
+
+        return self._env.write(work, committed)[0]
+
+    def drop_snapshots(self, entity_id: str) -> int:
+        """Delete every snapshot of the entity (say, built from bodies since redacted)."""
+        prefix = entity_key_prefix(entity_id)
+
+        def work(txn: lmdb.Transaction[bytes]) -> tuple[int, int | None]:
+            dropped = self._drop_snapshots_in(txn, prefix)
+            return dropped, txn.id() if dropped else None
+
+        def committed(result: tuple[int, int | None]) -> None:
+            if result[1] is not None:
+                self._heads.committed_elsewhere(result[1])
+
+        return self._env.write(work, committed)[0]
+
+    def _drop_snapshots_in(self, txn: lmdb.Transaction[bytes], prefix: bytes) -> int:
+        cursor = txn.cursor(db=self._dbs.snapshots)
+        keys: list[bytes] = []
+        found = cursor.set_range(prefix)
+        while found and cursor.key().startswith(prefix):
+            keys.append(cursor.key())
+            found = cursor.next()
+        for key in keys:
+            txn.delete(key, db=self._dbs.snapshots)
+        return len(keys)
+
     # -- snapshots -------------------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -399,6 +487,30 @@ class LmdbStore:
                     removed += 1
             # An empty commit does not use up a transaction id, so only report real writes.
             return removed, txn.id() if expired else None
+
+        def committed(result: tuple[int, int | None]) -> None:
+            if result[1] is not None:
+                self._heads.committed_elsewhere(result[1])
+
+        return self._env.write(work, committed)[0]
+
+    def dedupe_purge(self, containing: bytes) -> int:
+        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+        needle = purge_needle(containing)
+        dbs = self._dbs
+
+        def work(txn: lmdb.Transaction[bytes]) -> tuple[int, int | None]:
+            doomed: list[tuple[bytes, int]] = []
+            for key, raw in txn.cursor(db=dbs.dedupe):
+                recorded_ms, outcome = unpack_dedupe(
+                    key, decode_value(self._codec, "dedupe", key, raw)
+                )
+                if needle in outcome:
+                    doomed.append((key, recorded_ms))
+            for key, recorded_ms in doomed:
+                txn.delete(key, db=dbs.dedupe)
+                txn.delete(expiry_key(recorded_ms, key), db=dbs.dedupe_expiry)
+            return len(doomed), txn.id() if doomed else None
 
         def committed(result: tuple[int, int | None]) -> None:
             if result[1] is not None:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
-from hub.store.chain import GENESIS, Head, plan_batch, snapshot_mismatch, verify_chain
+from hub.store.chain import (
+    GENESIS,
+    Head,
+    plan_batch,
+    purge_needle,
+    rewritten_event,
+    snapshot_mismatch,
+    verify_chain,
+)
 from hub.store.errors import SnapshotMismatchError, StoreClosedError
 from hub.store.layout import (
     MAX_SEQ,
@@ -137,6 +145,32 @@ class MemoryStore:
         )
         return log[low:high]
 
+    # -- redaction -------------------------------------------------------------------------
+
+    def redact(self, rewrites: Mapping[str, Callable[[bytes], bytes | None]]) -> dict[str, int]:
+        """Rewrite the bodies of each named entity's events atomically (see `LmdbStore`)."""
+        for entity_id in rewrites:
+            entity_key_prefix(entity_id)
+        self._check_open()
+        now_ms = self._now_ms()
+        planned: dict[str, dict[int, StoredEvent]] = {}
+        for entity_id, rewrite in rewrites.items():  # every rewrite runs before any change
+            for event in self._logs.get(entity_id, []):
+                rewritten = rewritten_event(event, rewrite, now_ms)
+                if rewritten is not None:
+                    planned.setdefault(entity_id, {})[event.seq] = rewritten
+        for entity_id, updates in planned.items():
+            log = self._logs[entity_id]
+            for seq, event in updates.items():
+                log[seq - 1] = event
+            self._snapshots.pop(entity_id, None)
+        return {entity_id: len(updates) for entity_id, updates in planned.items()}
+
+    def drop_snapshots(self, entity_id: str) -> int:
+        """Delete every snapshot of the entity."""
+        self._log(entity_id)
+        return len(self._snapshots.pop(entity_id, []))
+
     # -- snapshots -------------------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -191,6 +225,15 @@ class MemoryStore:
         for key in expired:
             del self._dedupe[key]
         return len(expired)
+
+    def dedupe_purge(self, containing: bytes) -> int:
+        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+        needle = purge_needle(containing)
+        self._check_open()
+        doomed = [key for key, (_, outcome) in self._dedupe.items() if needle in outcome]
+        for key in doomed:
+            del self._dedupe[key]
+        return len(doomed)
 
     # -- whole-store scans -----------------------------------------------------------------
 

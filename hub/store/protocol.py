@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -67,6 +67,21 @@ class CheckpointStore(Protocol):
         """The entity's newest kept snapshot, optionally the newest at or before a seq."""
         ...
 
+    def redact(self, rewrites: Mapping[str, Callable[[bytes], bytes | None]]) -> dict[str, int]:
+        """Rewrite the named entities' event bodies in one commit (erasure), chain intact.
+
+        `rewrites[entity_id](body)` is the new body (None: a tombstone, stored empty; the
+        same bytes: unchanged); it must be pure. A rewritten event keeps seq, timestamp and
+        checksum, and records its original body digest and the rewrite time, so `verify()`
+        still checks the chain (and reports inconsistent redaction records). The snapshots
+        of every entity with a rewritten event are dropped. Returns rewrites per entity.
+        """
+        ...
+
+    def drop_snapshots(self, entity_id: str) -> int:
+        """Delete every snapshot of the entity; return how many."""
+        ...
+
     def dedupe_get(self, message_id: str) -> bytes | None:
         """The recorded outcome of a message, None if unknown or older than the retention."""
         ...
@@ -77,6 +92,10 @@ class CheckpointStore(Protocol):
 
     def dedupe_prune(self) -> int:
         """Delete dedupe entries older than the retention window; return how many."""
+        ...
+
+    def dedupe_purge(self, containing: bytes) -> int:
+        """Delete every dedupe entry whose outcome bytes contain `containing`; return how many."""
         ...
 
     def entity_ids(self) -> Iterator[str]:

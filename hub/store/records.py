@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from hashlib import sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,42 @@ class StoredEvent:
     timestamp_ms: int
     body: bytes
     checksum: bytes
+
+    @property
+    def body_digest(self) -> bytes:
+        """The sha256 of the body the chain covers: of this body, unless it was redacted."""
+        return sha256(self.body).digest()
+
+    @property
+    def redacted(self) -> bool:
+        """Whether the body was rewritten after it was appended (see `RedactedEvent`)."""
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedEvent(StoredEvent):
+    """An event whose body was rewritten (erasure): the chain still covers the original.
+
+    `original_digest` is the sha256 of the body as appended, which the checksum covers, so
+    the chain verifies without the original bytes; `redacted_ms` is when it was rewritten.
+    An empty body is a tombstone (the rewrite removed the body altogether).
+    """
+
+    original_digest: bytes
+    redacted_ms: int
+
+    @property
+    def body_digest(self) -> bytes:
+        return self.original_digest
+
+    @property
+    def redacted(self) -> bool:
+        return True
+
+    @property
+    def tombstone(self) -> bool:
+        """Whether the body was removed rather than rewritten."""
+        return not self.body
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +92,7 @@ class CorruptionKind(StrEnum):
     TIMESTAMP_ORDER = "timestamp_order"
     SNAPSHOT_MISMATCH = "snapshot_mismatch"
     SCHEMA = "schema"
+    REDACTION = "redaction_inconsistent"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,11 @@ import msgpack
 
 from hub.store.codec import ValueCodec
 from hub.store.errors import SchemaVersionError, StoreOpenError
+from hub.store.migrations import chain_over_body_digests
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1: event checksums chained over the body. 2: chained over sha256(body), so a body can be
+# redacted (rewritten, its original digest kept in the record) and the chain still verify.
 SCHEMA_KEY = b"schema_version"
 CODEC_CHECK_KEY = b"codec_check"
 # Encoded with the store's codec at creation: a wrong codec (say, a wrong key) fails clearly
@@ -41,13 +44,14 @@ class MigrationContext:
     txn: lmdb.Transaction[bytes]
     dbs: Databases
     codec: ValueCodec
+    path: str = ""
 
 
 Migration = Callable[[MigrationContext], None]
 """Upgrades a store in place from version v to v + 1 (registered under v)."""
 
-MIGRATIONS: Mapping[int, Migration] = MappingProxyType({})
-"""The migrations this code ships: none yet, version 1 is the first on-disk layout."""
+MIGRATIONS: Mapping[int, Migration] = MappingProxyType({1: chain_over_body_digests})
+"""The migrations this code ships: 1 -> 2 re-chains events over their body digests."""
 
 
 def read_version(txn: lmdb.Transaction[bytes], dbs: Databases) -> int | None:
@@ -106,7 +110,9 @@ def prepare(
                 f"checkpoint store at {path} has schema version {version} and needs migrating "
                 f"to {SCHEMA_VERSION}: open it once read-write"
             )
-        context = MigrationContext(txn, dbs, codec)
+        # The codec is checked first: a wrong key must not read as a broken chain.
+        check_codec(txn, dbs, codec, path=path)
+        context = MigrationContext(txn, dbs, codec, path)
         for step_from in range(version, SCHEMA_VERSION):
             migrations[step_from](context)
             write_version(txn, dbs, step_from + 1)

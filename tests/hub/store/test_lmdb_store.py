@@ -163,7 +163,7 @@ def test_an_older_schema_without_a_migration_is_refused(tmp_path: Path) -> None:
     set_schema_version(tmp_path, SCHEMA_VERSION - 1)
 
     with pytest.raises(SchemaVersionError, match="no migration from version"):
-        LmdbStore(tmp_path)
+        LmdbStore(tmp_path, migrations={})
 
 
 def test_an_older_schema_is_migrated_once_in_one_transaction(tmp_path: Path) -> None:
