@@ -1,0 +1,1 @@
+"""Authentication and authorization core: tokens, request signing, OIDC, rate limits, scopes."""
