@@ -25,7 +25,7 @@ from hub.store import (
     event_checksum,
 )
 from hub.store.chain import checksum_of_digest, legacy_event_checksum
-from tests.hub.store.conftest import FakeClock, StoreFactory
+from tests.hub.store.conftest import FakeClock
 from tests.hub.store.test_lmdb_store import XorCodec, raw_items, set_schema_version
 
 
