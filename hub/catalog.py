@@ -8,7 +8,7 @@ rows it produced. Lists and the open conflicts across entities are answered from
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from pydantic import JsonValue
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.rekey import recover_interrupted_rekey
 from hub.subscriptions import Published
 
 
@@ -84,6 +85,7 @@ class Catalog:
         self, path: Path, map_size: int = 1 << 32, codec: ValueCodec | None = None
     ) -> None:
         self._codec: ValueCodec = codec if codec is not None else IdentityCodec()
+        recover_interrupted_rekey(path)  # a key rotation stopped between its renames
         path.mkdir(parents=True, exist_ok=True)
         self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True)
         self._rows = self._env.open_db(b"rows")
@@ -91,6 +93,48 @@ class Catalog:
 
     def close(self) -> None:
         self._env.close()
+
+    def rewrite(self, transform: Callable[[bytes], bytes | None]) -> int:
+        """Rewrite rows in one transaction (erasure: pseudonymize a principal in every row).
+
+        `transform` gets each row's plaintext msgpack and returns the new one, or None to
+        leave the row as it is (so `hub.store.redaction.scrub_bytes` fits as it is). A new
+        row must still decode to a row of the same entity and domain, else `ValueError` and
+        nothing changes. Returns how many rows were rewritten. The catalog has no chain: the
+        old bytes are simply replaced (`hub.store.rekey.compact` clears them from the file).
+        """
+        changed = 0
+        with self._env.begin(write=True, db=self._rows) as txn:
+            updates: list[tuple[bytes, bytes]] = []
+            for key, raw in txn.cursor():
+                plain = self._codec.decode(raw)
+                new = transform(plain)
+                if new is None or new == plain:
+                    continue
+                old_row: dict[str, Any] = msgpack.unpackb(plain, raw=False)
+                try:
+                    new_row = msgpack.unpackb(new, raw=False)
+                except (ValueError, msgpack.UnpackException) as exc:
+                    raise ValueError(f"rewritten row {key!r} is not msgpack: {exc}") from None
+                if not isinstance(new_row, dict) or any(
+                    new_row.get(field) != old_row[field] for field in ("id", "domain")
+                ):
+                    raise ValueError(f"rewritten row {key!r} is not a row of the same entity")
+                updates.append((key, self._codec.encode(new)))
+            for key, value in updates:
+                txn.put(key, value)
+            changed = len(updates)
+        return changed
+
+    def drop(self, entity_ids: Iterable[str]) -> int:
+        """Delete the rows of these entities (in whichever domain); return how many."""
+        dropped = 0
+        with self._env.begin(write=True, db=self._rows) as txn:
+            for entity_id in entity_ids:
+                for domain in SyncDomain:
+                    if txn.delete(_key(domain, entity_id)):
+                        dropped += 1
+        return dropped
 
     def _row(self, raw: bytes) -> dict[str, Any]:
         row: dict[str, Any] = msgpack.unpackb(self._codec.decode(raw), raw=False)

@@ -37,11 +37,23 @@ from hub.store.recovery import (
     state_at,
     take_snapshot,
 )
+from hub.store.redaction import scrub_bytes, scrubber
+from hub.store.rekey import (
+    CATALOG_LAYOUT,
+    STORE_LAYOUT,
+    RekeyError,
+    RekeyReport,
+    compact,
+    recover_interrupted_rekey,
+    rekey,
+)
 from hub.store.schema import SCHEMA_VERSION, Migration, MigrationContext
 
 __all__ = [
+    "CATALOG_LAYOUT",
     "GENESIS_CHECKSUM",
     "SCHEMA_VERSION",
+    "STORE_LAYOUT",
     "AesGcmCodec",
     "CheckpointStore",
     "Clock",
@@ -60,6 +72,8 @@ __all__ = [
     "ReadOnlyStoreError",
     "Recovered",
     "RedactedEvent",
+    "RekeyError",
+    "RekeyReport",
     "Replayer",
     "SchemaVersionError",
     "Snapshot",
@@ -74,10 +88,15 @@ __all__ = [
     "TimestampOrderError",
     "ValueCodec",
     "VerifyReport",
+    "compact",
     "event_checksum",
     "generate_key",
     "load",
     "load_key",
+    "recover_interrupted_rekey",
+    "rekey",
+    "scrub_bytes",
+    "scrubber",
     "state_at",
     "system_clock_ms",
     "take_snapshot",

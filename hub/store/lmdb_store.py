@@ -58,6 +58,7 @@ from hub.store.records import (
     StoredEvent,
     VerifyReport,
 )
+from hub.store.rekey import recover_interrupted_rekey
 from hub.store.schema import DATABASE_NAMES, MIGRATIONS, Databases, Migration, prepare
 
 # Layout: `events` and `snapshots` are keyed by entity id + NUL + 8-byte big-endian seq, so one
@@ -105,6 +106,8 @@ class LmdbStore:
         # Chain heads of recently appended entities; 0 disables (one cursor seek per entity
         # per batch instead: ~20% fewer appends/s with 100 entities per batch, see BENCHMARKS).
         self._heads = HeadCache(head_cache_size)
+        if not readonly:
+            recover_interrupted_rekey(path)  # else a fresh empty store would take its place
         self._env = LmdbEnvironment(
             str(Path(path)),
             map_size=map_size,
