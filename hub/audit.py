@@ -1,0 +1,172 @@
+"""The audit trail: who changed what when (from the event log), and a verify of everything stored.
+
+`audit_log` decodes an entity's event bodies (see `hub.replay.encode_event`: the applied
+`SyncMessage` in wire form, plus what it changed); the principal is the message's
+`source.chittyId`. Bodies are read as plain msgpack, not validated as messages, so redacted
+(pseudonymized) bodies and tombstones still list. `audit_verify` walks the event store's
+chains, snapshots and dedupe table and the catalog's rows, and names every break.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+from hub.domains import SyncDomain
+from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.errors import StoreError
+from hub.store.lmdb_store import LmdbStore
+from hub.store.protocol import CheckpointStore
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event of an entity's log as the audit trail shows it."""
+
+    seq: int
+    timestamp_ms: int
+    principal: str | None  # the writer's ChittyID (None: tombstone or undecodable body)
+    operation: str | None  # create / update / delete (the message's), else the event kind
+    changed: tuple[str, ...]  # the fields the event changed
+    redacted: bool
+    note: str = ""  # why principal/operation are missing, if they are
+
+
+def audit_log(store: CheckpointStore, entity_id: str) -> list[AuditEntry]:
+    """Every event of `entity_id`, oldest first: when, by whom, which operation, which fields."""
+    return [
+        _entry(event.seq, event.timestamp_ms, event.body, event.redacted)
+        for event in store.events(entity_id)
+    ]
+
+
+def _entry(seq: int, timestamp_ms: int, body: bytes, redacted: bool) -> AuditEntry:
+    if not body:
+        return AuditEntry(seq, timestamp_ms, None, None, (), redacted, "body erased")
+    try:
+        decoded = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        return AuditEntry(seq, timestamp_ms, None, None, (), redacted, f"undecodable: {exc}")
+    if not isinstance(decoded, Mapping) or not isinstance(decoded.get("message"), Mapping):
+        return AuditEntry(seq, timestamp_ms, None, None, (), redacted, "not an entity event")
+    message: Mapping[str, Any] = decoded["message"]
+    source = message.get("source")
+    principal = source.get("chittyId") if isinstance(source, Mapping) else None
+    payload = message.get("payload")
+    operation = payload.get("operation") if isinstance(payload, Mapping) else None
+    if operation is None:
+        operation = decoded.get("kind")
+    changed = decoded.get("changed")
+    fields = tuple(str(f) for f in changed) if isinstance(changed, list) else ()
+    return AuditEntry(
+        seq,
+        timestamp_ms,
+        principal if isinstance(principal, str) else None,
+        operation if isinstance(operation, str) else None,
+        fields,
+        redacted,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBreak:
+    """One thing found wrong: where (`events`, `snapshots`, `dedupe`, `meta`, `catalog`...),
+    which entity and seq when known, what kind of break, and the detail."""
+
+    source: str
+    entity_id: str | None
+    seq: int | None
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """The result of `audit_verify`: what was walked and every break found."""
+
+    entities: int
+    events: int
+    redacted_events: int
+    catalog_rows: int
+    breaks: tuple[AuditBreak, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+def audit_verify(
+    store_path: str | os.PathLike[str],
+    catalog_path: str | os.PathLike[str] | None = None,
+    *,
+    codec: ValueCodec | None = None,
+) -> AuditReport:
+    """Verify the event store at `store_path` (every chain, from the original digests of
+    redacted events, every redaction record, snapshot and dedupe entry) and, if given, the
+    catalog at `catalog_path` (every row decodes and belongs under its key); read-only."""
+    codec = codec if codec is not None else IdentityCodec()
+    breaks: list[AuditBreak] = []
+    entities = events = redacted = 0
+    try:
+        with LmdbStore(store_path, codec=codec, readonly=True) as store:
+            report = store.verify()
+            entities, events = report.entities, report.events
+            for entity_id in store.entity_ids():
+                redacted += sum(1 for event in store.events(entity_id) if event.redacted)
+    except StoreError as exc:
+        breaks.append(AuditBreak("store", None, None, "unreadable", str(exc)))
+    else:
+        breaks.extend(
+            AuditBreak(c.database, c.entity_id, c.seq, c.kind.value, c.detail)
+            for c in report.corruptions
+        )
+    rows = 0
+    if catalog_path is not None:
+        rows = _verify_catalog(Path(catalog_path), codec, breaks)
+    return AuditReport(entities, events, redacted, rows, tuple(breaks))
+
+
+def _verify_catalog(path: Path, codec: ValueCodec, breaks: list[AuditBreak]) -> int:
+    if not (path / "data.mdb").is_file():
+        breaks.append(AuditBreak("catalog", None, None, "unreadable", f"no catalog at {path}"))
+        return 0
+    rows = 0
+    env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=True)
+    try:
+        with env.begin() as txn:
+            try:
+                db = env.open_db(b"rows", txn=txn, create=False)
+            except lmdb.NotFoundError:
+                breaks.append(AuditBreak("catalog", None, None, "unreadable", "no rows database"))
+                return 0
+            for key, raw in txn.cursor(db=db):
+                rows += 1
+                problem, entity_id = _row_problem(key, raw, codec)
+                if problem is not None:
+                    kind, detail = problem
+                    breaks.append(AuditBreak("catalog", entity_id, None, kind, detail))
+    finally:
+        env.close()
+    return rows
+
+
+def _row_problem(
+    key: bytes, raw: bytes, codec: ValueCodec
+) -> tuple[tuple[str, str] | None, str | None]:
+    domain, sep, entity = key.decode("utf-8", "replace").partition("\x00")
+    entity_id = entity if sep else None
+    if not sep or domain not in {d.value for d in SyncDomain}:
+        return ("bad_key", f"malformed row key {key!r}"), entity_id
+    try:
+        row = msgpack.unpackb(codec.decode(raw), raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        return ("undecodable", f"row {key!r}: {exc}"), entity_id
+    if not isinstance(row, Mapping) or row.get("id") != entity or row.get("domain") != domain:
+        return ("misplaced", f"row under {key!r} is not that entity's row"), entity_id
+    return None, entity_id
