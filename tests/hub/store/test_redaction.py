@@ -366,3 +366,20 @@ def test_a_broken_version_1_chain_is_refused_and_left_as_it_was(
         LmdbStore(tmp_path, now_ms=clock)
 
     assert {name: raw_items(tmp_path, name) for name in before} == before
+
+
+def test_a_migration_of_more_events_than_one_rewrite_chunk(tmp_path: Path) -> None:
+    with LmdbStore(tmp_path) as store:
+        for start in range(0, 3000, 500):
+            written = store.append_batch(
+                [ev(f"e{n % 3}", start + n, b"%d" % n) for n in range(start, start + 500)]
+            )
+        store.save_snapshot(snapshot_of(written[-1]))
+        heads = {e: store.last_seq(e) for e in ("e0", "e1", "e2")}
+    downgrade_to_version_1(tmp_path)
+
+    with LmdbStore(tmp_path) as store:
+        report = store.verify()
+        assert report.ok and report.events == 3000 and report.snapshots == 1
+        assert {e: store.last_seq(e) for e in heads} == heads
+        assert next(reversed(list(store.events("e2")))).checksum == written[-1].checksum
