@@ -325,9 +325,11 @@ class CatalogActor:
             await self.sync()
         return self._catalog.query(query)
 
-    async def conflicts(self, domain: SyncDomain | None = None) -> list[dict[str, Any]]:
+    async def conflicts(
+        self, domain: SyncDomain | None = None, visible_to: str | None = None
+    ) -> list[dict[str, Any]]:
         await self.sync()
-        return list(self._catalog.conflicts(domain))
+        return list(self._catalog.conflicts(domain, visible_to))
 
     def marks(self) -> dict[str, int]:
         return self._catalog.marks()

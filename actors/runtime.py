@@ -185,8 +185,10 @@ class Runtime:
         page: Page = await self.catalog.query.remote(query)
         return page
 
-    async def conflicts(self, domain: SyncDomain | None = None) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self.catalog.conflicts.remote(domain)
+    async def conflicts(
+        self, domain: SyncDomain | None = None, visible_to: str | None = None
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self.catalog.conflicts.remote(domain, visible_to)
         return found
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:

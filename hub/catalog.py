@@ -17,8 +17,10 @@ import lmdb
 import msgpack
 from pydantic import JsonValue
 
-from hub.domains import SyncDomain
+from hub.auth.scope import members
+from hub.domains import DOMAINS, SyncDomain
 from hub.entity import EntityView
+from hub.ids import InvalidChittyId, parse
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.rekey import recover_interrupted_rekey
 from hub.subscriptions import Published
@@ -41,6 +43,7 @@ class Query:
     include_deleted: bool = False
     cursor: str | None = None
     limit: int = 100
+    visible_to: str | None = None  # a ChittyID: only entities it is a member of (scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,8 @@ class Catalog:
                 row = self._row(raw)
                 if not _matches(row, query):
                     continue
+                if query.visible_to is not None and not self._visible(row, query.visible_to):
+                    continue
                 if len(rows) == query.limit:
                     more = True
                     break
@@ -198,8 +203,27 @@ class Catalog:
                 last = key
         return Page(tuple(rows), _encode_cursor(last) if more and last is not None else None)
 
-    def conflicts(self, domain: SyncDomain | None = None) -> Iterator[dict[str, JsonValue]]:
-        """Every open conflict, optionally of one domain."""
+    def parent(self, entity_id: str) -> Mapping[str, Any] | None:
+        """The wire entity of `entity_id` in whichever domain its kind belongs to."""
+        try:
+            kind = parse(entity_id).kind
+        except InvalidChittyId:
+            return None
+        for domain in SyncDomain:
+            if DOMAINS[domain].kind is kind:
+                view = self.get(domain, entity_id)
+                if view is not None:
+                    return view.entity
+        return None
+
+    def _visible(self, row: Mapping[str, Any], chitty_id: str) -> bool:
+        return chitty_id in members(row["domain"], row["entity"], self.parent)
+
+    def conflicts(
+        self, domain: SyncDomain | None = None, visible_to: str | None = None
+    ) -> Iterator[dict[str, JsonValue]]:
+        """Every open conflict, optionally of one domain, optionally only those of entities
+        `visible_to` is a member of."""
         domains: Iterable[SyncDomain] = [domain] if domain is not None else list(SyncDomain)
         with self._env.begin(db=self._rows) as txn:
             for each in domains:
@@ -211,7 +235,9 @@ class Catalog:
                     if not key.startswith(prefix):
                         break
                     row = self._row(raw)
-                    if not row["deleted"]:
+                    if row["deleted"] or not row["conflicts"]:
+                        continue
+                    if visible_to is None or self._visible(row, visible_to):
                         yield from row["conflicts"]
 
 

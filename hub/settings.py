@@ -4,9 +4,9 @@ at import time)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class HubSettings(BaseModel):
@@ -34,6 +34,18 @@ class HubSettings(BaseModel):
     lmdb_map_size: Annotated[int, Field(ge=1 << 20)] = 1 << 32
     # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog) when set.
     encryption_key_file: Path | None = None
+    # Authentication: users present OIDC JWTs from this issuer (all three set, or none);
+    # services and admins present hub tokens (`chitty token ...`), which expire after token_ttl_s.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    token_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    token_overlap_s: Annotated[float, Field(ge=0)] = 3600.0  # a rotated token's grace period
+    signature_window_s: Annotated[float, Field(gt=0)] = 300.0  # signed requests' clock skew
+    # Abuse limits, per principal: requests (REST calls and WebSocket frames) and connections.
+    rate_per_s: Annotated[float, Field(gt=0)] = 100.0
+    rate_burst: Annotated[int, Field(ge=1)] = 200
+    max_ws_per_principal: Annotated[int, Field(ge=1)] = 32
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:
@@ -45,3 +57,15 @@ class HubSettings(BaseModel):
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    @model_validator(mode="after")
+    def _oidc_all_or_none(self) -> Self:
+        oidc = (self.oidc_issuer, self.oidc_audience, self.oidc_jwks_url)
+        if any(oidc) and not all(oidc):
+            raise ValueError("set all of oidc_issuer, oidc_audience and oidc_jwks_url, or none")
+        return self
+
+    @property
+    def oidc(self) -> bool:
+        """Whether users sign in with OIDC JWTs (else only hub tokens are accepted)."""
+        return self.oidc_issuer is not None

@@ -135,13 +135,16 @@ def _gist(todos: JsonValue) -> list[tuple[str, ...]]:
     return sorted(tuple(str(t.get(k)) for k in keys) for t in todos if isinstance(t, dict))
 
 
-async def run(raw: str, hub_url: str, project_id: str | None) -> int:
-    """Handle one hook invocation; the process exit code."""
+async def run(raw: str, hub_url: str, project_id: str | None, token: str | None = None) -> int:
+    """Handle one hook invocation (`token`: the hub credential); the process exit code."""
     try:
         event = HookEvent.model_validate_json(raw)
         if event.tool_name != "TodoWrite":
             return 0
-        async with ChittyClient(hub_url, node_id="claude-code-hook", platform="claude-code") as c:
+        client = ChittyClient(
+            hub_url, node_id="claude-code-hook", platform="claude-code", token=token
+        )
+        async with client as c:
             touched = await forward(c, event, project_id)
     except ValidationError as error:
         print(f"chittychat: not a TodoWrite hook event: {error}", file=sys.stderr)
@@ -157,7 +160,8 @@ def main() -> None:
     """Entry point: `python -m transports.claude_code_bridge` with the hook JSON on stdin."""
     hub_url = os.environ.get("CHITTY_HUB_URL", DEFAULT_HUB_URL)
     project_id = os.environ.get("CHITTY_PROJECT_ID") or None
-    sys.exit(asyncio.run(run(sys.stdin.read(), hub_url, project_id)))
+    token = os.environ.get("CHITTY_TOKEN") or None
+    sys.exit(asyncio.run(run(sys.stdin.read(), hub_url, project_id, token)))
 
 
 if __name__ == "__main__":

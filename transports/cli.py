@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from hub.settings import HubSettings
+from transports.admin import add_admin_commands
 
 app = typer.Typer(
     help="ChittyChat Hub: keep topics, projects, sessions and todos in sync.",
@@ -51,39 +53,59 @@ def up(
         typer.Option(help="Join this Ray cluster (or set CHITTY_RAY_ADDRESS); default: local Ray."),
     ] = None,
     hosts: Annotated[int | None, typer.Option(help="EntityHost actors to start.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS/WSS with this PEM certificate (chain).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
 ) -> None:
-    """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway."""
+    """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway.
+
+    On first start it prints an admin token once; keep it (CHITTY_TOKEN for the CLI)."""
     settings = _settings(data_dir=data_dir, ray_address=ray_address, hosts=hosts)
     from actors.runtime import Runtime
+    from transports.admin import HubLock, LockedError, server_tls
+
+    tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
+    try:
+        lock = HubLock.take(settings.data_dir)
+    except LockedError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
 
     console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
     runtime = Runtime.start(settings)
     try:
-        asyncio.run(_serve(runtime, settings, host, port))
+        asyncio.run(_serve(runtime, settings, host, port, tls))
     except OSError as error:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {error.strerror}")
         raise typer.Exit(1) from None
     finally:
         console.print("stopping: snapshotting entities …")
         runtime.shutdown()
+        lock.release()
         console.print("stopped")
 
 
-async def _serve(runtime: Any, settings: HubSettings, host: str, port: int) -> None:
+async def _serve(
+    runtime: Any, settings: HubSettings, host: str, port: int, tls: ssl.SSLContext | None
+) -> None:
     from aiohttp import web
 
+    from transports.admin import announce_tokens
     from transports.gateway import make_app
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
-    app = make_app(runtime, settings, mcp_hub_url=f"http://{local}:{port}")
+    scheme = "https" if tls else "http"
+    app = make_app(runtime, settings, mcp_hub_url=f"{scheme}://{local}:{port}")
+    announce_tokens(app, dict(os.environ), console)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
         where = settings.ray_address or "an embedded local Ray"
         console.print(
-            f"[green]hub running[/] at http://{host}:{port} (API /api/v1, WebSocket /ws, MCP /mcp) "
-            f"on {where}; Ctrl-C stops"
+            f"[green]hub running[/] at {scheme}://{host}:{port} (API /api/v1, WebSocket /ws, "
+            f"MCP /mcp) on {where}; Ctrl-C stops"
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -111,13 +133,20 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     except ChittyApiError as error:
         where = f" ({error.field})" if error.field else ""
         console.print(f"[red]error {error.status}:[/] {error.detail}{where}")
+        if error.status == 401:
+            console.print(
+                "set CHITTY_TOKEN to a hub token: `chitty up` printed an admin token on first "
+                "start; `chitty token create NAME --role member` makes more"
+            )
         raise typer.Exit(1) from None
 
 
 def _client(hub: str) -> Any:
     from transports.client import ChittyClient
 
-    return ChittyClient(hub, node_id="cli", platform="cli")
+    token = os.environ.get("CHITTY_TOKEN") or None
+    sign = os.environ.get("CHITTY_SIGN", "").lower() in ("1", "true", "yes")
+    return ChittyClient(hub, node_id="cli", platform="cli", token=token, sign=sign)
 
 
 def _csv(value: str | None) -> list[str]:
@@ -211,6 +240,7 @@ conflicts = typer.Typer(help="Conflicts: list, resolve.", no_args_is_help=True)
 app.add_typer(todo, name="todo")
 app.add_typer(session, name="session")
 app.add_typer(conflicts, name="conflicts")
+add_admin_commands(app, lambda: _settings(), console)
 
 
 def _show(title: str, entity: dict[str, Any], clock: dict[str, int] | None = None) -> None:
@@ -518,7 +548,7 @@ def mcp(hub: Hub = DEFAULT_HUB) -> None:
     """Serve the hub to Claude (Desktop, Code) as an MCP server on stdin/stdout."""
     from transports.mcp.server import serve_stdio
 
-    asyncio.run(serve_stdio(hub))
+    asyncio.run(serve_stdio(hub, os.environ.get("CHITTY_TOKEN") or None))
 
 
 def main() -> None:

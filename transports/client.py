@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -22,6 +22,10 @@ from typing import Any, Self, TypeVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
+from yarl import URL
+
+from hub.auth.signing import signed_headers
+from hub.auth.tokens import derive_signing_key
 
 Json = dict[str, JsonValue]
 
@@ -137,16 +141,30 @@ class ChittyClient:
         node_id: str = "python-client",
         platform: str = "api",
         timeout_s: float = 30.0,
+        token: str | Callable[[], str | None] | None = None,
+        sign: bool = False,
     ) -> None:
+        """`token`: the credential sent as `Authorization: Bearer` (a hub token or a JWT), or
+        a function giving it per call (a gateway forwarding its caller's credential);
+        `sign`: sign every request with the token's key (service tokens must)."""
+        if sign and not isinstance(token, str):
+            raise ValueError("sign: signing needs a token")
         self.base_url = base_url.rstrip("/")
         self.node_id = node_id
         self.platform = platform
+        self.token = token
+        self._signing_key = derive_signing_key(token) if sign and isinstance(token, str) else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def headers(self) -> dict[str, str]:
         return {"X-Chitty-Node": self.node_id, "X-Chitty-Platform": self.platform}
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of a call made now (none without a credential)."""
+        token = self.token() if callable(self.token) else self.token
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -180,12 +198,19 @@ class ChittyClient:
         query: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Json:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        url = f"{self.base_url}/api/v1{path}"
+        headers = self.auth_headers()
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        url = URL(f"{self.base_url}/api/v1{path}")
+        if query:
+            url = url.update_query(query)
+        data = json.dumps(body).encode() if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self._signing_key is not None:
+            headers.update(signed_headers(self._signing_key, method, url.raw_path_qs, data or b""))
         try:
-            async with self.session.request(
-                method, url, json=body, params=query, headers=headers
-            ) as response:
+            async with self.session.request(method, url, data=data, headers=headers) as response:
                 text = await response.text()
                 status = response.status
         except aiohttp.ClientConnectionError as error:
@@ -439,7 +464,9 @@ class Subscription:
         """Open a socket, subscribe, and wait for `subscribed` (events may follow it)."""
         url = self.client.base_url.replace("http", "ws", 1) + "/ws"
         try:
-            self._socket = await self.client.session.ws_connect(url, heartbeat=20.0)
+            self._socket = await self.client.session.ws_connect(
+                url, heartbeat=20.0, headers=self.client.auth_headers()
+            )
         except (aiohttp.ClientError, OSError) as error:
             raise ChittyUnreachable(f"no hub answers at {url}: {error}") from None
         await self._socket.send_str(json.dumps(self._subscribe_frame()))

@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from hub.ids import ChittyIdStr
+
 
 class Policy(StrEnum):
     """How concurrent writes to a field merge (spec §Conflict Resolution Strategy)."""
@@ -41,3 +43,9 @@ class WireModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
     )
+
+
+# Access fields every domain model carries (spec §Security: scope isolation). The gateway
+# fills `createdBy` with the authenticated creator; `sharedWith` grants access explicitly.
+CreatedBy = Annotated[ChittyIdStr | None, Policy.FIXED]
+SharedWith = list[ChittyIdStr]

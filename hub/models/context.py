@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import ChittyIdStr, ContextId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import Enrichment, NamedEntity, Relationship
 
 
@@ -41,3 +41,5 @@ class Context(WireModel):
     sources: list[ChittyIdStr] = Field(default_factory=list)
     enrichments: list[Enrichment] = Field(default_factory=list)
     metadata: ContextMetadata = Field(default_factory=ContextMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import ChittyIdStr, ContextId, ProjectId, SessionId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import Milestone, ShortText
 
 
@@ -39,3 +39,5 @@ class Project(WireModel):
     milestones: list[Milestone] = Field(default_factory=list)
     status: Annotated[ProjectStatus, Policy.MV] = ProjectStatus.PLANNING
     metadata: ProjectMetadata = Field(default_factory=ProjectMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

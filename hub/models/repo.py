@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import RepoId, ServiceId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import ShortText
 
 
@@ -39,3 +39,5 @@ class Repo(WireModel):
     working_tree: WorkingTree = WorkingTree.CLEAN
     services: list[ServiceId] = Field(default_factory=list)
     metadata: RepoMetadata = Field(default_factory=RepoMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import RepoId, ServiceId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import Endpoint, ShortText
 
 
@@ -41,3 +41,5 @@ class Service(WireModel):
     endpoints: list[Endpoint] = Field(default_factory=list)
     health: Health = Health.UNKNOWN
     metadata: ServiceMetadata = Field(default_factory=ServiceMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

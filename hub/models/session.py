@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, JsonValue
 
 from hub.ids import ChittyIdStr, ContextId, ProjectId, SessionId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import Breadcrumb, FileReference, Message, ShortText
 from hub.models.todo import Todo
 
@@ -56,3 +56,5 @@ class Session(WireModel):
     participants: list[ChittyIdStr] = Field(default_factory=list)
     status: Annotated[SessionStatus, Policy.LWW] = SessionStatus.ACTIVE
     timestamps: SessionTimestamps = Field(default_factory=SessionTimestamps)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import ChittyIdStr, ProjectId, SessionId, TodoId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 
 
 class TodoStatus(StrEnum):
@@ -48,3 +48,5 @@ class Todo(WireModel):
     dependencies: list[TodoId] = Field(default_factory=list)
     deadline: Annotated[Timestamp | None, Policy.MV] = None
     metadata: TodoMetadata = Field(default_factory=TodoMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

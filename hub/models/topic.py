@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from hub.ids import ChittyIdStr, ContextId
-from hub.models.base import Policy, Timestamp, WireModel
+from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
 from hub.models.parts import ShortText
 
 
@@ -42,3 +42,5 @@ class Topic(WireModel):
     related_topics: list[ChittyIdStr] = Field(default_factory=list)
     artifacts: TopicArtifacts = Field(default_factory=TopicArtifacts)
     metadata: TopicMetadata = Field(default_factory=TopicMetadata)
+    created_by: CreatedBy = None
+    shared_with: SharedWith = Field(default_factory=list)

@@ -14,8 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from hub.auth.principal import Role
 from hub.settings import HubSettings
 from tests.actors.conftest import settings_for
+from transports.gateway.auth import AUTH
 
 T = TypeVar("T")
 
@@ -33,6 +35,8 @@ class Gateway:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.app = make_app(self.runtime, settings)
+        self.tokens = self.app[AUTH].tokens
+        _, self.token = self.tokens.create("tests", Role.ADMIN)  # what `chitty up` prints
         self.runner = web.AppRunner(self.app)
         self.call(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -42,7 +46,7 @@ class Gateway:
         self.session: aiohttp.ClientSession = self.call(self._session())
 
     async def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(self.url)
+        return aiohttp.ClientSession(self.url, headers={"Authorization": f"Bearer {self.token}"})
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)

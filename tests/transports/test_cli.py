@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.transports.conftest import Gateway
 from transports.cli import app
 
 runner = CliRunner(env={"COLUMNS": "250"})  # wide enough that tables never fold an id
+
+
+@pytest.fixture(autouse=True)
+def _token(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads its credential from CHITTY_TOKEN; tests with a hub use the admin's."""
+    if "gateway" in request.fixturenames:
+        monkeypatch.setenv("CHITTY_TOKEN", request.getfixturevalue("gateway").token)
 
 
 def test_a_bad_setting_is_a_clear_error_without_a_traceback() -> None:

@@ -35,7 +35,7 @@ async def next_event(events: Subscription, timeout: float = 15.0) -> StreamEvent
 
 def test_rest_round_trip(gateway: Gateway) -> None:
     async def scenario() -> None:
-        async with ChittyClient(gateway.url, node_id="laptop") as client:
+        async with ChittyClient(gateway.url, token=gateway.token, node_id="laptop") as client:
             made = await client.create("todos", {"content": "draft", "sessionId": SESSION})
             todo = made.chitty_id
             assert todo.startswith("CHITTY-TODO-") and made.vector_clock == {"laptop": 1}
@@ -75,7 +75,7 @@ def test_subscribe_reconnects_and_resumes_after_the_last_offset(gateway: Gateway
     project = new_project("client")
 
     async def scenario() -> None:
-        async with ChittyClient(gateway.url, node_id="watcher") as client:
+        async with ChittyClient(gateway.url, token=gateway.token, node_id="watcher") as client:
             events = client.subscribe(["todos"], {"projectId": project})
             async with events:
                 fields = {"sessionId": SESSION, "projectId": project}
@@ -111,7 +111,7 @@ def test_a_gap_is_its_own_event(gateway: Gateway) -> None:
     project = new_project("gap")
 
     async def scenario() -> None:
-        async with ChittyClient(gateway.url) as client:
+        async with ChittyClient(gateway.url, token=gateway.token) as client:
             stale = Position("an-old-epoch", 12)
             async with client.subscribe(None, {"projectId": project}, resume=stale) as events:
                 gap = await next_event(events)
@@ -128,7 +128,7 @@ def test_a_gap_is_its_own_event(gateway: Gateway) -> None:
 
 def test_a_refused_subscription_raises_a_typed_error(gateway: Gateway) -> None:
     async def scenario() -> None:
-        async with ChittyClient(gateway.url) as client:
+        async with ChittyClient(gateway.url, token=gateway.token) as client:
             with pytest.raises(ChittyApiError) as refused:
                 async with client.subscribe(["todos"], {"projectId": "CHITTY-TODO-1"}):
                     pass

@@ -16,12 +16,14 @@ import pytest
 from aiohttp import web
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from mcp.types import CallToolResult, TextResourceContents
 
 from tests.transports.conftest import Gateway
 from tests.transports.test_ws import Peer
 from transports.claude_code_bridge import hub_session_id
 from transports.claude_code_bridge import run as bridge_run
+from transports.gateway.auth import AUTH, authenticate
 from transports.mcp.http import add_mcp_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +55,8 @@ Scenario = Callable[[Client], Awaitable[None]]
 @pytest.fixture(scope="module")
 def mcp_http(gateway: Gateway) -> Iterator[str]:
     """A second aiohttp app on the gateway's loop serving only `/mcp`; its MCP URL."""
-    app = web.Application()
+    app = web.Application(middlewares=[authenticate])  # /mcp is authenticated like REST
+    app[AUTH] = gateway.app[AUTH]
     add_mcp_routes(app, gateway.url)
     runner = web.AppRunner(app)
     gateway.call(runner.setup())
@@ -70,7 +73,7 @@ def over(request: pytest.FixtureRequest, gateway: Gateway) -> Callable[[Scenario
     if request.param == "stdio":
         return lambda scenario: over_stdio(gateway, scenario)
     url = request.getfixturevalue("mcp_http")
-    return lambda scenario: run_client(url, scenario)
+    return lambda scenario: run_client(url, scenario, gateway.token)
 
 
 def over_stdio(gateway: Gateway, scenario: Scenario) -> None:
@@ -78,17 +81,26 @@ def over_stdio(gateway: Gateway, scenario: Scenario) -> None:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "transports.cli", "mcp"],
-        env={"CHITTY_HUB_URL": gateway.url, "PYTHONPATH": str(ROOT)},
+        env={"CHITTY_HUB_URL": gateway.url, "PYTHONPATH": str(ROOT), "CHITTY_TOKEN": gateway.token},
         cwd=ROOT,
     )
     run_client(server, scenario)
 
 
-def run_client(server: StdioServerParameters | str, scenario: Scenario) -> None:
-    """Connect the SDK's client to `server`, run `scenario`, surface its failure plainly."""
+def run_client(
+    server: StdioServerParameters | str, scenario: Scenario, token: str | None = None
+) -> None:
+    """Connect the SDK's client to `server` (a URL: with `token` as its bearer credential),
+    run `scenario`, surface its failure plainly."""
 
     async def run() -> None:
-        async with Client(server, read_timeout_seconds=30) as client:
+        target: Any = server
+        if isinstance(server, str):
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            target = streamable_http_client(
+                server, http_client=create_mcp_http_client(headers=headers)
+            )
+        async with Client(target, read_timeout_seconds=30) as client:
             await scenario(client)
 
     try:
@@ -255,7 +267,7 @@ def test_a_todo_made_over_mcp_reaches_a_subscriber_and_rest(
     session_id = session["chittyId"]
 
     async def subscribe() -> Peer:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(domains=["todos"], filters={"sessionId": session_id})
         return peer
 
@@ -333,7 +345,12 @@ def hook_event(claude_session: str, *todos: tuple[str, str]) -> str:
 
 
 def run_hook(gateway: Gateway, event: str, project: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHITTY_HUB_URL": gateway.url, "CHITTY_PROJECT_ID": project}
+    env = {
+        **os.environ,
+        "CHITTY_HUB_URL": gateway.url,
+        "CHITTY_PROJECT_ID": project,
+        "CHITTY_TOKEN": gateway.token,
+    }
     return subprocess.run(
         [sys.executable, "-m", "transports.claude_code_bridge"],
         input=event,
@@ -352,7 +369,7 @@ def test_the_todowrite_hook_forwards_claude_code_todos(gateway: Gateway) -> None
     session = hub_session_id(claude_session)
 
     async def subscribe() -> Peer:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(domains=["todos"], filters={"projectId": project})
         return peer
 

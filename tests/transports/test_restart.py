@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,11 +24,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ADMIN = f"restart-admin-{secrets.token_urlsafe(32)}"  # seeded through CHITTY_ADMIN_TOKEN
+
+
 def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN}"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -53,7 +56,7 @@ def start(data: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: SIGKILL takes Ray's processes too
-        env={**os.environ, "CHITTY_NAMESPACE": f"restart-{port}"},
+        env={**os.environ, "CHITTY_NAMESPACE": f"restart-{port}", "CHITTY_ADMIN_TOKEN": ADMIN},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -109,6 +112,7 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json, text/event-stream",
+                "Authorization": f"Bearer {ADMIN}",
             },
         )
         with urllib.request.urlopen(request, timeout=30) as response:

@@ -19,6 +19,7 @@ from hub.domains import SyncDomain
 from hub.ids import IdGenerator
 from hub.subscriptions import Filter, Published
 from tests.transports.conftest import Gateway
+from transports.gateway.auth import AUTH, authenticate
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Writer
 from transports.gateway.stream import Phase, StreamFollower, Subscriber
@@ -46,11 +47,15 @@ class Peer:
 
     def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         self.socket = socket
+        self.held: list[Frame] = []
 
     @classmethod
-    async def connect(cls, url: str, node: str = "peer") -> Peer:
+    async def connect(cls, url: str, node: str = "peer", token: str | None = None) -> Peer:
         session = aiohttp.ClientSession()
-        socket = await session.ws_connect(f"{url}/ws", headers={"X-Chitty-Node": node})
+        headers = {"X-Chitty-Node": node}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        socket = await session.ws_connect(f"{url}/ws", headers=headers)
         socket._peer_session = session  # type: ignore[attr-defined]  # closed with the socket
         return cls(socket)
 
@@ -66,7 +71,11 @@ class Peer:
         await self.socket.send_str(text)
 
     async def next(self, timeout: float = 10.0, skip: tuple[str, ...] = ("heartbeat",)) -> Frame:
-        """The next frame whose type is not in `skip`."""
+        """The next frame whose type is not in `skip` (frames held back by `subscribe` first)."""
+        while self.held:
+            frame = self.held.pop(0)
+            if frame["type"] not in skip:
+                return frame
         while True:
             received = await self.socket.receive(timeout)
             assert received.type is aiohttp.WSMsgType.TEXT, received
@@ -88,10 +97,17 @@ class Peer:
                     return found
 
     async def subscribe(self, **frame: Any) -> Frame:
+        """Subscribe; events of earlier subscriptions that arrive first are held for `next`."""
         await self.send({"type": "subscribe", **frame})
-        answer = await self.next()
-        assert answer["type"] == "subscribed", answer
-        return answer
+        held: list[Frame] = []
+        while True:
+            answer = await self.next()
+            if answer["type"] in ("state_update", "batch"):
+                held.append(answer)
+                continue
+            self.held[:0] = held
+            assert answer["type"] == "subscribed", answer
+            return answer
 
     async def write(self, frame: Frame) -> Frame:
         await self.send({"type": "state_update", **frame})
@@ -118,7 +134,8 @@ def new_project(tag: str) -> str:
 @pytest.fixture(scope="module")
 def tuned(gateway: Gateway) -> Iterator[str]:
     """A second gateway app (only /ws) on the same hub, with small queues and quick timers."""
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, authenticate])
+    app[AUTH] = gateway.app[AUTH]
     settings = WsSettings(idle_heartbeat_s=0.3, outbox_limit=16, ping_s=120)
     add_ws_routes(app, Writer(gateway.runtime, "gateway-tuned"), settings)
     runner = web.AppRunner(app)
@@ -274,7 +291,7 @@ def test_a_subscriber_receives_a_rest_created_todo_with_its_full_entity(gateway:
     project = new_project("ex1")
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         subscribed = await peer.subscribe(domains=["todos"], filters={"projectId": project})
         made = await create(gateway, projectId=project, content="ship it")
         [event] = await peer.events(lambda e: True)
@@ -292,7 +309,7 @@ def test_filters_are_enforced_by_the_hub(gateway: Gateway) -> None:
     mine, other = new_project("mine"), new_project("other")
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(id="by-project", domains=["todos"], filters={"projectId": mine})
         watched = (await create(gateway, projectId=other))["entity"]["chittyId"]
         await peer.subscribe(id="by-entity", filters={"entityId": watched})
@@ -323,7 +340,7 @@ def test_unsubscribe_and_subscription_ids(gateway: Gateway) -> None:
     project = new_project("unsub")
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(id="a", filters={"projectId": project})
         await peer.send({"type": "subscribe", "id": "a"})
         taken = await peer.next()
@@ -346,7 +363,7 @@ def test_unsubscribe_and_subscription_ids(gateway: Gateway) -> None:
 
 def test_a_ws_state_update_is_acked_after_commit_with_seq_and_clock(gateway: Gateway) -> None:
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url, node="tablet")
+        peer = await Peer.connect(gateway.url, token=gateway.token, node="tablet")
         ack = await peer.write(
             {
                 "domain": "todos",
@@ -398,7 +415,7 @@ def test_a_batch_is_acked_per_frame_in_order(gateway: Gateway) -> None:
         return {"type": "state_update", "domain": "todos", "operation": "create", "entity": fields}
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         bad = {**todo(2), "entity": {"chittyId": "CHITTY-TODO-", "content": "x"}}
         await peer.send([todo(0), todo(1), bad, todo(3)])
         answers = [await peer.next() for _ in range(4)]
@@ -472,7 +489,7 @@ def test_a_malformed_frame_gets_an_error_and_changes_nothing(
     async def scenario() -> None:
         made = await create(gateway)
         target = made["entity"]["chittyId"]
-        peer = await Peer.connect(gateway.url, node="p")
+        peer = await Peer.connect(gateway.url, token=gateway.token, node="p")
         await peer.send(build(target))
         answer = await peer.next()
         assert answer["type"] == "error", answer
@@ -493,7 +510,7 @@ def test_resume_delivers_exactly_the_missed_changes(gateway: Gateway) -> None:
     project = new_project("resume")
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(id="r", domains=["todos"], filters={"projectId": project})
         await create(gateway, projectId=project, content="seen")
         [seen] = await peer.events(lambda e: True)
@@ -502,7 +519,7 @@ def test_resume_delivers_exactly_the_missed_changes(gateway: Gateway) -> None:
             (await create(gateway, projectId=project, content=f"missed {n}")) for n in range(5)
         ]
         await create(gateway, projectId=new_project("elsewhere"))  # not for this subscriber
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         resume = {"epoch": seen["epoch"], "offset": seen["offset"]}
         subscribed = await peer.subscribe(id="r", filters={"projectId": project}, resume=resume)
         assert subscribed["offset"] == seen["offset"]
@@ -520,7 +537,7 @@ def test_resume_from_an_unknown_epoch_is_an_explicit_gap(gateway: Gateway) -> No
     project = new_project("gap")
 
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.subscribe(
             id="g", filters={"projectId": project}, resume={"epoch": "bogus", "offset": 3}
         )
@@ -549,11 +566,11 @@ def test_a_slow_subscriber_does_not_hold_back_a_fast_one(gateway: Gateway, tuned
         return {"type": "state_update", "domain": "todos", "operation": "create", "entity": fields}
 
     async def scenario() -> None:
-        slow = await Peer.connect(tuned)
+        slow = await Peer.connect(tuned, token=gateway.token)
         # The fast one is on the default gateway (a roomy outbox): on a loaded machine even a
         # reading client may briefly lag behind a 16-frame outbox, which is not this test.
-        fast = await Peer.connect(gateway.url)
-        writer = await Peer.connect(gateway.url)
+        fast = await Peer.connect(gateway.url, token=gateway.token)
+        writer = await Peer.connect(gateway.url, token=gateway.token)
         await slow.subscribe(id="slow", filters={"projectId": project})
         await fast.subscribe(id="fast", filters={"projectId": project})
         # Two hosts publish concurrently, so stream order need not be write order: count.
@@ -592,12 +609,12 @@ def test_a_slow_subscriber_does_not_hold_back_a_fast_one(gateway: Gateway, tuned
 
 def test_heartbeats_both_ways(gateway: Gateway, tuned: str) -> None:
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.send({"type": "heartbeat"})
         beat = await peer.next(skip=())
         assert beat["type"] == "heartbeat" and beat["epoch"] and beat["offset"] >= 0
         await peer.close()
-        idle = await Peer.connect(tuned)
+        idle = await Peer.connect(tuned, token=gateway.token)
         beat = await idle.next(timeout=5, skip=())  # sent by the hub after 0.3 s of silence
         assert beat["type"] == "heartbeat" and "epoch" in beat and "offset" in beat
         await idle.close()
@@ -607,7 +624,7 @@ def test_heartbeats_both_ways(gateway: Gateway, tuned: str) -> None:
 
 def test_an_oversized_frame_closes_the_connection_with_1009(gateway: Gateway) -> None:
     async def scenario() -> None:
-        peer = await Peer.connect(gateway.url)
+        peer = await Peer.connect(gateway.url, token=gateway.token)
         await peer.socket.send_str("x" * ((1 << 20) + 1))
         received = await peer.socket.receive(10)
         assert received.type is aiohttp.WSMsgType.CLOSE and received.data == 1009
@@ -624,7 +641,7 @@ def test_a_plain_get_of_ws_is_a_json_400(gateway: Gateway) -> None:
 def test_open_connections_are_counted(gateway: Gateway) -> None:
     async def scenario() -> None:
         before = open_connections(gateway.app)
-        peers = [await Peer.connect(gateway.url) for _ in range(3)]
+        peers = [await Peer.connect(gateway.url, token=gateway.token) for _ in range(3)]
         for peer in peers:  # each answered once, so each is being served
             await peer.send({"type": "heartbeat"})
             await peer.next(skip=())

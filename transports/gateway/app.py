@@ -6,7 +6,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from actors.ray_shell import value_codec
+from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
+from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
@@ -33,11 +36,33 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def make_app(hub: Hub, settings: HubSettings, mcp_hub_url: str | None = None) -> web.Application:
+def open_tokens(settings: HubSettings) -> TokenStore:
+    """The deployment's token store (<data dir>/auth), encrypted like the rest of its data."""
+    return TokenStore(settings.data_dir / "auth", codec=value_codec(settings))
+
+
+async def _close(auth: Auth) -> None:
+    auth.tokens.close()
+
+
+def make_app(
+    hub: Hub,
+    settings: HubSettings,
+    mcp_hub_url: str | None = None,
+    tokens: TokenStore | None = None,
+) -> web.Application:
     """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
-    /ws, and (given the URL where this gateway answers) MCP over streamable HTTP at /mcp."""
-    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=MAX_BODY)
+    /ws, and (given the URL where this gateway answers) MCP over streamable HTTP at /mcp.
+    Every route but /health needs a credential checked against `tokens` (by default the
+    deployment's token store, opened here) or the configured OIDC issuer."""
+    app = web.Application(
+        middlewares=[request_metrics, json_errors, authenticate], client_max_size=MAX_BODY
+    )
     writer = Writer(hub, f"gateway-{settings.node_id}")
+    auth = Auth(settings, tokens or open_tokens(settings))
+    app[AUTH] = auth
+    if tokens is None:  # opened here, closed here
+        app.on_cleanup.append(lambda _: _close(auth))
     app[HUB] = hub
     app[SETTINGS] = settings
     app[WRITER] = writer

@@ -13,6 +13,7 @@ from hub.domains import DOMAINS, SyncDomain
 from hub.entity import EntityView
 from hub.envelope import Outcome
 from hub.ids import InvalidChittyId, parse
+from transports.gateway.auth import scope_of, visible_to
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, parse_clock
 
@@ -81,12 +82,30 @@ class EntityRoutes:
             parse(entity_id, expect=DOMAINS[self.domain].kind)
         except InvalidChittyId as error:
             raise ApiError(422, "invalid", str(error), "chittyId") from None
+        await scope_of(request, self.hub.get).check_create(self.domain.value, data)
         message = self.writer.message(request, self.domain, "create", entity_id, data, clock)
         outcome, first = await self.writer.write(message)
         return web.json_response(written_body(outcome, first), status=201)
 
+    def _what(self, entity_id: str) -> str:
+        return f"{self.domain.value[:-1]} {entity_id}"
+
+    async def _readable(self, request: web.Request, entity_id: str) -> EntityView:
+        """The entity now, if it is of this domain and the principal may see it; else 404."""
+        view = await self.hub.get(entity_id)
+        if view is not None and view.domain != self.domain.value:
+            view = None
+        return await scope_of(request, self.hub.get).check_read(view, self._what(entity_id))
+
+    async def _check_write(self, request: web.Request, entity_id: str) -> None:
+        view = await self.hub.get(entity_id)
+        if view is not None and view.domain != self.domain.value:
+            view = None
+        await scope_of(request, self.hub.get).check_write(view, self._what(entity_id))
+
     async def read(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)
+        current = await self._readable(request, entity_id)  # who may read is decided by now
         at = request.query.get("at")
         if at is not None:
             try:
@@ -95,7 +114,7 @@ class EntityRoutes:
                 raise ApiError(422, "invalid", "must be an ISO-8601 time", "at") from None
             view = await self.hub.state_at(entity_id, int(moment.timestamp() * 1000))
         else:
-            view = await self.hub.get(entity_id)
+            view = current
         if view is None or view.deleted or view.domain != self.domain.value:
             raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
         return web.json_response(entity_body(view))
@@ -105,12 +124,14 @@ class EntityRoutes:
         data, clock = await body_fields(request)
         if data.pop("chittyId", entity_id) != entity_id:
             raise ApiError(422, "invalid", "differs from the id in the path", "chittyId")
+        await self._check_write(request, entity_id)
         message = self.writer.message(request, self.domain, "update", entity_id, data, clock)
         outcome, first = await self.writer.write(message)
         return web.json_response(written_body(outcome, first))
 
     async def delete(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)
+        await self._check_write(request, entity_id)
         if self.domain is SyncDomain.SESSIONS:  # the spec: DELETE ends a session
             message = self.writer.message(
                 request, self.domain, "update", entity_id, {"status": "ended"}
@@ -122,6 +143,7 @@ class EntityRoutes:
 
     async def history(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)
+        await self._readable(request, entity_id)
         events = await self.hub.history(entity_id)
         if not events:
             raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
@@ -149,6 +171,7 @@ class EntityRoutes:
             include_deleted=query.get("includeDeleted", "false").lower() == "true",
             cursor=query.get("cursor"),
             limit=limit,
+            visible_to=visible_to(request),
         )
         try:
             page = await self.hub.list(wanted)

@@ -24,6 +24,7 @@ from hub.envelope import Outcome, Status
 from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
 from hub.subscriptions import Filter
+from transports.gateway.auth import principal_of
 from transports.gateway.errors import ApiError
 
 
@@ -44,7 +45,9 @@ class Hub(Protocol):
 
     async def list(self, query: Query) -> Page: ...
 
-    async def conflicts(self, domain: SyncDomain | None = None) -> list[dict[str, Any]]: ...
+    async def conflicts(
+        self, domain: SyncDomain | None = None, visible_to: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     async def reconcile(self, project_id: str) -> ReconcileReport: ...
 
@@ -55,9 +58,6 @@ class Hub(Protocol):
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]: ...
 
     async def metrics(self) -> dict[str, Any]: ...
-
-
-ANONYMOUS = "CHITTY-USER-ANONYMOUS"
 
 
 class Writer:
@@ -80,13 +80,16 @@ class Writer:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= 100 and key.isprintable() and " " not in key):
             raise ApiError(400, "bad_header", "Idempotency-Key must be 1-100 printable characters")
+        principal = principal_of(request)
+        if operation == "create":  # the creator owns the entity (scope isolation)
+            data = {**data, "createdBy": principal.chitty_id}
         raw = {
             "id": f"idem-{key}" if key else self.ids.new(Kind.MSG),
             "type": "state_update",
             "source": {
                 "nodeId": request.headers.get("X-Chitty-Node", "api"),
                 "platform": request.headers.get("X-Chitty-Platform", "api"),
-                "chittyId": ANONYMOUS,
+                "chittyId": principal.chitty_id,  # every change is attributed
             },
             "payload": {
                 "domain": domain.value,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -43,12 +44,24 @@ class Phase(StrEnum):
     ENDED = "ended"
 
 
+def _everything(event: Published) -> bool:
+    return True
+
+
 class Subscription:
     """One subscription of one connection; `last` is the newest offset it has accounted for."""
 
-    def __init__(self, sub_id: str, wanted: Filter, last: int, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        sub_id: str,
+        wanted: Filter,
+        last: int,
+        outbox: Outbox,
+        visible: Callable[[Published], bool] | None = None,
+    ) -> None:
         self.id = sub_id
         self.wanted = wanted
+        self.visible = visible or _everything
         self.last = last
         self.outbox = outbox
         self.phase = Phase.CATCHING_UP
@@ -57,6 +70,9 @@ class Subscription:
     def deliver(self, event: Published, epoch: str) -> bool:
         """Offer a live event; False when the outbox refused it (the caller ends this one)."""
         if event.offset <= self.last or not event.matches(self.wanted):
+            return True
+        if not self.visible(event):  # scope isolation: not the subscriber's to see
+            self.last = event.offset
             return True
         if not self.outbox.offer(Delivery(self.id, epoch, event)):
             return False
@@ -69,11 +85,22 @@ class Subscription:
             self.catch_up.cancel()
 
 
-class Subscriber:
-    """One connection as the stream sees it: its outbox and its open subscriptions."""
+class Scope(Protocol):
+    """What a connection's principal may see; `observe` sees every live event first (so
+    membership changes take effect in stream order)."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def observe(self, event: Published) -> None: ...
+
+    def visible(self, event: Published) -> bool: ...
+
+
+class Subscriber:
+    """One connection as the stream sees it: its outbox, its open subscriptions, and (for a
+    principal who may not see everything) its scope."""
+
+    def __init__(self, outbox: Outbox, scope: Scope | None = None) -> None:
         self.outbox = outbox
+        self.scope = scope
         self.subscriptions: dict[str, Subscription] = {}
 
 
@@ -134,7 +161,8 @@ class StreamFollower:
     ) -> Subscription:
         """Open a subscription: live from the head, or after catching up from `resume`."""
         start = resume.offset if resume is not None else self.offset
-        subscription = Subscription(sub_id, wanted, start, subscriber.outbox)
+        visible = subscriber.scope.visible if subscriber.scope is not None else None
+        subscription = Subscription(sub_id, wanted, start, subscriber.outbox, visible)
         subscriber.subscriptions[sub_id] = subscription
         subscriber.outbox.reply(Subscribed(sub_id, self.epoch, start))
         if resume is None:
@@ -174,7 +202,8 @@ class StreamFollower:
                     sub.phase = Phase.LIVE
                     return
                 for event in answer.events:
-                    sub.outbox.push(Delivery(sub.id, answer.epoch, event))
+                    if sub.visible(event):
+                        sub.outbox.push(Delivery(sub.id, answer.epoch, event))
                 sub.last = max(sub.last, answer.offset)
                 # No await between this check and going live: the fan-out has not passed `last`.
                 if sub.last >= self.offset:
@@ -218,6 +247,8 @@ class StreamFollower:
         for event in answer.events:
             self.counters.events += 1
             for subscriber in self.subscribers:
+                if subscriber.scope is not None:
+                    subscriber.scope.observe(event)
                 for sub in list(subscriber.subscriptions.values()):
                     if sub.phase is Phase.LIVE and not sub.deliver(event, answer.epoch):
                         self._overflow(subscriber, sub, answer.epoch)

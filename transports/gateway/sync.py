@@ -13,6 +13,7 @@ from hub.domains import DOMAINS, SyncDomain
 from hub.fields import nest, policy_table
 from hub.ids import ChittyIdStr, InvalidChittyId, parse
 from hub.models.base import WireModel
+from transports.gateway.auth import principal_of, scope_of, stamp, visible_to
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
@@ -63,7 +64,9 @@ class SyncRoutes:
         self.hub = hub
         self.writer = writer
 
-    async def _count(self, domains: list[SyncDomain], wanted: SyncRequest) -> int:
+    async def _count(
+        self, domains: list[SyncDomain], wanted: SyncRequest, visible: str | None
+    ) -> int:
         total = 0
         for domain in domains:
             cursor = None
@@ -75,6 +78,7 @@ class SyncRoutes:
                         session_id=wanted.session_id,
                         cursor=cursor,
                         limit=500,
+                        visible_to=visible,
                     )
                 )
                 total += len(page.rows)
@@ -87,7 +91,7 @@ class SyncRoutes:
         domains = _domains(request.match_info["domain"])
         wanted: SyncRequest = await _body(request, SyncRequest)
         targets = _targets(wanted)  # an unknown target is refused before anything is counted
-        entities = await self._count(domains, wanted)
+        entities = await self._count(domains, wanted, visible_to(request))
         return web.json_response(
             {
                 "domain": request.match_info["domain"],
@@ -102,8 +106,8 @@ class SyncRoutes:
         entity_id = request.match_info["entityId"]
         wanted: SyncRequest = await _body(request, SyncRequest)
         targets = _targets(wanted)
-        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
-        if view is None or view.deleted:
+        view = await self._readable(request, domain, entity_id)
+        if view.deleted:
             raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
         return web.json_response(
             {
@@ -119,9 +123,7 @@ class SyncRoutes:
     async def status(self, request: web.Request) -> web.Response:
         domain = _domain(request.match_info["domain"])
         entity_id = request.match_info["entityId"]
-        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
-        if view is None:
-            raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
+        view = await self._readable(request, domain, entity_id)
         return web.json_response(
             {
                 "entityId": entity_id,
@@ -141,7 +143,8 @@ class SyncRoutes:
             message = from_wire(raw)
         except DecodeError as error:
             raise ApiError(422, "invalid", error.reason, error.field or None) from None
-        [outcome] = await self.hub.submit([message])
+        await scope_of(request, self.hub.get).check_message(message)
+        [outcome] = await self.hub.submit([stamp(message, principal_of(request))])
         if not outcome.durable and outcome.status.value != "ignored":
             raise outcome_error(outcome)
         return web.json_response(
@@ -156,21 +159,23 @@ class SyncRoutes:
 
     async def conflicts(self, request: web.Request) -> web.Response:
         name = request.query.get("domain", "all")
-        found = await self.hub.conflicts(None if name == "all" else _domain(name))
+        found = await self.hub.conflicts(
+            None if name == "all" else _domain(name), visible_to(request)
+        )
         return web.json_response({"conflicts": found})
 
     async def resolve(self, request: web.Request) -> web.Response:
         conflict_id = request.match_info["id"]
         wanted: ResolveRequest = ResolveRequest.model_validate(await read_json(request))
-        conflict = next(
-            (c for c in await self.hub.conflicts() if c.get("conflictId") == conflict_id), None
-        )
+        visible = await self.hub.conflicts(None, visible_to(request))
+        conflict = next((c for c in visible if c.get("conflictId") == conflict_id), None)
         if conflict is None:
             raise ApiError(404, "not_found", f"no open conflict {conflict_id}", "id")
         entity_id = str(conflict["entityId"])
         view = await self.hub.get(entity_id)
         if view is None:
             raise ApiError(404, "not_found", f"no entity {entity_id}", "id")
+        await scope_of(request, self.hub.get).check_write(view, f"entity {entity_id}")
         domain = SyncDomain(view.domain)
         field = str(conflict["field"])
         if field not in policy_table(DOMAINS[domain].model).fields:
@@ -188,6 +193,17 @@ class SyncRoutes:
         body = written_body(outcome, first)
         body["resolved"] = conflict_id
         return web.json_response(body)
+
+    async def _readable(self, request: web.Request, domain: SyncDomain, entity_id: str) -> Any:
+        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
+        if view is not None and view.domain != domain.value:
+            view = None
+        what = f"{domain.value[:-1]} {entity_id}"
+        try:
+            return await scope_of(request, self.hub.get).check_read(view, what)
+        except ApiError as error:
+            error.field = "entityId"
+            raise
 
 
 def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:

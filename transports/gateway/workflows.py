@@ -11,10 +11,12 @@ from pydantic import Field, JsonValue
 from actors.reconciler import ReconcileError
 from hub.catalog import Query
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.ids import ContextId, ProjectId
 from hub.models import Enrichment, Todo
 from hub.models.base import WireModel
 from hub.reconcile import DependencyCycle, MixedProjects, TodoMesh, reconcile
+from transports.gateway.auth import scope_of, visible_to
 from transports.gateway.entities import entity_id_of, written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
@@ -67,6 +69,11 @@ class WorkflowRoutes:
 
     async def reconcile(self, request: web.Request) -> web.Response:
         wanted = ReconcileRequest.model_validate(await read_json(request))
+        scope = scope_of(request, self.hub.get)
+        project = await self.hub.get(wanted.project_id)
+        if project is not None:
+            await scope.check_read(project, f"project {wanted.project_id}")
+            await scope.check_write(project, f"project {wanted.project_id}")
         try:
             result = await self.hub.reconcile(wanted.project_id)
         except ReconcileError as error:
@@ -81,12 +88,18 @@ class WorkflowRoutes:
             }
         )
 
-    async def _all(self, query: Query) -> list[dict[str, Any]]:
+    async def _all(self, query: Query, visible: str | None) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         cursor = None
         while True:
             page = await self.hub.list(
-                Query(query.domain, project_id=query.project_id, cursor=cursor, limit=500)
+                Query(
+                    query.domain,
+                    project_id=query.project_id,
+                    cursor=cursor,
+                    limit=500,
+                    visible_to=visible,
+                )
             )
             rows += [row.entity for row in page.rows]
             cursor = page.cursor
@@ -98,8 +111,16 @@ class WorkflowRoutes:
         if not project:
             raise ApiError(422, "invalid", "a projectId query parameter is required", "projectId")
         ReconcileRequest.model_validate({"projectId": project})
-        todos = await self._all(Query(SyncDomain.TODOS, project_id=project))
-        for session in await self._all(Query(SyncDomain.SESSIONS, project_id=project)):
+        view = await self.hub.get(project)
+        if view is not None:
+            try:
+                await scope_of(request, self.hub.get).check_read(view, f"project {project}")
+            except ApiError as error:
+                error.field = "projectId"
+                raise
+        visible = visible_to(request)
+        todos = await self._all(Query(SyncDomain.TODOS, project_id=project), visible)
+        for session in await self._all(Query(SyncDomain.SESSIONS, project_id=project), visible):
             todos += session.get("todos") or []
         try:
             mesh = reconcile(Todo.model_validate(t) for t in todos)
@@ -107,20 +128,26 @@ class WorkflowRoutes:
             raise ApiError(409, "conflict", str(error), "projectId") from None
         return web.json_response({"projectId": project, **mesh_body(mesh)})
 
-    async def session_context(self, request: web.Request) -> web.Response:
+    async def _session(self, request: web.Request) -> EntityView:
         session_id = entity_id_of(request, SyncDomain.SESSIONS)
         view = await self.hub.get(session_id)
-        if view is None or view.deleted:
-            raise ApiError(404, "not_found", f"no session {session_id}", "id")
+        if view is None or view.deleted or view.domain != SyncDomain.SESSIONS.value:
+            view = None
+        return await scope_of(request, self.hub.get).check_read(view, f"session {session_id}")
+
+    async def _check_write(self, request: web.Request, entity_id: str) -> None:
+        view = await self.hub.get(entity_id)
+        await scope_of(request, self.hub.get).check_write(view, f"context {entity_id}")
+
+    async def session_context(self, request: web.Request) -> web.Response:
+        view = await self._session(request)
         return web.json_response(
-            {"sessionId": session_id, "context": view.entity.get("context"), "seq": view.seq}
+            {"sessionId": view.entity_id, "context": view.entity.get("context"), "seq": view.seq}
         )
 
     async def session_sync(self, request: web.Request) -> web.Response:
-        session_id = entity_id_of(request, SyncDomain.SESSIONS)
-        view = await self.hub.get(session_id)
-        if view is None or view.deleted:
-            raise ApiError(404, "not_found", f"no session {session_id}", "id")
+        view = await self._session(request)
+        session_id = view.entity_id
         wanted = (
             SessionSyncRequest.model_validate(await read_json(request))
             if request.can_read_body
@@ -140,6 +167,7 @@ class WorkflowRoutes:
     async def enrich(self, request: web.Request) -> web.Response:
         """Add an enrichment a model or service produced (the hub itself calls no AI)."""
         context_id = entity_id_of(request, SyncDomain.CONTEXTS)
+        await self._check_write(request, context_id)
         enrichment = Enrichment.model_validate(await read_json(request))
         delta: dict[str, JsonValue] = {"add": {"enrichments": [enrichment.model_dump(mode="json")]}}
         message = self.writer.message(
@@ -154,6 +182,7 @@ class WorkflowRoutes:
         known = KNOWN["platforms"] | KNOWN["models"]
         if wanted.target not in known:
             raise ApiError(422, "unknown_target", f"known: {', '.join(sorted(known))}", "target")
+        await self._check_write(request, wanted.context_id)
         data: dict[str, JsonValue] = {}
         if wanted.summary is not None:
             data["content"] = {"summary": wanted.summary}

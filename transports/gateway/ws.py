@@ -8,6 +8,7 @@ answers the client's frames in order and one writer task that owns the socket's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -18,7 +19,14 @@ from typing import Annotated, assert_never
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.auth.errors import SignatureError
+from hub.auth.principal import Principal
+from hub.auth.scope import can_read
+from hub.catalog import Query
+from hub.domains import SyncDomain
 from hub.envelope import Outcome
+from hub.subscriptions import Published
+from transports.gateway.auth import AUTH, Auth, Scope, bearer, must_sign, principal_of, stamp
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Writer, outcome_error
 from transports.gateway.stream import StreamFollower, Subscriber
@@ -57,6 +65,53 @@ class WsSettings(BaseModel):
     max_batch: Annotated[int, Field(ge=1)] = 1000  # state updates per client batch
     poll_wait_s: Annotated[float, Field(gt=0)] = 1.0  # the follower's long-poll wait
     close_timeout_s: Annotated[float, Field(gt=0)] = 5.0  # wait for the peer's close reply
+    revalidate_s: Annotated[float, Field(gt=0)] = 1.0  # how often open credentials are checked
+
+
+POLICY_VIOLATION = 1008  # the close code for a credential that stopped being valid
+
+
+class SignedFrame(BaseModel):
+    """A service's frame: the frame text as sent, and its HMAC-SHA256 signature."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    frame: str
+    timestamp: str
+    nonce: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is on a connection, the credential they opened it with, and the gateway's auth."""
+
+    auth: Auth
+    principal: Principal
+    credential: str
+
+
+class WsScope:
+    """What a restricted principal may see on the stream: entities it is a member of, and
+    those under a project or session it may read (kept current from the stream itself)."""
+
+    def __init__(self, principal: Principal, readable_parents: set[str]) -> None:
+        self.principal = principal
+        self.parents = readable_parents
+
+    def _parent(self, entity_id: str) -> dict[str, object] | None:
+        # A parent the principal may read counts as one it is a member of.
+        return {"sharedWith": [self.principal.chitty_id]} if entity_id in self.parents else None
+
+    def observe(self, event: Published) -> None:
+        if event.domain in (SyncDomain.PROJECTS, SyncDomain.SESSIONS):
+            if self.visible(event) and event.kind != "deleted":
+                self.parents.add(event.entity_id)
+            else:
+                self.parents.discard(event.entity_id)
+
+    def visible(self, event: Published) -> bool:
+        return can_read(self.principal, event.domain.value, event.entity, self._parent)
 
 
 class WsState(StrEnum):
@@ -96,13 +151,21 @@ class WsCounters:
 class WsSession:
     """One /ws connection."""
 
-    def __init__(self, socket: web.WebSocketResponse, ws: WsGateway, origin: Origin) -> None:
+    def __init__(
+        self,
+        socket: web.WebSocketResponse,
+        ws: WsGateway,
+        origin: Origin,
+        caller: Caller,
+        scope: WsScope | None = None,
+    ) -> None:
         self.socket = socket
         self.ws = ws
         self.origin = origin
+        self.caller = caller
         self.state = WsState.CONNECTING
         self.outbox = Outbox(ws.settings.outbox_limit)
-        self.subscriber = Subscriber(self.outbox)
+        self.subscriber = Subscriber(self.outbox, scope)
         self._sub_ids = itertools.count(1)
 
     def _move(self, to: WsState) -> None:
@@ -157,7 +220,13 @@ class WsSession:
         async for received in self.socket:
             if received.type is WSMsgType.TEXT:
                 await self.outbox.room()  # a client that never reads stops being read
-                frame = parse_text(received.data, self.origin, settings.max_batch)
+                if not await self.caller.auth.still_valid(self.caller.credential):
+                    await self.close(POLICY_VIOLATION, b"credential revoked or expired")
+                    return
+                text = self._admitted(received.data)
+                if text is None:
+                    continue
+                frame = parse_text(text, self.origin, settings.max_batch)
                 try:
                     await self.handle(frame)
                 except Exception:  # our bug: answer it, count it, keep the connection
@@ -170,6 +239,40 @@ class WsSession:
                 self._reply_error(FrameError("bad_frame", detail, status=400))
             else:  # ERROR: aiohttp already closed the socket (1009 for an oversized frame)
                 return
+
+    def _admitted(self, text: str) -> str | None:
+        """The frame's text if its principal is within its rate and (for a service) it is
+        signed; else answer the error and return None."""
+        caller = self.caller
+        wait = caller.auth.rates.take(caller.principal.chitty_id)
+        if wait > 0:
+            detail = f"too many frames; retry in {wait:.2f} s"
+            self._reply_error(FrameError("rate_limited", detail, status=429))
+            return None
+        key = caller.principal.signing_key
+        if not must_sign(caller.principal):
+            return text
+        if key is None:
+            detail = "this credential cannot sign frames"
+            self._reply_error(FrameError("unauthenticated", detail, "signature", status=401))
+            return None
+        try:
+            signed = SignedFrame.model_validate_json(text)
+            caller.auth.signatures.verify_frame(
+                key, signed.timestamp, signed.nonce, signed.signature, signed.frame
+            )
+        except SignatureError as error:
+            detail = f"bad signature: {error.reason}: {error.detail}"
+            self._reply_error(FrameError("unauthenticated", detail, "signature", status=401))
+            return None
+        except ValueError:
+            detail = (
+                "a service signs every frame: send "
+                '{"frame": "<frame text>", "timestamp", "nonce", "signature"}'
+            )
+            self._reply_error(FrameError("unauthenticated", detail, "frame", status=401))
+            return None
+        return signed.frame
 
     async def handle(self, frame: ClientFrame) -> None:
         """Answer one client frame; replies go out in the order frames came in."""
@@ -210,18 +313,31 @@ class WsSession:
 
     async def _submit(self, items: list[Write | FrameError]) -> None:
         """Submit every write of a frame in one hub call; answer each item in order."""
-        writes = [item for item in items if isinstance(item, Write)]
+        writes: list[Write] = []
+        refused: dict[int, FrameError] = {}
+        for position, item in enumerate(items):
+            if isinstance(item, Write):
+                error = await self._check(item)
+                if error is None:
+                    writes.append(item)
+                else:
+                    refused[position] = error
         outcomes: list[Outcome] | None = []
         if writes:
             try:
-                outcomes = await self.ws.writer.hub.submit([w.message for w in writes])
+                principal = self.caller.principal
+                outcomes = await self.ws.writer.hub.submit(
+                    [stamp(w.message, principal) for w in writes]
+                )
             except Exception as error:  # the hub did not answer: nothing is known durable
                 self.ws.counters.hub_failures += 1
                 log.warning("submit of %d ws writes failed: %r", len(writes), error)
                 outcomes = None
         answers = iter(outcomes or ())
-        for item in items:
-            if isinstance(item, FrameError):
+        for position, item in enumerate(items):
+            if position in refused:
+                self._reply_error(refused[position])
+            elif isinstance(item, FrameError):
                 self._reply_error(item)
             elif outcomes is None:
                 detail = "the hub did not answer; the write may or may not apply: retry it"
@@ -230,6 +346,19 @@ class WsSession:
                 )
             else:
                 self._answer(item, next(answers))
+
+    async def _check(self, write: Write) -> FrameError | None:
+        """None if the write is in the principal's scope, else the error that answers it."""
+        scope = Scope(self.caller.principal, self.ws.writer.hub.get)
+        if scope.unrestricted:
+            return None
+        try:
+            await scope.check_message(write.message)
+        except ApiError as error:
+            return FrameError(
+                error.error, error.detail, error.field, write.message.id, write.index, error.status
+            )
+        return None
 
     def _answer(self, write: Write, outcome: Outcome) -> None:
         if outcome.durable:
@@ -284,21 +413,62 @@ class WsGateway:
         return self._follower
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        """GET /ws: upgrade and serve one connection."""
+        """GET /ws: upgrade and serve one connection (the middleware authenticated it)."""
+        caller = Caller(request.app[AUTH], principal_of(request), bearer(request))
         origin = Origin(
             _origin_part(request, "X-Chitty-Node", "node", "ws", 128),
             _origin_part(request, "X-Chitty-Platform", "platform", "web", 64),
             self.writer.ids.new,
+            chitty_id=caller.principal.chitty_id,
         )
+        who = caller.principal.chitty_id
+        if not caller.auth.connections.acquire(who):
+            most = caller.auth.settings.max_ws_per_principal
+            raise ApiError(429, "too_many_connections", f"at most {most} WebSockets per principal")
+        try:
+            return await self._serve(request, origin, caller)
+        finally:
+            caller.auth.connections.release(who)
+
+    async def _serve(
+        self, request: web.Request, origin: Origin, caller: Caller
+    ) -> web.WebSocketResponse:
+        scope = await self._scope(caller.principal)
         socket = web.WebSocketResponse(
             timeout=self.settings.close_timeout_s,
             heartbeat=self.settings.ping_s,
             max_msg_size=self.settings.max_frame_bytes,
         )
-        session = WsSession(socket, self, origin)
+        session = WsSession(socket, self, origin, caller, scope)
         await session.open(request)
         await session.run()
         return socket
+
+    async def _scope(self, principal: Principal) -> WsScope | None:
+        """A restricted principal's stream scope, starting from the projects and sessions it
+        may read now (listed through the catalog's own scope filter)."""
+        if Scope(principal, self.writer.hub.get).unrestricted:
+            return None
+        readable: set[str] = set()
+        for domain in (SyncDomain.PROJECTS, SyncDomain.SESSIONS):
+            cursor = None
+            while True:
+                query = Query(domain, cursor=cursor, limit=500, visible_to=principal.chitty_id)
+                page = await self.writer.hub.list(query)
+                readable.update(row.entity_id for row in page.rows)
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        return WsScope(principal, readable)
+
+    async def _revalidate(self) -> None:
+        """Close every connection whose credential was revoked or expired since it opened."""
+        while True:
+            await asyncio.sleep(self.settings.revalidate_s)
+            for session in list(self.sessions):
+                caller = session.caller
+                if not await caller.auth.still_valid(caller.credential):
+                    await session.close(POLICY_VIOLATION, b"credential revoked or expired")
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: follow the hub's stream while the app runs."""
@@ -313,7 +483,11 @@ class WsGateway:
             catch_up_chunk=min(500, most),
         )
         await self._follower.start()
+        revalidate = asyncio.create_task(self._revalidate(), name="ws-revalidate")
         yield
+        revalidate.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await revalidate
         await self._follower.stop()
 
     async def close_all(self, app: web.Application | None = None) -> None:

@@ -23,7 +23,6 @@ from hub.models.base import WireModel
 from hub.protocol import MessageIdStr, SyncMessage
 from hub.subscriptions import Filter, Published
 
-ANONYMOUS = "CHITTY-USER-ANONYMOUS"  # as REST writes (hub_api.ANONYMOUS), until auth exists
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Wire = dict[str, JsonValue]
 
@@ -148,6 +147,7 @@ class Origin:
     platform: str
     new_id: Callable[[Kind], str]
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    chitty_id: str = "CHITTY-USER-ANONYMOUS"  # the connection's authenticated principal
 
 
 FRAME_TYPES = ("subscribe", "unsubscribe", "state_update", "heartbeat", "batch")
@@ -263,7 +263,11 @@ def _write(raw: dict[str, object], origin: Origin) -> Write | FrameError:
     wire = {
         "id": message_id,
         "type": "state_update",
-        "source": {"nodeId": origin.node_id, "platform": origin.platform, "chittyId": ANONYMOUS},
+        "source": {
+            "nodeId": origin.node_id,
+            "platform": origin.platform,
+            "chittyId": origin.chitty_id,
+        },
         "payload": {
             "domain": short.domain.value,
             "operation": short.operation,

@@ -10,6 +10,7 @@ and no request holds a stream open.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,9 @@ Send = Callable[[AsgiMessage], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
 MAX_BODY = 4 * 1024 * 1024
+
+
+CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("mcp_caller", default=None)
 
 
 class AsgiMount:
@@ -61,6 +65,7 @@ class AsgiMount:
                 if not message.get("more_body"):
                     await response.write_eof()
 
+        CALLER.set(request.headers.get("Authorization", "").partition(" ")[2].strip() or None)
         try:
             await self.app(_scope(request), receive, send)
         finally:
@@ -118,7 +123,8 @@ def add_mcp_routes(
 
     Routes added here pass through the app's middlewares, so REST authentication covers them.
     """
-    client = ChittyClient(hub_url, node_id="mcp", platform="claude-code")
+    # Each MCP call reaches the hub with its own caller's credential (scope applies to it).
+    client = ChittyClient(hub_url, node_id="mcp", platform="claude-code", token=CALLER.get)
     mcp_app = build_server(client).streamable_http_app(
         streamable_http_path=path,
         stateless_http=True,

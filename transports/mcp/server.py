@@ -144,7 +144,7 @@ class HubTools:
         )
         url = self.client.base_url.replace("http", "ws", 1) + "/ws"
         try:
-            socket = await self.client.session.ws_connect(url)
+            socket = await self.client.session.ws_connect(url, headers=self.client.auth_headers())
         except (aiohttp.ClientError, OSError) as error:
             raise ChittyUnreachable(f"no hub answers at {url}: {error}") from None
         async with socket:
@@ -464,13 +464,13 @@ def _checked(entity_id: str, kind: str) -> str:
 
 
 @asynccontextmanager
-async def hub_client(hub_url: str) -> AsyncIterator[ChittyClient]:
+async def hub_client(hub_url: str, token: str | None = None) -> AsyncIterator[ChittyClient]:
     """A client whose writes are marked as coming from Claude over MCP."""
-    async with ChittyClient(hub_url, node_id="mcp", platform="claude-code") as client:
+    async with ChittyClient(hub_url, node_id="mcp", platform="claude-code", token=token) as client:
         yield client
 
 
-async def serve_stdio(hub_url: str) -> None:
-    """Serve MCP on stdin/stdout until the client hangs up."""
-    async with hub_client(hub_url) as client:
+async def serve_stdio(hub_url: str, token: str | None = None) -> None:
+    """Serve MCP on stdin/stdout until the client hangs up; `token` is the hub credential."""
+    async with hub_client(hub_url, token) as client:
         await build_server(client).run_stdio_async()

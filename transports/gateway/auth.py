@@ -1,0 +1,330 @@
+"""Who is asking, and may they: authentication, request signing and abuse limits at the edge,
+scope checks for handlers.
+
+Every request but `/health` carries `Authorization: Bearer <credential>`: a hub token
+(`chitty_...`, from `chitty token create` or the admin token `chitty up` prints on first start)
+or, when the hub is configured with an OIDC issuer, a user's JWT. Service principals also sign
+every request (HMAC-SHA256 over method, path, timestamp, nonce and body). A request that cannot
+be authenticated is a 401; one over its principal's rate a 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hub.auth.errors import AuthError, SignatureError
+from hub.auth.oidc import OidcVerifier
+from hub.auth.principal import Principal, Role
+from hub.auth.ratelimit import ConnectionLimiter, RateLimiter
+from hub.auth.scope import can_read, can_write
+from hub.auth.signing import Verifier
+from hub.auth.tokens import TokenStore
+from hub.entity import EntityView
+from hub.protocol import SyncMessage
+from hub.settings import HubSettings
+from transports.gateway.errors import ApiError, Handler
+
+PUBLIC = frozenset({"/health"})
+JWKS_TTL_S = 300.0
+JWKS_MIN_REFRESH_S = 30.0
+
+
+class Jwks:
+    """The issuer's signing keys, fetched over HTTP and cached; refreshed at most every 30 s
+    when a token names a key the cache does not hold (the issuer rotated its keys)."""
+
+    def __init__(self, url: str, now: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self._now = now
+        self._keys: dict[str, Any] | None = None
+        self._fetched = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def get(self, refresh: bool = False) -> dict[str, Any]:
+        async with self._lock:
+            age = self._now() - self._fetched
+            stale = self._keys is None or age > JWKS_TTL_S
+            if stale or (refresh and age > JWKS_MIN_REFRESH_S):
+                self._keys = await self._fetch()
+                self._fetched = self._now()
+            assert self._keys is not None
+            return self._keys
+
+    async def _fetch(self) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(self.url) as response,
+            ):
+                response.raise_for_status()
+                keys = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise ApiError(
+                503, "jwks_unavailable", f"cannot fetch the issuer's keys from {self.url}: {error}"
+            ) from None
+        if not isinstance(keys, dict) or not isinstance(keys.get("keys"), list):
+            raise ApiError(503, "jwks_unavailable", f"{self.url} did not answer a JWKS document")
+        return keys
+
+
+class Auth:
+    """The gateway's authentication state: tokens, the OIDC verifier, nonces, limits."""
+
+    def __init__(self, settings: HubSettings, tokens: TokenStore) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.signatures = Verifier(window_s=settings.signature_window_s)
+        self.rates = RateLimiter(settings.rate_per_s, settings.rate_burst)
+        self.connections = ConnectionLimiter(settings.max_ws_per_principal)
+        self.oidc: OidcVerifier | None = None
+        self.jwks: Jwks | None = None
+        if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
+            self.oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience)
+            self.jwks = Jwks(settings.oidc_jwks_url)
+
+    async def principal(self, credential: str) -> Principal:
+        """The principal a bearer credential names; ApiError 401 when it names none."""
+        try:
+            if credential.count(".") != 2:  # not a JWT (header.claims.signature): a hub token
+                return self.tokens.principal(credential)
+            if self.oidc is None or self.jwks is None:
+                raise ApiError(
+                    401,
+                    "unauthenticated",
+                    "not a hub token, and this hub accepts no OIDC tokens (no issuer is "
+                    "configured: set CHITTY_OIDC_ISSUER, _AUDIENCE and _JWKS_URL)",
+                )
+            try:
+                return self.oidc.verify(credential, await self.jwks.get())
+            except AuthError as error:
+                if error.reason != "unknown_kid":
+                    raise
+                return self.oidc.verify(credential, await self.jwks.get(refresh=True))
+        except AuthError as error:
+            raise unauthenticated(f"{error.reason}: {error.detail}") from None
+
+    async def still_valid(self, credential: str) -> bool:
+        """Whether a credential still names a principal (open WebSockets ask this): a
+        revoked or expired token, or an expired JWT, no longer does."""
+        try:
+            await self.principal(credential)
+        except ApiError:
+            return False
+        return True
+
+    def check_signature(self, principal: Principal, request: web.Request, body: bytes) -> None:
+        if principal.signing_key is None:
+            raise unauthenticated("this credential cannot sign requests")
+        headers = request.headers
+        try:
+            self.signatures.verify(
+                principal.signing_key,
+                request.method,
+                request.raw_path,
+                headers.get("X-Chitty-Timestamp"),
+                headers.get("X-Chitty-Nonce"),
+                headers.get("X-Chitty-Signature"),
+                body,
+            )
+        except SignatureError as error:
+            raise unauthenticated(f"bad signature: {error.reason}: {error.detail}") from None
+
+    def limit(self, principal: Principal, cost: int = 1) -> None:
+        wait = self.rates.take(principal.chitty_id, cost)
+        if wait > 0:
+            raise RateLimited(wait)
+
+
+class RateLimited(ApiError):
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(429, "rate_limited", f"too many requests; retry in {wait_s:.2f} s")
+        self.retry_after = max(1, math.ceil(wait_s))
+
+
+def unauthenticated(detail: str) -> ApiError:
+    return ApiError(401, "unauthenticated", detail, "Authorization")
+
+
+AUTH = web.AppKey("auth", Auth)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def bearer(request: web.Request) -> str:
+    """The request's bearer credential; WebSockets may pass it as `access_token` (browsers
+    cannot set headers on a WebSocket upgrade)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if header and (scheme.lower() != "bearer" or not credential.strip()):
+        raise unauthenticated("the Authorization header must be `Bearer <token>`")
+    credential = credential.strip()
+    if not credential and request.path == "/ws":
+        credential = request.query.get("access_token", "")
+    if not credential:
+        raise unauthenticated("a credential is required: Authorization: Bearer <token>")
+    if len(credential) > 8192:
+        raise unauthenticated("the credential is longer than 8192 characters")
+    return credential
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the request's principal, or answer 401/429 before any handler runs."""
+    if request.path in PUBLIC:
+        return await handler(request)
+    auth = request.app[AUTH]
+    try:
+        principal = await auth.principal(bearer(request))
+        auth.limit(principal)
+        if must_sign(principal):
+            body = await request.read() if request.can_read_body else b""
+            auth.check_signature(principal, request, body)
+    except RateLimited as error:
+        response = web.json_response(
+            {"error": error.error, "detail": error.detail, "field": None}, status=429
+        )
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    except ApiError as error:
+        response = web.json_response(
+            {"error": error.error, "detail": error.detail, "field": error.field},
+            status=error.status,
+        )
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="chittychat"'
+        return response
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def must_sign(principal: Principal) -> bool:
+    """Services sign every request and WebSocket frame (spec: HMAC-SHA256 message signing)."""
+    return principal.role is Role.SERVICE
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def require(request: web.Request, *roles: Role) -> Principal:
+    """The request's principal if it holds one of `roles`, else 403."""
+    principal = principal_of(request)
+    if principal.role not in roles:
+        wanted = " or ".join(r.value for r in roles)
+        raise ApiError(403, "forbidden", f"this needs the {wanted} role")
+    return principal
+
+
+# -- scope ------------------------------------------------------------------------------------
+
+Lookup = Callable[[str], Awaitable[EntityView | None]]
+
+
+class Scope:
+    """Scope checks of one request: parents (a todo's session and project) are looked up once."""
+
+    def __init__(self, principal: Principal, get: Lookup) -> None:
+        self.principal = principal
+        self._get = get
+        self._parents: dict[str, Mapping[str, Any] | None] = {}
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.principal.role in (Role.ADMIN, Role.SERVICE)
+
+    async def _load_parents(self, entity: Mapping[str, Any]) -> None:
+        wanted = [entity.get("sessionId"), entity.get("projectId"), *(entity.get("sources") or ())]
+        for parent_id in wanted:
+            if isinstance(parent_id, str) and parent_id not in self._parents:
+                view = await self._get(parent_id)
+                self._parents[parent_id] = None if view is None else view.entity
+                if view is not None:  # a session's project counts for the session's todos
+                    await self._load_parents({"projectId": view.entity.get("projectId")})
+
+    async def readable(self, domain: str, entity: Mapping[str, Any]) -> bool:
+        if self.unrestricted:
+            return True
+        await self._load_parents(entity)
+        return can_read(self.principal, domain, entity, self._parents.get)
+
+    async def writable(self, domain: str, entity: Mapping[str, Any]) -> bool:
+        if self.unrestricted:
+            return True
+        await self._load_parents(entity)
+        return can_write(self.principal, domain, entity, self._parents.get)
+
+    async def check_read(self, view: EntityView | None, what: str) -> EntityView:
+        """`view` if the principal may read it; else the same 404 as for a missing entity."""
+        if view is None or not await self.readable(view.domain, view.entity):
+            raise ApiError(404, "not_found", f"no {what}", "id")
+        return view
+
+    async def check_write(self, view: EntityView | None, what: str) -> None:
+        """Refuse (403) a write to an entity the principal may not change; a missing entity
+        is left to the hub (it answers 404)."""
+        if view is None:
+            self.check_can_write_at_all()
+            return
+        if not await self.writable(view.domain, view.entity):
+            raise ApiError(403, "forbidden", f"{self.principal.chitty_id} may not change {what}")
+
+    async def check_create(self, domain: str, entity: Mapping[str, Any]) -> None:
+        """A new entity: the principal may write, and may write to the parents it names."""
+        self.check_can_write_at_all()
+        if self.unrestricted:
+            return
+        await self._load_parents(entity)
+        for field in ("sessionId", "projectId"):
+            parent_id = entity.get(field)
+            if isinstance(parent_id, str):
+                parent = self._parents.get(parent_id)
+                parent_domain = "sessions" if field == "sessionId" else "projects"
+                if parent is not None and not can_write(
+                    self.principal, parent_domain, parent, self._parents.get
+                ):
+                    raise ApiError(403, "forbidden", f"may not add to {parent_id}", field)
+
+    async def check_message(self, message: SyncMessage) -> None:
+        """A sync message's write is in the principal's scope (else ApiError 403)."""
+        payload = getattr(message, "payload", None)
+        if payload is None:
+            return
+        entity = payload.entity
+        if payload.operation == "create":
+            await self.check_create(payload.domain.value, entity.data)
+        else:
+            view = await self._get(entity.chitty_id)
+            await self.check_write(view, f"{payload.domain.value[:-1]} {entity.chitty_id}")
+
+    def check_can_write_at_all(self) -> None:
+        if self.principal.role is Role.VIEWER:
+            raise ApiError(403, "forbidden", "the viewer role may not change anything")
+
+
+def stamp(message: SyncMessage, principal: Principal) -> SyncMessage:
+    """`message` attributed to `principal` (whatever it claimed), and on a create owned by it."""
+    source = message.source.model_copy(update={"chitty_id": principal.chitty_id})
+    update: dict[str, Any] = {"source": source}
+    payload = getattr(message, "payload", None)
+    if payload is not None and payload.operation == "create":
+        data = {**payload.entity.data, "createdBy": principal.chitty_id}
+        entity = payload.entity.model_copy(update={"data": data})
+        update["payload"] = payload.model_copy(update={"entity": entity})
+    return message.model_copy(update=update)
+
+
+def scope_of(request: web.Request, get: Lookup) -> Scope:
+    return Scope(principal_of(request), get)
+
+
+def visible_to(request: web.Request) -> str | None:
+    """The ChittyID lists are narrowed to, or None for a principal who sees everything."""
+    principal = principal_of(request)
+    return None if principal.role in (Role.ADMIN, Role.SERVICE) else principal.chitty_id
