@@ -299,6 +299,15 @@ class EntityHost:
         """The seq of this host's newest outbox entry."""
         return self._outbox_seq
 
+    def outbox_raw_after(self, seq: int, limit: int = 10_000) -> list[tuple[int, bytes]]:
+        """`outbox_after` with each publication as stored (`encode_published` bytes)."""
+        found = []
+        for event in self.store.events(self._outbox, after_seq=seq):
+            found.append((event.seq, event.body))
+            if len(found) >= limit:
+                break
+        return found
+
     def outbox_after(self, seq: int, limit: int = 10_000) -> list[tuple[int, Published]]:
         """Outbox entries after `seq`, for re-publishing after a crash."""
         found = []

@@ -14,10 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from actors.broker import Broker, Poll
+from actors.broker import (
+    Broker,
+    EncodedItem,
+    EncodedPoll,
+    Poll,
+    decode_poll,
+    pack_published,
+    unpack_published,
+)
 from actors.host import EntityHost, HostMetrics
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
@@ -25,12 +34,19 @@ from actors.turns import Mailbox
 from hub.catalog import Catalog, Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
-from hub.envelope import Envelope, Outcome
+from hub.envelope import (
+    Envelope,
+    Outcome,
+    pack_envelopes,
+    pack_outcomes,
+    unpack_envelopes,
+    unpack_outcomes,
+)
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings
 from hub.shards import ShardTable
 from hub.store import AesGcmCodec, IdentityCodec, LmdbStore, ValueCodec, load_key
-from hub.subscriptions import Filter, Published
+from hub.subscriptions import Filter, Published, decode_published
 
 BROKER = "broker"
 ROUTER = "router-{}"
@@ -78,7 +94,8 @@ class HostActor:
                 items = self._host.outbox_after(mark)  # what it missed, then these (committed)
             self._resync = False
         # Ray may deliver these calls out of order; the broker fills any hole from our outbox.
-        ref = self._broker.publish.remote(self._name, items)
+        # One bytes value per batch: filter keys and the encoded events, never pickled objects.
+        ref = self._broker.publish_encoded.remote(self._name, pack_published(items))
         task = asyncio.get_running_loop().create_task(self._watch(ref))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -92,6 +109,10 @@ class HostActor:
 
     async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
         return await self._mailbox.submit(envelopes)
+
+    async def submit_packed(self, envelopes: bytes) -> bytes:
+        """`submit` with the batch and its outcomes as msgpack (`hub.envelope.pack_*`)."""
+        return pack_outcomes(await self._mailbox.submit(unpack_envelopes(envelopes)))
 
     async def get(self, entity_id: str) -> EntityView | None:
         return await self._mailbox.call(lambda: self._host.get(entity_id))
@@ -112,6 +133,12 @@ class HostActor:
     async def outbox_after(self, seq: int, limit: int = 5000) -> list[tuple[int, Published]]:
         """Committed publications after outbox `seq` (a store read: no turn needed)."""
         return await asyncio.to_thread(self._host.outbox_after, seq, limit)
+
+    async def outbox_after_packed(self, seq: int, limit: int = 5000) -> bytes:
+        """`outbox_after` as one msgpack value of [seq, encoded event] rows, not decoded here."""
+        rows = await asyncio.to_thread(self._host.outbox_raw_after, seq, limit)
+        packed: bytes = msgpack.packb(rows, use_bin_type=True)
+        return packed
 
     async def passivate(self, entity_id: str | None = None) -> None:
         """Snapshot and release one entity (before it moves) or all of them."""
@@ -171,31 +198,35 @@ class BrokerActor:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def publish(self, host: str, items: list[tuple[int, Published]]) -> int:
-        """Take a host's outbox entries; a later call that overtook an earlier one (Ray does
-        not order calls to an async actor) first fetches the hole from the host's outbox."""
+        """Take a host's outbox entries (as `publish_encoded`, from decoded events)."""
+        return await self.publish_encoded(host, pack_published(items))
+
+    async def publish_encoded(self, host: str, packed: bytes) -> int:
+        """Take a host's outbox entries (`pack_published`); a later call that overtook an
+        earlier one (Ray does not order calls to an async actor) first fetches the hole from
+        the host's outbox."""
+        items = unpack_published(packed)
         async with self._locks.setdefault(host, asyncio.Lock()):
             mark = self._broker.mark(host)
             if mark is not None and items and items[0][0] > mark + 1:
                 items = await self._fill(host, mark, items)
-            mark = self._broker.publish(host, items)
+            mark = self._broker.publish_encoded(host, items)
         async with self._changed:
             self._changed.notify_all()
         return mark
 
-    async def _fill(
-        self, host: str, mark: int, items: list[tuple[int, Published]]
-    ) -> list[tuple[int, Published]]:
+    async def _fill(self, host: str, mark: int, items: list[EncodedItem]) -> list[EncodedItem]:
         if host not in self._hosts:
             self._hosts[host] = ray.get_actor(host, namespace=self._namespace)
         first = items[0][0]
-        missing: list[tuple[int, Published]] = []
+        missing: list[EncodedItem] = []
         while mark + len(missing) < first - 1:
             got = await self._hosts[host].outbox_after.remote(
                 mark + len(missing), first - 1 - mark - len(missing)
             )
             if not got:
                 break
-            missing += got
+            missing += unpack_published(pack_published(got))
         return missing + items
 
     def mark(self, host: str) -> int | None:
@@ -208,11 +239,17 @@ class BrokerActor:
         self, epoch: str | None, after: int, wanted: Filter, limit: int = 1000, wait_s: float = 0
     ) -> Poll:
         """Matching events after `after`; waits up to `wait_s` for some to arrive."""
+        return decode_poll(await self.poll_encoded(epoch, after, wanted, limit, wait_s))
+
+    async def poll_encoded(
+        self, epoch: str | None, after: int, wanted: Filter, limit: int = 1000, wait_s: float = 0
+    ) -> EncodedPoll:
+        """`poll` with the events still encoded (`actors.broker.decode_poll` reads it)."""
         deadline = asyncio.get_running_loop().time() + wait_s
         while True:
-            answer = self._broker.poll(epoch, after, wanted, limit)
+            answer = self._broker.poll_encoded(epoch, after, wanted, limit)
             left = deadline - asyncio.get_running_loop().time()
-            if answer.events or answer.gap or epoch is None or left <= 0:
+            if answer.count or answer.gap or epoch is None or left <= 0:
                 return answer
             after = answer.offset  # nothing matched so far: keep scanning from here
             async with self._changed:
@@ -234,10 +271,12 @@ class RayHostClient:
 
     async def submit(self, host: str, envelopes: list[Envelope]) -> list[Outcome]:
         try:
-            result: list[Outcome] = await self._handles[host].submit.remote(envelopes)
+            packed: bytes = await self._handles[host].submit_packed.remote(
+                pack_envelopes(envelopes)
+            )
         except _UNAVAILABLE as error:
             raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
-        return result
+        return unpack_outcomes(packed)
 
     async def applied(self, host: str, message_ids: list[str]) -> list[str]:
         try:
@@ -313,9 +352,11 @@ class CatalogActor:
             for name in sorted(names):
                 while True:
                     mark = self._catalog.mark(name)
-                    items = await self._handles[name].outbox_after.remote(mark)
-                    if not items:
+                    packed = await self._handles[name].outbox_after_packed.remote(mark)
+                    rows: list[list[Any]] = msgpack.unpackb(packed, raw=False)
+                    if not rows:
                         break
+                    items = [(seq, decode_published(body)) for seq, body in rows]
                     await asyncio.to_thread(self._catalog.take, name, items)
             return self._catalog.marks()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +17,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors.broker import Poll, decode_poll
 from actors.host import HostMetrics
 from actors.ray_shell import (
     BROKER,
@@ -24,10 +25,12 @@ from actors.ray_shell import (
     BrokerActor,
     CatalogActor,
     HostActor,
+    RayHostClient,
     RouterActor,
     shard_table_path,
 )
 from actors.reconciler import ReconcileReport
+from actors.router import Router
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
@@ -81,6 +84,14 @@ class Runtime:
             name=ROUTER.format(0), **self._central
         ).remote(settings.model_dump_json())
         ray.get(self.router.refresh.remote())
+        # This process routes its own writes straight to the hosts (one Ray call per host per
+        # batch) with a `Router` of its own over the same shard table; the router actor serves
+        # the hosts' own calls (the reconciler) and anyone without a Runtime.
+        self._client = RayHostClient(settings.namespace)
+        self._client.resolve(table)
+        self._local: Router | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._table_stamp: tuple[int, int] | None = None
 
     def _spawn(self, name: str) -> Any:
         # Hosts take the live nodes in turn (Ray's SPREAD is only a hint for 0-CPU actors);
@@ -134,16 +145,34 @@ class Runtime:
         return await self.route([Envelope.of(m, with_entity=with_entity) for m in messages])
 
     async def route(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        """Through the router; retried while the router restarts (host dedupe keeps it safe)."""
-        deadline = time.monotonic() + self.settings.call_timeout_s
-        while True:
-            try:
-                result: list[Outcome] = await self.router.route.remote(list(envelopes))
-                return result
-            except RESTARTING:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        """Straight to the owning hosts, by this process's router (see `_router`)."""
+        return await self._router().route(envelopes)
+
+    def _router(self) -> Router:
+        """The in-process router, on the shard table as saved now.
+
+        A table saved by any process (placement, rebalance) is picked up before the next batch:
+        one `stat` of the table file per batch. A router serves one event loop (its conditions
+        bind to it), so a call from another loop gets a fresh one; the hosts' dedupe keeps
+        outcomes exact whichever router remembers what.
+        """
+        path = shard_table_path(self.settings)
+        try:
+            seen = os.stat(path)
+            stamp = (seen.st_mtime_ns, seen.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        loop = asyncio.get_running_loop()
+        local = self._local
+        if local is None or self._loop is not loop:
+            local = self._local = Router(path, self.settings, self._client)
+            self._loop = loop
+            self._client.resolve(local.table)
+        elif stamp != self._table_stamp:
+            local.refresh()
+            self._client.resolve(local.table)
+        self._table_stamp = stamp
+        return local
 
     def host_of(self, entity_id: str) -> Any:
         return self.hosts[self.table.host_of(entity_id)]
@@ -177,8 +206,11 @@ class Runtime:
         wanted: Filter,
         limit: int = 1000,
         wait_s: float = 0.0,
-    ) -> Any:
-        return await self.broker.poll.remote(epoch, after, wanted, limit, wait_s)
+    ) -> Poll:
+        """Events of the stream after (`epoch`, `after`); they travel encoded, decoded here."""
+        return decode_poll(
+            await self.broker.poll_encoded.remote(epoch, after, wanted, limit, wait_s)
+        )
 
     async def list(self, query: Query) -> Page:
         """A page of entities of one domain (read-your-writes: the catalog catches up first)."""
@@ -219,6 +251,7 @@ class Runtime:
         table.save(shard_table_path(self.settings))
         self.table = table
         ray.get(self.router.refresh.remote())
+        self._client.resolve(table)  # the in-process router reloads it before its next batch
 
     def place_dedicated(self, entity_id: str) -> str:
         """Give `entity_id` a Ray actor of its own (same entity code, its own mailbox)."""

@@ -1,4 +1,8 @@
-"""What travels between the edge, the router and the hosts: envelopes in, outcomes back."""
+"""What travels between the edge, the router and the hosts: envelopes in, outcomes back.
+
+Between processes a batch travels as one msgpack blob (`pack_envelopes`, `pack_outcomes`): Ray
+then ships a single `bytes` object instead of pickling dataclasses one field at a time.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +56,32 @@ class Envelope:
             with_entity,
         )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled as a plain tuple: the slotted dataclass default walks `fields()` every time.
+        return (Envelope, self.row())
+
+    def row(self) -> tuple[str, str, tuple[str, ...], int, bytes, int, bool]:
+        return (
+            self.message_id,
+            self.entity_id,
+            self.causality,
+            self.deadline_ms,
+            self.body,
+            self.depth,
+            self.with_entity,
+        )
+
+
+def pack_envelopes(envelopes: list[Envelope]) -> bytes:
+    """A batch of envelopes as one msgpack value."""
+    packed: bytes = msgpack.packb([e.row() for e in envelopes], use_bin_type=True)
+    return packed
+
+
+def unpack_envelopes(data: bytes) -> list[Envelope]:
+    rows: list[list[Any]] = msgpack.unpackb(data, raw=False)
+    return [Envelope(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -68,30 +98,26 @@ class Outcome:
     entity: dict[str, JsonValue] | None = None  # the entity's wire view after the message
     refusal: str = ""  # for `rejected`: hub.entity.Refusal (invalid, not_found, …)
 
-    def to_bytes(self) -> bytes:
-        packed: bytes = msgpack.packb(
-            [
-                self.message_id,
-                self.status.value,
-                self.entity_id,
-                self.seq,
-                self.clock,
-                self.field,
-                self.reason,
-                list(self.conflicts),
-                self.entity,
-                self.refusal,
-            ],
-            use_bin_type=True,
-        )
-        return packed
+    def row(self) -> list[Any]:
+        """The outcome as a list of plain values (msgpack-ready)."""
+        return [
+            self.message_id,
+            self.status.value,
+            self.entity_id,
+            self.seq,
+            self.clock,
+            self.field,
+            self.reason,
+            list(self.conflicts),
+            self.entity,
+            self.refusal,
+        ]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Outcome:
-        raw: list[Any] = msgpack.unpackb(data, raw=False)
+    def from_row(cls, raw: list[Any]) -> Outcome:
         return cls(
             raw[0],
-            Status(raw[1]),
+            _STATUS[raw[1]],
             raw[2],
             raw[3],
             raw[4],
@@ -102,7 +128,36 @@ class Outcome:
             raw[9],
         )
 
+    def to_bytes(self) -> bytes:
+        packed: bytes = msgpack.packb(self.row(), use_bin_type=True)
+        return packed
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Outcome:
+        return cls.from_row(msgpack.unpackb(data, raw=False))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_outcome_of_row, (self.row(),))
+
     @property
     def durable(self) -> bool:
         """Whether the message's effect is committed (now or by an earlier delivery)."""
         return self.status in (Status.APPLIED, Status.DUPLICATE)
+
+
+_STATUS = {status.value: status for status in Status}
+
+
+def _outcome_of_row(raw: list[Any]) -> Outcome:
+    return Outcome.from_row(raw)
+
+
+def pack_outcomes(outcomes: list[Outcome]) -> bytes:
+    """A batch of outcomes as one msgpack value."""
+    packed: bytes = msgpack.packb([o.row() for o in outcomes], use_bin_type=True)
+    return packed
+
+
+def unpack_outcomes(data: bytes) -> list[Outcome]:
+    rows: list[list[Any]] = msgpack.unpackb(data, raw=False)
+    return [Outcome.from_row(r) for r in rows]

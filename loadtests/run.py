@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -51,6 +52,9 @@ class Summary:
     lost: int
     missed_deliveries: int
     gaps: int
+    server_cpu_s: float = 0.0  # CPU of the server's whole session while Locust ran
+    locust_cpu_s: float = 0.0
+    wall_s: float = 0.0  # how long Locust ran
 
     @property
     def throughput(self) -> float:
@@ -66,6 +70,11 @@ class Summary:
             f"p99={self.p99_ms:g} (n={self.e2e_count})",
             f"[{self.target}] errors={self.errors} gaps={self.gaps} lost={self.lost} "
             f"(missed deliveries, all subscribers: {self.missed_deliveries})",
+            f"[{self.target}] CPU while loaded: server {self.server_cpu_s / self.wall_s:.2f} "
+            f"cores ({self.server_cpu_s / max(self.acked, 1) * 1e6:,.0f} us per acked write), "
+            f"locust {self.locust_cpu_s / self.wall_s:.2f} cores"
+            if self.wall_s
+            else f"[{self.target}] CPU not measured (a hub given by --url)",
         ]
 
     def last_line(self) -> str:
@@ -128,6 +137,25 @@ def stop_server(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
     server.wait(10)
 
 
+def session_cpu_s(session: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session (the
+    server and, for a hub, every Ray process it started: they keep its session id)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        if int(fields[3]) == session:  # utime and stime are fields 11 and 12 after it
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def run_locust(url: str, options: argparse.Namespace, out: Path, tag: str) -> Path:
     users = [
         ("WsPublisher", options.publishers),
@@ -175,7 +203,9 @@ def e2e_percentiles(stats_csv: Path) -> tuple[float, float, float, int, int]:
     return p50, p95, p99, count, failures
 
 
-def summarize(target: str, ledger_path: Path, stats_csv: Path) -> Summary:
+def summarize(
+    target: str, ledger_path: Path, stats_csv: Path, cpu: tuple[float, float, float] = (0, 0, 0)
+) -> Summary:
     ledger = json.loads(ledger_path.read_text())
     acked = ledger["acked"]
     delivered = lost_total = 0
@@ -198,7 +228,7 @@ def summarize(target: str, ledger_path: Path, stats_csv: Path) -> Summary:
     p50, p95, p99, count, failures = e2e_percentiles(stats_csv)
     return Summary(
         target, len(acked), ledger["rest_acked"], seconds, delivered, p50, p95, p99, count,
-        failures + ledger["errors"], len(lost_keys), lost_total, gaps,
+        failures + ledger["errors"], len(lost_keys), lost_total, gaps, *cpu,
     )  # fmt: skip
 
 
@@ -213,10 +243,16 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     )
     try:
         wait_healthy(url, server, 180, options.token)
+        before = (session_cpu_s(server.pid), children_cpu_s(), time.monotonic())
         ledger = run_locust(url, options, out, target)
+        cpu = (
+            session_cpu_s(server.pid) - before[0],
+            children_cpu_s() - before[1],  # Locust: the only child that ended meanwhile
+            time.monotonic() - before[2],
+        )
     finally:
         stop_server(server)
-    return summarize(target, ledger, out / f"{target}_stats.csv")
+    return summarize(target, ledger, out / f"{target}_stats.csv", cpu)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.broker import Broker
+from actors.broker import Broker, decode_poll, pack_published, unpack_published
 from hub.domains import SyncDomain
 from hub.subscriptions import Filter, Published
 
@@ -92,3 +92,23 @@ def test_a_slow_subscriber_does_not_hold_up_a_fast_one() -> None:
         assert len(fast.events) == 10
     late = broker.poll(slow.epoch, slow.offset, Filter(), limit=1000)
     assert len(late.events) == 100 and not late.gap
+
+
+def test_events_taken_encoded_come_out_of_every_poll_as_they_went_in() -> None:
+    """The Ray path: hosts send `pack_published`, gateways read `poll_encoded`."""
+    plain, wired = Broker(retention=100), Broker(retention=100)
+    items = [(n, event(n, project=f"CHITTY-PROJ-{n % 2}")) for n in range(1, 9)]
+    items[3] = (4, event(4, SyncDomain.SESSIONS, project="CHITTY-PROJ-0"))
+    plain.publish("h", items)
+    assert wired.publish_encoded("h", unpack_published(pack_published(items))) == 8
+    wanted = Filter(domains=[SyncDomain.TODOS], project_id="CHITTY-PROJ-0")
+    expected = plain.poll(plain.epoch, 0, wanted)
+    for broker in (plain, wired):  # a mix of encoded and decoded payloads reads alike
+        answer = broker.poll(broker.epoch, 0, wanted)
+        assert answer.events == expected.events and answer.offset == 8 and not answer.gap
+        encoded = decode_poll(broker.poll_encoded(broker.epoch, 0, wanted))
+        assert encoded.events == expected.events and encoded.epoch == broker.epoch
+    assert [e.seq for e in expected.events] == [2, 6, 8]
+    assert [e.offset for e in expected.events] == [2, 6, 8]
+    gap = wired.poll_encoded("another-epoch", 0, Filter())
+    assert gap.gap and gap.count == 0 and decode_poll(gap).events == ()

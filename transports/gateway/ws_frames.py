@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -210,14 +210,12 @@ def _batch(frames: list[object], origin: Origin, max_batch: int, where: str) -> 
         return FrameError("invalid", detail, where or None)
     items: list[Write | FrameError] = []
     for index, raw in enumerate(frames):
-        item: Write | FrameError
         if isinstance(raw, dict) and raw.get("type") == "state_update":
-            item = _write(raw, origin)
+            items.append(_write(raw, origin, index))
         else:
             frame_id = _id_of(raw) if isinstance(raw, dict) else None
             detail = "only state_update frames may be batched"
-            item = FrameError("invalid", detail, "type", frame_id)
-        items.append(replace(item, index=index))
+            items.append(FrameError("invalid", detail, "type", frame_id, index))
     return Batch(tuple(items))
 
 
@@ -230,35 +228,37 @@ def _id_of(raw: dict[str, object]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _write(raw: dict[str, object], origin: Origin) -> Write | FrameError:
+def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> Write | FrameError:
     if raw.keys() & {"source", "payload", "metadata"}:  # a full SyncMessage
         try:
             message = from_wire(raw)
         except DecodeError as error:
-            return FrameError("invalid", _plain(error.reason), error.field or None, _id_of(raw))
+            return FrameError(
+                "invalid", _plain(error.reason), error.field or None, _id_of(raw), index=index
+            )
         if message.payload is None or message.payload.operation == "query":
             detail = "a state_update creates, updates or deletes"
-            return FrameError("invalid", detail, "payload.operation", message.id)
-        return Write(message, short=False)
+            return FrameError("invalid", detail, "payload.operation", message.id, index=index)
+        return Write(message, short=False, index=index)
     try:
         short = ShortUpdate.model_validate(raw)
     except ValidationError as error:
         path, reason = field_path(error)
-        return FrameError("invalid", _plain(reason), path or None, _id_of(raw))
+        return FrameError("invalid", _plain(reason), path or None, _id_of(raw), index=index)
     data = dict(short.entity)
     entity_id = data.pop("chittyId", None)
     kind = DOMAINS[short.domain].kind
     if entity_id is None:
         if short.operation != "create":
             detail = "required to update or delete"
-            return FrameError("invalid", detail, "entity.chittyId", short.id)
+            return FrameError("invalid", detail, "entity.chittyId", short.id, index=index)
         entity_id = origin.new_id(kind)
     if not isinstance(entity_id, str):
-        return FrameError("invalid", "must be a string", "entity.chittyId", short.id)
+        return FrameError("invalid", "must be a string", "entity.chittyId", short.id, index=index)
     try:
         parse(entity_id, expect=kind)
     except InvalidChittyId as error:
-        return FrameError("invalid", str(error), "entity.chittyId", short.id)
+        return FrameError("invalid", str(error), "entity.chittyId", short.id, index=index)
     message_id = short.id or origin.new_id(Kind.MSG)
     wire = {
         "id": message_id,
@@ -279,9 +279,11 @@ def _write(raw: dict[str, object], origin: Origin) -> Write | FrameError:
         },
     }
     try:
-        return Write(from_wire(wire), short=True)
+        return Write(from_wire(wire), short=True, index=index)
     except DecodeError as error:
-        return FrameError("invalid", _plain(error.reason), short_field(error.field), message_id)
+        return FrameError(
+            "invalid", _plain(error.reason), short_field(error.field), message_id, index=index
+        )
 
 
 _SHORT_NAMES = (
@@ -453,5 +455,8 @@ def batch_wire(events: list[Wire]) -> Wire:
     return {"type": "batch", "events": items}
 
 
-def encode(wire: Wire) -> str:
+def encode(wire: Wire | str) -> str:
+    """A frame as JSON text; text is taken as an already encoded frame."""
+    if isinstance(wire, str):
+        return wire
     return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)

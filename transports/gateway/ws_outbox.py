@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from dataclasses import dataclass
 
 from hub.subscriptions import Published
-from transports.gateway.ws_frames import ServerFrame, Wire, batch_wire, event_wire
+from transports.gateway.ws_frames import ServerFrame, Wire, encode, event_wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +82,48 @@ class Outbox:
         return taken
 
 
-def frames_of(items: list[Outgoing]) -> list[Wire]:
-    """Outgoing items as wire frames in order; consecutive events share one `batch` frame."""
-    frames: list[Wire] = []
-    run: list[Wire] = []
+def frames_of(items: list[Outgoing]) -> list[Wire | str]:
+    """Outgoing items as wire frames in order; consecutive events share one `batch` frame.
+
+    Events come out already encoded (`ws_frames.encode` passes text through): an event's JSON
+    is built once however many subscriptions receive it, and a `batch` frame is joined text.
+    """
+    frames: list[Wire | str] = []
+    run: list[str] = []
     for item in items:
         if isinstance(item, Delivery):
-            run.append(event_wire(item.event, item.subscription, item.epoch))
+            run.append(_event_text(item))
             continue
         if run:
-            frames.append(run[0] if len(run) == 1 else batch_wire(run))
+            frames.append(_batch_text(run))
             run = []
         frames.append(item.to_wire())
     if run:
-        frames.append(run[0] if len(run) == 1 else batch_wire(run))
+        frames.append(_batch_text(run))
     return frames
+
+
+def _batch_text(events: list[str]) -> str:
+    """`ws_frames.batch_wire` of encoded events, encoded (one event goes as it is)."""
+    if len(events) == 1:
+        return events[0]
+    return '{"type":"batch","events":[' + ",".join(events) + "]}"
+
+
+_CACHE_SIZE = 8192
+_encoded: dict[int, tuple[Published, str, str]] = {}  # id(event) -> (event, epoch, JSON-"}")
+
+
+def _event_text(delivery: Delivery) -> str:
+    """`ws_frames.event_wire` of one delivery, encoded; the part shared by every subscription
+    is encoded once per event (the cache holds the event, so its id cannot be reused)."""
+    event = delivery.event
+    cached = _encoded.get(id(event))
+    if cached is None or cached[0] is not event or cached[1] != delivery.epoch:
+        wire = event_wire(event, "", delivery.epoch)
+        del wire["subscription"]
+        if len(_encoded) >= _CACHE_SIZE:
+            _encoded.clear()
+        cached = (event, delivery.epoch, encode(wire)[:-1])
+        _encoded[id(event)] = cached
+    return cached[2] + ',"subscription":' + json.dumps(delivery.subscription) + "}"
