@@ -16,7 +16,7 @@ or re-encodes an event on its way from a host to a gateway.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -125,6 +125,17 @@ class _Ring:
         assert item is not None and self.first <= offset < self.next
         return item
 
+    def rewrite(self, change: Callable[[Published], Published]) -> None:
+        for offset in range(self.first, self.next):
+            _, payload = self.get(offset)
+            event = (
+                decode_published(payload, offset)
+                if isinstance(payload, bytes)
+                else replace(payload, offset=offset)
+            )
+            changed = change(event)
+            self._items[offset % self._capacity] = (keys_of(changed), changed)
+
 
 class Broker:
     """Numbers and retains published events; answers polls by offset and filter."""
@@ -139,6 +150,10 @@ class Broker:
     def head(self) -> int:
         """The newest offset (0: nothing yet)."""
         return self._ring.next - 1
+
+    def rewrite(self, change: Callable[[Published], Published]) -> None:
+        """Replace every retained event by `change(event)` (erasure); offsets stay."""
+        self._ring.rewrite(change)
 
     def mark(self, host: str) -> int | None:
         """The newest outbox seq taken from `host`, None if this broker never heard of it."""

@@ -17,6 +17,7 @@ from typing import Any
 from hub.codec import DecodeError, decode_msgpack
 from hub.entity import EntityState, EntityView, RejectedMessage, apply, entity_view
 from hub.envelope import Envelope, Outcome, Status
+from hub.erasure import Erased, erase
 from hub.replay import EntityReplayer, decode_event, encode_event
 from hub.settings import HubSettings
 from hub.store import (
@@ -151,6 +152,19 @@ class EntityHost:
         if entity_id in self._active:
             self._passivate(entity_id)
         self.metrics.active_entities = len(self._active)
+
+    def erase(self, principal: str, pseudonym: str, whole: frozenset[str]) -> Erased:
+        """Erase a principal from this node's store (see hub.erasure); active entities are
+        dropped first without a snapshot, so nothing in memory outlives the erasure."""
+        self._active.clear()
+        self.metrics.active_entities = 0
+        return erase(
+            self.store,
+            principal,
+            pseudonym,
+            whole,
+            is_outbox=lambda entity_id: entity_id.startswith(OUTBOX_PREFIX),
+        )
 
     def passivate_all(self) -> None:
         """Snapshot and release every entity (clean shutdown)."""
@@ -343,6 +357,8 @@ class EntityHost:
         """The entity's events: seq, time, checksum, and what each message did."""
         out = []
         for event in self.store.history(entity_id, since_ms, until_ms):
+            if not event.body:  # a tombstone: its entity was erased
+                continue
             body = decode_event(event.body)
             out.append(
                 {

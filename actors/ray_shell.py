@@ -27,7 +27,7 @@ from actors.broker import (
     pack_published,
     unpack_published,
 )
-from actors.host import EntityHost, HostMetrics
+from actors.host import OUTBOX_PREFIX, EntityHost, HostMetrics
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
@@ -42,6 +42,7 @@ from hub.envelope import (
     unpack_envelopes,
     unpack_outcomes,
 )
+from hub.erasure import Erased, erase_publication, mentions, pseudonymize_bytes
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings
 from hub.shards import ShardTable
@@ -147,6 +148,15 @@ class HostActor:
         else:
             await self._mailbox.call(lambda: self._host.release(entity_id))
 
+    async def mentions(self, principal: str) -> list[str]:
+        """Entities (not outboxes) whose stored log or snapshot names `principal`."""
+        found = await asyncio.to_thread(mentions, self._store, principal)
+        return [entity_id for entity_id in found if not entity_id.startswith(OUTBOX_PREFIX)]
+
+    async def erase(self, principal: str, pseudonym: str, whole: frozenset[str]) -> Erased:
+        """Erase a principal from this node's store, in a turn (no message runs meanwhile)."""
+        return await self._mailbox.call(lambda: self._host.erase(principal, pseudonym, whole))
+
     async def reconcile(self, project_id: str, depth: int = 0) -> ReconcileReport:
         """Example 2: this project actor merges its sessions' todos and sends them back."""
         router = self._router()
@@ -231,6 +241,10 @@ class BrokerActor:
 
     def mark(self, host: str) -> int | None:
         return self._broker.mark(host)
+
+    def erase(self, principal: str, pseudonym: str, whole: frozenset[str]) -> None:
+        """Erase a principal from the retained stream (see hub.erasure)."""
+        self._broker.rewrite(lambda item: erase_publication(item, whole, principal, pseudonym))
 
     def head(self) -> tuple[str, int]:
         return self._broker.epoch, self._broker.head
@@ -374,6 +388,17 @@ class CatalogActor:
 
     def marks(self) -> dict[str, int]:
         return self._catalog.marks()
+
+    async def owned_only_by(self, principal: str) -> list[str]:
+        """Entities whose only member is `principal` (erased whole when it is)."""
+        await self.sync()
+        return self._catalog.owned_only_by(principal)
+
+    async def erase(self, principal: str, pseudonym: str, whole: frozenset[str]) -> int:
+        """Drop erased entities' rows, pseudonymize the principal in the rest."""
+        await self.sync()
+        self._catalog.drop(whole)
+        return self._catalog.rewrite(pseudonymize_bytes(principal, pseudonym))
 
 
 def shard_table_path(settings: HubSettings) -> Path:

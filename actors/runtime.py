@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,8 @@ from hub.catalog import Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
+from hub.erasure import Erased
+from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from hub.shards import ShardTable
@@ -222,6 +225,33 @@ class Runtime:
     ) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self.catalog.conflicts.remote(domain, visible_to)
         return found
+
+    async def mentions(self, principal: str) -> list[str]:
+        """Every entity whose stored log or snapshot names `principal` (a full scan)."""
+        found = await asyncio.gather(*(h.mentions.remote(principal) for h in self.hosts.values()))
+        return sorted(set().union(*found))
+
+    async def erase(self, principal: str) -> dict[str, Any]:
+        """Erase `principal` from every store and buffer of the hub (see hub.erasure)."""
+        pseudonym = IdGenerator("erasure", lambda: time.time_ns() // 1_000_000).new(Kind.USER)
+        whole = frozenset(await self.catalog.owned_only_by.remote(principal))
+        erased: list[Erased] = []
+        # Each node's hosts share its store: every host drops what it holds in memory and
+        # erases (the first on a node does the work). A second pass catches a snapshot some
+        # host wrote from memory before its first.
+        for _ in range(2):
+            for handle in self.hosts.values():
+                erased.append(await handle.erase.remote(principal, pseudonym, whole))
+        rows = await self.catalog.erase.remote(principal, pseudonym, whole)
+        await self.broker.erase.remote(principal, pseudonym, whole)
+        return {
+            "pseudonym": pseudonym,
+            "erasedEntities": sorted(whole),
+            "rewrittenEvents": sum(e.rewritten for e in erased),
+            "droppedSnapshots": sum(e.snapshots for e in erased),
+            "droppedOutcomes": sum(e.outcomes for e in erased),
+            "rewrittenRows": rows,
+        }
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Which of the hub's actors answer within `timeout_s` (router, broker, catalog, hosts)."""

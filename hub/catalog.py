@@ -20,6 +20,7 @@ from pydantic import JsonValue
 from hub.auth.scope import members
 from hub.domains import DOMAINS, SyncDomain
 from hub.entity import EntityView
+from hub.erasure import owned_only_by
 from hub.ids import InvalidChittyId, parse
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.rekey import recover_interrupted_rekey
@@ -215,6 +216,16 @@ class Catalog:
                 if view is not None:
                     return view.entity
         return None
+
+    def owned_only_by(self, chitty_id: str) -> list[str]:
+        """Entities whose only member is `chitty_id` (what erasing it erases whole)."""
+        found = []
+        with self._env.begin(db=self._rows) as txn:
+            for _, raw in txn.cursor():
+                row = self._row(raw)
+                if owned_only_by(chitty_id, row["domain"], row["entity"]):
+                    found.append(row["id"])
+        return found
 
     def _visible(self, row: Mapping[str, Any], chitty_id: str) -> bool:
         return chitty_id in members(row["domain"], row["entity"], self.parent)

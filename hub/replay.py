@@ -149,6 +149,8 @@ class EntityReplayer:
         return None
 
     def apply(self, state: EntityState | None, event: StoredEvent) -> EntityState | None:
+        if not event.body:  # a tombstone (erasure): what it did is gone with it
+            return state
         return apply(state, decode_event_message(event.body)).state
 
     def encode_state(self, state: EntityState | None) -> bytes:

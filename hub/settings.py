@@ -35,11 +35,10 @@ class HubSettings(BaseModel):
     # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog) when set.
     encryption_key_file: Path | None = None
     # Authentication: users present OIDC JWTs from this issuer (all three set, or none);
-    # services and admins present hub tokens (`chitty token ...`), which expire after token_ttl_s.
+    # services and admins present hub tokens (`chitty token ...`, 24 h unless told otherwise).
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
-    token_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
     token_overlap_s: Annotated[float, Field(ge=0)] = 3600.0  # a rotated token's grace period
     signature_window_s: Annotated[float, Field(gt=0)] = 300.0  # signed requests' clock skew
     # Abuse limits, per principal: requests (REST calls and WebSocket frames) and connections.

@@ -59,14 +59,13 @@ def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext:
     """The gateway's TLS context: TLS 1.2 at least, the given certificate and key."""
     if cert is None or key is None:
         raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
+    for path, option in ((cert, "--tls-cert"), (key, "--tls-key")):
+        if not path.is_file():
+            raise typer.BadParameter(f"no such file: {path}", param_hint=option)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as error:
-        raise typer.BadParameter(
-            f"no such file: {error.filename}", param_hint="--tls-cert"
-        ) from None
     except ssl.SSLError as error:
         raise typer.BadParameter(
             f"cannot use {cert} with {key}: {error.reason or error}", param_hint="--tls-key"
@@ -103,8 +102,8 @@ def _when(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _duration(text: str) -> float | None:
-    """`90s`, `15m`, `24h`, `7d`, or `never`."""
+def _duration(text: str, zero: bool = False) -> float | None:
+    """`90s`, `15m`, `24h`, `7d`, or `never` (`0s` too, when `zero`)."""
     text = text.strip().lower()
     if text == "never":
         return None
@@ -116,8 +115,8 @@ def _duration(text: str) -> float | None:
         raise typer.BadParameter(
             f"{text!r} is not a duration like 90s, 15m, 24h, 7d or never"
         ) from None
-    if value <= 0:
-        raise typer.BadParameter("must be positive")
+    if value < 0 or (value == 0 and not zero):
+        raise typer.BadParameter("must be positive" if not zero else "must not be negative")
     return value
 
 
@@ -184,7 +183,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         """A successor token (printed once); the old one works until the overlap ends."""
         with open_tokens() as tokens:
             try:
-                record, secret = tokens.rotate(token_id, _duration(overlap) or 0.0)
+                record, secret = tokens.rotate(token_id, _duration(overlap, zero=True) or 0.0)
             except (ValueError, LookupError) as error:
                 raise fail(error) from None
         console.print(
@@ -201,3 +200,154 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             except (ValueError, LookupError) as error:
                 raise fail(error) from None
         console.print(f"revoked {record.token_id} ({record.name}) at {_when(record.revoked_at)}")
+
+    audit = typer.Typer(help="The audit trail: verify it, show an entity's.", no_args_is_help=True)
+    app.add_typer(audit, name="audit")
+
+    @audit.command("verify")
+    def audit_verify_command() -> None:
+        """Check every hash chain, snapshot and catalog row; exit 1 naming every break."""
+        from actors.ray_shell import value_codec
+        from hub.audit import audit_verify
+
+        current = settings()
+        if not (current.data_dir / "lmdb").is_dir():
+            raise fail(ValueError(f"no hub data in {current.data_dir} (nothing to verify)"))
+        catalog = current.data_dir / "catalog"
+        report = audit_verify(
+            current.data_dir / "lmdb",
+            catalog if catalog.is_dir() else None,
+            codec=value_codec(current),
+        )
+        console.print(
+            f"{report.entities} entities, {report.events} events ({report.redacted_events} "
+            f"redacted by erasure), {report.catalog_rows} catalog rows"
+        )
+        for b in report.breaks:
+            where = f"{b.entity_id} seq {b.seq}" if b.entity_id else "-"
+            console.print(f"[red]break[/] {b.source} {where}: {b.kind}: {b.detail}")
+        if not report.ok:
+            raise typer.Exit(1)
+        console.print("[green]ok[/]: every chain verifies")
+
+    @audit.command("log")
+    def audit_log_command(
+        entity_id: Annotated[str, typer.Argument(help="The entity (a ChittyID).")],
+    ) -> None:
+        """Who changed the entity, when, how, and which fields."""
+        from actors.ray_shell import value_codec
+        from hub.audit import audit_log
+        from hub.store import LmdbStore, StoreError
+
+        current = settings()
+        try:
+            with LmdbStore(
+                current.data_dir / "lmdb", codec=value_codec(current), readonly=True
+            ) as store:
+                entries = audit_log(store, entity_id)
+        except StoreError as error:
+            raise fail(error) from None
+        if not entries:
+            raise fail(ValueError(f"no events of {entity_id} in {current.data_dir}"))
+        table = Table(title=f"{entity_id}: {len(entries)} events")
+        for column in ("seq", "time", "principal", "operation", "changed", "note"):
+            table.add_column(column)
+        for e in entries:
+            note = "rewritten by erasure" if e.redacted else ""
+            table.add_row(
+                str(e.seq),
+                _when(e.timestamp_ms / 1000),
+                e.principal or "-",
+                e.operation or "-",
+                ", ".join(e.changed),
+                "; ".join(n for n in (note, e.note) if n),
+            )
+        console.print(table)
+
+    keys = typer.Typer(help="Encryption at rest: make a key, re-encrypt.", no_args_is_help=True)
+    app.add_typer(keys, name="keys")
+
+    @keys.command("generate")
+    def keys_generate(
+        path: Annotated[Path, typer.Argument(help="Where to write the new key (mode 0600).")],
+    ) -> None:
+        """Write a new random AES-256 key (then set CHITTY_ENCRYPTION_KEY_FILE to it)."""
+        from hub.store.crypto import generate_key
+
+        if path.exists():
+            raise fail(ValueError(f"{path} exists; refusing to overwrite a key"))
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(generate_key())
+        except OSError as error:
+            raise fail(ValueError(f"cannot write {path}: {error.strerror}")) from None
+        console.print(f"wrote a new key to {path}")
+
+    @keys.command("rotate")
+    def keys_rotate(
+        to: Annotated[
+            str, typer.Option(help="The new key file, or `none` to store values unencrypted.")
+        ],
+        keep_old: Annotated[bool, typer.Option(help="Keep the old files beside.")] = False,
+    ) -> None:
+        """Re-encrypt every stored value (events, snapshots, catalog, tokens) with a new key.
+        The hub must be stopped; then set CHITTY_ENCRYPTION_KEY_FILE to the new key."""
+        from actors.ray_shell import value_codec
+        from hub.store import AesGcmCodec, IdentityCodec, load_key
+        from hub.store.rekey import RekeyError, rekey
+
+        current = settings()
+        try:
+            new = IdentityCodec() if to == "none" else AesGcmCodec(load_key(Path(to)))
+        except ValueError as error:
+            raise fail(error) from None
+        lock = _offline(current.data_dir)
+        try:
+            for name, layout in _layouts():
+                path = current.data_dir / name
+                if path.is_dir():
+                    report = rekey(
+                        path, value_codec(current), new, keep_old=keep_old, layout=layout
+                    )
+                    console.print(f"{name}: {report.records} values re-encrypted")
+        except (RekeyError, ValueError) as error:
+            raise fail(error) from None
+        finally:
+            lock.release()
+        where = "unset it" if to == "none" else f"set it to {to}"
+        console.print(f"[green]done[/]: now {where} in CHITTY_ENCRYPTION_KEY_FILE")
+
+    @app.command()
+    def compact() -> None:
+        """Rewrite every LMDB file without its free pages (after an erasure, so no old bytes
+        stay on disk). The hub must be stopped."""
+        from actors.ray_shell import value_codec
+        from hub.store.rekey import RekeyError
+        from hub.store.rekey import compact as compact_env
+
+        current = settings()
+        lock = _offline(current.data_dir)
+        try:
+            for name, layout in _layouts():
+                path = current.data_dir / name
+                if path.is_dir():
+                    report = compact_env(path, value_codec(current), layout=layout)
+                    console.print(f"{name}: {report.records} values copied")
+        except RekeyError as error:
+            raise fail(error) from None
+        finally:
+            lock.release()
+
+    def _layouts() -> Any:
+        """Each LMDB environment of a data dir, with how its values are encoded (None: the
+        store or catalog layout, detected)."""
+        from hub.store.rekey import ALL_VALUES
+
+        return (("lmdb", None), ("catalog", None), ("auth", {"tokens": ALL_VALUES}))
+
+    def _offline(data_dir: Path) -> HubLock:
+        try:
+            return HubLock.take(data_dir)
+        except LockedError as error:
+            raise fail(error) from None

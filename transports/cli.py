@@ -75,7 +75,7 @@ def up(
     console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
     runtime = Runtime.start(settings)
     try:
-        asyncio.run(_serve(runtime, settings, host, port, tls))
+        asyncio.run(_serve(runtime, settings, host, port, tls, tls_cert))
     except OSError as error:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {error.strerror}")
         raise typer.Exit(1) from None
@@ -86,8 +86,24 @@ def up(
         console.print("stopped")
 
 
+def _loopback(cert: Path | None) -> ssl.SSLContext | None:
+    """How /mcp trusts this gateway when calling it back over https: by its own certificate
+    (which need not name 127.0.0.1)."""
+    if cert is None:
+        return None
+    context = ssl.create_default_context(cafile=str(cert))
+    context.load_default_certs()  # a CA-issued certificate chains to a system root
+    context.check_hostname = False
+    return context
+
+
 async def _serve(
-    runtime: Any, settings: HubSettings, host: str, port: int, tls: ssl.SSLContext | None
+    runtime: Any,
+    settings: HubSettings,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    tls_cert: Path | None = None,
 ) -> None:
     from aiohttp import web
 
@@ -96,7 +112,9 @@ async def _serve(
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
     scheme = "https" if tls else "http"
-    app = make_app(runtime, settings, mcp_hub_url=f"{scheme}://{local}:{port}")
+    app = make_app(
+        runtime, settings, mcp_hub_url=f"{scheme}://{local}:{port}", mcp_tls=_loopback(tls_cert)
+    )
     announce_tokens(app, dict(os.environ), console)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -143,16 +144,19 @@ class ChittyClient:
         timeout_s: float = 30.0,
         token: str | Callable[[], str | None] | None = None,
         sign: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`token`: the credential sent as `Authorization: Bearer` (a hub token or a JWT), or
         a function giving it per call (a gateway forwarding its caller's credential);
-        `sign`: sign every request with the token's key (service tokens must)."""
+        `sign`: sign every request with the token's key (service tokens must); `tls`: how to
+        check an https hub's certificate (default: the system's trust store)."""
         if sign and not isinstance(token, str):
             raise ValueError("sign: signing needs a token")
         self.base_url = base_url.rstrip("/")
         self.node_id = node_id
         self.platform = platform
         self.token = token
+        self._tls = tls
         self._signing_key = derive_signing_key(token) if sign and isinstance(token, str) else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -169,7 +173,10 @@ class ChittyClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self.headers, timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None
+            self._session = aiohttp.ClientSession(
+                headers=self.headers, timeout=self._timeout, connector=connector
+            )
         return self._session
 
     async def close(self) -> None:
@@ -326,6 +333,19 @@ class ChittyClient:
         if session_id is not None:
             body["sessionId"] = session_id
         return await self._call("POST", f"/sync/{domain}", body=body)
+
+    async def me(self) -> Json:
+        """Who this client's credential names: chittyId, role, kind, tokenId, expiresAt."""
+        return await self._call("GET", "/auth/me")
+
+    async def rotate_token(self) -> Json:
+        """Swap this client's hub token for its successor (the hub's 24 h rotation); the old
+        one still works for the overlap window. Answers the new token's id and expiry."""
+        answer = await self._call("POST", "/auth/rotate")
+        signing = self._signing_key is not None
+        self.token = str(answer["token"])
+        self._signing_key = derive_signing_key(self.token) if signing else None
+        return {k: v for k, v in answer.items() if k != "token"}
 
     async def conflicts(self, domain: str | None = None) -> tuple[Json, ...]:
         """Every open conflict (of one domain, or all)."""

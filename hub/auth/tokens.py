@@ -421,6 +421,19 @@ class TokenStore:
             self._put(txn, new)
         return new.record, secret
 
+    def forget(self, chitty_id: str) -> int:
+        """Delete every token of a principal (erasure): each is refused from now on, as an
+        unknown token, and nothing of it stays readable; return how many."""
+        with self._env.begin(write=True, db=self._db) as txn:
+            doomed = [
+                key
+                for key, raw in txn.cursor(db=self._db)
+                if _unpack(self._codec.decode(bytes(raw))).record.chitty_id == chitty_id
+            ]
+            for key in doomed:
+                txn.delete(key, db=self._db)
+        return len(doomed)
+
     def revoke(self, token_id: str) -> TokenRecord:
         """Refuse the token from now on, in every process; idempotent (keeps the first time)."""
         with self._env.begin(write=True, db=self._db) as txn:

@@ -135,3 +135,20 @@ def test_a_refused_subscription_raises_a_typed_error(gateway: Gateway) -> None:
             assert refused.value.field == "filters.projectId" and refused.value.status == 422
 
     gateway.call(scenario())
+
+
+def test_a_client_rotates_its_own_token_without_a_gap(gateway: Gateway) -> None:
+    _, secret = gateway.tokens.create("rotating-client", "service")
+
+    async def scenario() -> None:
+        async with ChittyClient(gateway.url, token=secret, sign=True) as client:
+            before = await client.me()
+            rotated = await client.rotate_token()
+            assert rotated["tokenId"] != before["tokenId"] and client.token != secret
+            after = await client.me()  # signed with the successor's key
+            assert after["tokenId"] == rotated["tokenId"]
+            assert after["chittyId"] == before["chittyId"] and after["role"] == "service"
+        async with ChittyClient(gateway.url, token=secret, sign=True) as old:
+            assert (await old.me())["tokenId"] == before["tokenId"]  # the overlap window
+
+    gateway.call(scenario())

@@ -103,7 +103,10 @@ def test_open_websocket_connections_are_a_gauge_and_upgrades_are_not_timed(
 
 
 def test_two_apps_in_one_process_have_registries_of_their_own(gateway: Gateway) -> None:
-    first, second = (make_app(gateway.runtime, gateway.settings, tokens=gateway.tokens)[METRICS] for _ in range(2))
+    first, second = (
+        make_app(gateway.runtime, gateway.settings, tokens=gateway.tokens)[METRICS]
+        for _ in range(2)
+    )
     first.observe("GET", "health", 200, 0.01)
     assert first.registry.get_sample_value(
         "chitty_http_requests_total", {"method": "GET", "route": "health", "status": "200"}

@@ -113,11 +113,6 @@ def test_a_missing_key_file_is_a_cli_error_without_a_traceback(tmp_path: Path) -
     assert not (tmp_path / "hub.lock").exists()  # refused before anything started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transports/admin.py server_tls prints error.filename of the FileNotFoundError "
-    "ssl.load_cert_chain raises, which is None: the message says `no such file: None`",
-)
 def test_a_missing_key_file_is_named_in_the_error(tmp_path: Path) -> None:
     result, missing = run_up_with_a_missing_key(tmp_path)
     assert missing.name in result.output, result.output
@@ -241,6 +236,26 @@ def test_chitty_up_serves_https_with_tls_1_2_at_least(tmp_path: Path) -> None:
         assert status == 200 and "items" in body, body
         status, body = https(port, "/api/v1/todos", cert, token=None)
         assert status == 401, body
+        # /mcp calls the hub back over https, trusting the gateway's own certificate.
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "list_conflicts", "arguments": {}},
+        }
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}/mcp",
+            data=json.dumps(call).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+                "Authorization": f"Bearer {ADMIN}",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30, context=client(cert)) as response:
+            answer = json.loads(response.read())
+        assert answer["result"]["isError"] is False, answer
         with pytest.raises(ssl.SSLError):
             handshake(port, client(cert, ssl.TLSVersion.TLSv1_1))
         assert handshake(port, client(cert, ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.metrics import add_metrics, request_metrics
 from transports.gateway.openapi import add_openapi
+from transports.gateway.principals import add_principal_routes
 from transports.gateway.sync import add_sync_routes
 from transports.gateway.workflows import add_workflow_routes
 from transports.gateway.ws import add_ws_routes
@@ -50,9 +52,11 @@ def make_app(
     settings: HubSettings,
     mcp_hub_url: str | None = None,
     tokens: TokenStore | None = None,
+    mcp_tls: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
-    /ws, and (given the URL where this gateway answers) MCP over streamable HTTP at /mcp.
+    /ws, and (given the URL where this gateway answers, and how to trust its certificate when
+    that is https) MCP over streamable HTTP at /mcp.
     Every route but /health needs a credential checked against `tokens` (by default the
     deployment's token store, opened here) or the configured OIDC issuer."""
     app = web.Application(
@@ -73,8 +77,10 @@ def make_app(
     add_sync_routes(app, hub, writer)
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
+    add_principal_routes(app, hub)
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 
-        add_mcp_routes(app, mcp_hub_url, bind_host=urlsplit(mcp_hub_url).hostname or "127.0.0.1")
+        host = urlsplit(mcp_hub_url).hostname or "127.0.0.1"
+        add_mcp_routes(app, mcp_hub_url, bind_host=host, tls=mcp_tls)
     return app

@@ -23,7 +23,7 @@ from hub.auth.errors import AuthError, SignatureError
 from hub.auth.oidc import OidcVerifier
 from hub.auth.principal import Principal, Role
 from hub.auth.ratelimit import ConnectionLimiter, RateLimiter
-from hub.auth.scope import can_read, can_write
+from hub.auth.scope import can_read, can_write, members
 from hub.auth.signing import Verifier
 from hub.auth.tokens import TokenStore
 from hub.entity import EntityView
@@ -184,7 +184,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         principal = await auth.principal(bearer(request))
         auth.limit(principal)
         if must_sign(principal):
-            body = await request.read() if request.can_read_body else b""
+            body = await request.read() if request.body_exists else b""
             auth.check_signature(principal, request, body)
     except RateLimited as error:
         response = web.json_response(
@@ -247,6 +247,11 @@ class Scope:
                 self._parents[parent_id] = None if view is None else view.entity
                 if view is not None:  # a session's project counts for the session's todos
                     await self._load_parents({"projectId": view.entity.get("projectId")})
+
+    async def members(self, view: EntityView) -> frozenset[str]:
+        """Every ChittyID that is a member of the entity, own and inherited."""
+        await self._load_parents(view.entity)
+        return members(view.domain, view.entity, self._parents.get)
 
     async def readable(self, domain: str, entity: Mapping[str, Any]) -> bool:
         if self.unrestricted:

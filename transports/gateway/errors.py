@@ -39,7 +39,7 @@ def validation_error(error: ValidationError, prefix: str = "") -> ApiError:
 
 async def read_json(request: web.Request) -> object:
     """The request body as JSON; a 400 that says why when it is not."""
-    if request.content_length == 0 or not request.can_read_body:
+    if request.content_length == 0 or not request.body_exists:
         raise ApiError(400, "bad_request", "a JSON body is required")
     try:
         return await request.json(loads=json.loads)

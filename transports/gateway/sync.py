@@ -54,7 +54,7 @@ def _domain(name: str, field: str = "domain") -> SyncDomain:
 
 
 async def _body(request: web.Request, model: type[WireModel]) -> Any:
-    if not request.can_read_body:
+    if not request.body_exists:
         return model()
     return model.model_validate(await read_json(request))
 

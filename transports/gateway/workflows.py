@@ -150,7 +150,7 @@ class WorkflowRoutes:
         session_id = view.entity_id
         wanted = (
             SessionSyncRequest.model_validate(await read_json(request))
-            if request.can_read_body
+            if request.body_exists
             else SessionSyncRequest()
         )
         dry = wanted.dry_run

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -117,14 +118,18 @@ async def asgi_lifespan(app: AsgiApp) -> AsyncIterator[None]:
 
 
 def add_mcp_routes(
-    app: web.Application, hub_url: str, path: str = "/mcp", bind_host: str = "127.0.0.1"
+    app: web.Application,
+    hub_url: str,
+    path: str = "/mcp",
+    bind_host: str = "127.0.0.1",
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve MCP over streamable HTTP at `path` on `app`, talking to the hub at `hub_url`.
 
     Routes added here pass through the app's middlewares, so REST authentication covers them.
     """
     # Each MCP call reaches the hub with its own caller's credential (scope applies to it).
-    client = ChittyClient(hub_url, node_id="mcp", platform="claude-code", token=CALLER.get)
+    client = ChittyClient(hub_url, node_id="mcp", platform="claude-code", token=CALLER.get, tls=tls)
     mcp_app = build_server(client).streamable_http_app(
         streamable_http_path=path,
         stateless_http=True,
