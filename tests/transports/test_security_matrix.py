@@ -457,9 +457,7 @@ def _rotate(w: World, case: str) -> None:
     """Every hub-token principal rotates its own token; old and new both work meanwhile,
     a second rotation of the same token is refused."""
     caller = w.callers[case]
-    _, secret = w.gateway.tokens.create(
-        f"rotating-{case}", record_role(w, case), caller.chitty_id
-    )
+    _, secret = w.gateway.tokens.create(f"rotating-{case}", record_role(w, case), caller.chitty_id)
     own = Caller(
         f"{case}-rotating", secret, caller.chitty_id, caller.key and derive_signing_key(secret)
     )
