@@ -123,7 +123,16 @@ def start_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so Ray's processes go with it
-            env={**os.environ, "CHITTY_NAMESPACE": f"load-{port}", ADMIN_TOKEN_ENV: token},
+            env={
+                **os.environ,
+                "CHITTY_NAMESPACE": f"load-{port}",
+                ADMIN_TOKEN_ENV: token,
+                # Every Locust user shares one admin token: the per-principal abuse limits
+                # would measure themselves, not the hub.
+                "CHITTY_RATE_PER_S": "1000000",
+                "CHITTY_RATE_BURST": "1000000",
+                "CHITTY_MAX_WS_PER_PRINCIPAL": "100000",
+            },
         )
 
 
