@@ -46,7 +46,7 @@ from hub.erasure import Erased, erase_publication, mentions, pseudonymize_bytes
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings
 from hub.shards import ShardTable
-from hub.store import AesGcmCodec, IdentityCodec, LmdbStore, ValueCodec, load_key
+from hub.store import LmdbStore
 from hub.subscriptions import Filter, Published, decode_published
 
 BROKER = "broker"
@@ -55,20 +55,13 @@ SHARD_TABLE = "shards.json"
 _UNAVAILABLE = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
-def value_codec(settings: HubSettings) -> ValueCodec:
-    """AES-256-GCM when the settings name a key file, else values are stored as they are."""
-    if settings.encryption_key_file is None:
-        return IdentityCodec()
-    return AesGcmCodec(load_key(settings.encryption_key_file))
-
-
 def open_store(settings: HubSettings) -> LmdbStore:
     """The node's LMDB environment (one per node, shared by the hosts on it)."""
     return LmdbStore(
         settings.data_dir / "lmdb",
         map_size=settings.lmdb_map_size,
         dedupe_retention_ms=int(settings.dedupe_retention_s * 1000),
-        codec=value_codec(settings),
+        codec=settings.value_codec(),
     )
 
 
@@ -341,7 +334,7 @@ class CatalogActor:
 
     def __init__(self, settings_json: str) -> None:
         settings = HubSettings.model_validate_json(settings_json)
-        self._catalog = Catalog(settings.data_dir / "catalog", codec=value_codec(settings))
+        self._catalog = Catalog(settings.data_dir / "catalog", codec=settings.value_codec())
         self._table_path = settings.data_dir / SHARD_TABLE
         self._namespace = settings.namespace
         self._handles: dict[str, Any] = {}

@@ -8,6 +8,9 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.crypto import AesGcmCodec, load_key, parse_key
+
 
 class HubSettings(BaseModel):
     """Settings of one hub deployment; `from_env` is the only place the environment is read."""
@@ -33,7 +36,9 @@ class HubSettings(BaseModel):
     host_max_restarts: Annotated[int, Field(ge=-1)] = -1  # -1: restart forever
     lmdb_map_size: Annotated[int, Field(ge=1 << 20)] = 1 << 32
     # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog) when set.
+    # Or the key itself (CHITTY_ENCRYPTION_KEY: 64 hex digits or base64), e.g. from a secret store.
     encryption_key_file: Path | None = None
+    encryption_key: str | None = Field(default=None, repr=False)
     # Authentication: users present OIDC JWTs from this issuer (all three set, or none);
     # services and admins present hub tokens (`chitty token ...`, 24 h unless told otherwise).
     oidc_issuer: str | None = None
@@ -63,6 +68,20 @@ class HubSettings(BaseModel):
         if any(oidc) and not all(oidc):
             raise ValueError("set all of oidc_issuer, oidc_audience and oidc_jwks_url, or none")
         return self
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if self.encryption_key_file is not None and self.encryption_key is not None:
+            raise ValueError("set encryption_key_file or encryption_key, not both")
+        return self
+
+    def value_codec(self) -> ValueCodec:
+        """What every stored LMDB value passes through: AES-256-GCM when a key is set."""
+        if self.encryption_key is not None:
+            return AesGcmCodec(parse_key(self.encryption_key.encode(), "CHITTY_ENCRYPTION_KEY"))
+        if self.encryption_key_file is not None:
+            return AesGcmCodec(load_key(self.encryption_key_file))
+        return IdentityCodec()
 
     @property
     def oidc(self) -> bool:

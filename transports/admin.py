@@ -126,12 +126,11 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     app.add_typer(token, name="token")
 
     def open_tokens() -> Any:
-        from actors.ray_shell import value_codec
         from hub.auth.tokens import TokenStore
 
         current = settings()
         try:
-            return TokenStore(current.data_dir / "auth", codec=value_codec(current))
+            return TokenStore(current.data_dir / "auth", codec=current.value_codec())
         except (OSError, ValueError) as error:
             console.print(f"[red]error:[/] cannot open the token store: {error}")
             raise typer.Exit(1) from None
@@ -207,7 +206,6 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     @audit.command("verify")
     def audit_verify_command() -> None:
         """Check every hash chain, snapshot and catalog row; exit 1 naming every break."""
-        from actors.ray_shell import value_codec
         from hub.audit import audit_verify
 
         current = settings()
@@ -217,7 +215,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         report = audit_verify(
             current.data_dir / "lmdb",
             catalog if catalog.is_dir() else None,
-            codec=value_codec(current),
+            codec=current.value_codec(),
         )
         console.print(
             f"{report.entities} entities, {report.events} events ({report.redacted_events} "
@@ -235,14 +233,13 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         entity_id: Annotated[str, typer.Argument(help="The entity (a ChittyID).")],
     ) -> None:
         """Who changed the entity, when, how, and which fields."""
-        from actors.ray_shell import value_codec
         from hub.audit import audit_log
         from hub.store import LmdbStore, StoreError
 
         current = settings()
         try:
             with LmdbStore(
-                current.data_dir / "lmdb", codec=value_codec(current), readonly=True
+                current.data_dir / "lmdb", codec=current.value_codec(), readonly=True
             ) as store:
                 entries = audit_log(store, entity_id)
         except StoreError as error:
@@ -293,7 +290,6 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     ) -> None:
         """Re-encrypt every stored value (events, snapshots, catalog, tokens) with a new key.
         The hub must be stopped; then set CHITTY_ENCRYPTION_KEY_FILE to the new key."""
-        from actors.ray_shell import value_codec
         from hub.store import AesGcmCodec, IdentityCodec, load_key
         from hub.store.rekey import RekeyError, rekey
 
@@ -308,7 +304,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
                 path = current.data_dir / name
                 if path.is_dir():
                     report = rekey(
-                        path, value_codec(current), new, keep_old=keep_old, layout=layout
+                        path, current.value_codec(), new, keep_old=keep_old, layout=layout
                     )
                     console.print(f"{name}: {report.records} values re-encrypted")
         except (RekeyError, ValueError) as error:
@@ -322,7 +318,6 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     def compact() -> None:
         """Rewrite every LMDB file without its free pages (after an erasure, so no old bytes
         stay on disk). The hub must be stopped."""
-        from actors.ray_shell import value_codec
         from hub.store.rekey import RekeyError
         from hub.store.rekey import compact as compact_env
 
@@ -332,7 +327,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             for name, layout in _layouts():
                 path = current.data_dir / name
                 if path.is_dir():
-                    report = compact_env(path, value_codec(current), layout=layout)
+                    report = compact_env(path, current.value_codec(), layout=layout)
                     console.print(f"{name}: {report.records} values copied")
         except RekeyError as error:
             raise fail(error) from None

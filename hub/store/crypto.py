@@ -31,6 +31,12 @@ def load_key(path: Path) -> bytes:
         raise EncryptionKeyError(
             f"cannot read the encryption key file {path}: {error.strerror}"
         ) from None
+    return parse_key(raw, str(path))
+
+
+def parse_key(raw: bytes, source: str) -> bytes:
+    """A 256-bit key from 32 raw bytes, 64 hex digits or base64 of 32 bytes; `source` names
+    where it came from in the error."""
     text = raw.strip()
     candidates = [raw] if len(raw) == 32 else []
     for decode in (binascii.unhexlify, base64.b64decode):
@@ -42,7 +48,8 @@ def load_key(path: Path) -> bytes:
         if len(key) == 32:
             return key
     raise EncryptionKeyError(
-        f"{path} does not hold a 256-bit key (32 raw bytes, 64 hex digits or base64 of 32 bytes)"
+        f"{source} does not hold a 256-bit key (32 raw bytes, 64 hex digits or base64 of 32 "
+        "bytes)"
     )
 
 

@@ -98,6 +98,12 @@ def test_keys_rotate_encrypts_everything_and_compact_keeps_it_readable(tmp_path:
     assert (
         MARKER in keyed.invoke(app, ["state", todo, "--hub", "http://127.0.0.1:9"]).output or True
     )
+    # The key may come from the environment itself (a secret store) instead of a file.
+    by_value = runner(data, CHITTY_ENCRYPTION_KEY=key.read_bytes().hex())
+    assert by_value.invoke(app, ["audit", "verify"]).exit_code == 0
+    both = runner(data, CHITTY_ENCRYPTION_KEY="00" * 32, CHITTY_ENCRYPTION_KEY_FILE=str(key))
+    refused = both.invoke(app, ["audit", "verify"])
+    assert refused.exit_code == 2 and "not both" in refused.output, refused.output
     assert keyed.invoke(app, ["compact"]).exit_code == 0
     log = keyed.invoke(app, ["audit", "log", todo])
     assert log.exit_code == 0 and "create" in log.output

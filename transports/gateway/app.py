@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from actors.ray_shell import value_codec
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.auth import AUTH, Auth, authenticate
@@ -40,7 +39,7 @@ async def health(request: web.Request) -> web.Response:
 
 def open_tokens(settings: HubSettings) -> TokenStore:
     """The deployment's token store (<data dir>/auth), encrypted like the rest of its data."""
-    return TokenStore(settings.data_dir / "auth", codec=value_codec(settings))
+    return TokenStore(settings.data_dir / "auth", codec=settings.value_codec())
 
 
 async def _close(auth: Auth) -> None:
