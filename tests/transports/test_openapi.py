@@ -141,3 +141,71 @@ def test_live_answers_match_their_documented_schemas(gateway: Gateway, document:
     for template, method, (status, body, _) in answers:
         check(document, template, method, status, body)
     assert [a[2][0] for a in answers][-2:] == [404, 422]
+
+
+def test_every_operation_but_health_needs_a_bearer_credential(document: Document) -> None:
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for header in ("X-Chitty-Timestamp", "X-Chitty-Nonce", "X-Chitty-Signature"):
+        assert header in scheme["description"]  # how services sign
+    assert document["security"] == [{"bearerAuth": []}]
+    shared = document["components"]["responses"]
+    assert shared["Unauthenticated"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert shared["TooManyRequests"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    for template, item in document["paths"].items():
+        for op in item.values():
+            if template == "/health":
+                assert op["security"] == []
+                assert not {"401", "429"} & set(op["responses"])
+                continue
+            assert "security" not in op, op["operationId"]  # the global requirement
+            assert {"401", "429"} <= set(op["responses"]), op["operationId"]
+            if "requestBody" in op:
+                assert "413" in op["responses"], op["operationId"]
+
+
+def test_scoped_writes_document_403(document: Document) -> None:
+    for template, method in [
+        ("/api/v1/todos", "post"),
+        ("/api/v1/todos/{id}", "put"),
+        ("/api/v1/todos/{id}", "delete"),
+        ("/api/v1/sync/broadcast", "post"),
+        ("/api/v1/sync/conflicts/{id}/resolve", "post"),
+        ("/api/v1/todos/reconcile", "post"),
+    ]:
+        assert "403" in document["paths"][template][method]["responses"], (template, method)
+    # a denied read is a 404, never a 403
+    assert "403" not in document["paths"]["/api/v1/todos/{id}"]["get"]["responses"]
+
+
+def test_every_domain_model_has_its_creator_and_shares(document: Document) -> None:
+    for model in ("Topic", "Project", "Session", "Todo", "Context", "Repo", "Service"):
+        properties = schema(document, model)["properties"]
+        assert properties["createdBy"]["readOnly"] is True
+        assert properties["sharedWith"]["type"] == "array"
+        assert "createdBy" not in schema(document, f"{model}Create")["properties"]
+        assert "createdBy" not in schema(document, f"{model}Update")["properties"]
+        assert "sharedWith" in schema(document, f"{model}Create")["properties"]
+
+
+def test_chitty_ids_carry_their_pattern(document: Document) -> None:
+    todo = schema(document, "Todo")["properties"]
+    assert todo["chittyId"]["pattern"] == "^CHITTY-TODO-[0-9A-Za-z]{1,64}$"
+    assert todo["sessionId"]["pattern"] == "^CHITTY-SESSION-[0-9A-Za-z]{1,64}$"
+    read = document["paths"]["/api/v1/todos/{id}"]["get"]["parameters"]
+    [path] = [p for p in read if p["in"] == "path"]
+    assert path["schema"]["pattern"] == todo["chittyId"]["pattern"]
+
+
+def test_live_auth_answers_match_their_documented_schemas(
+    gateway: Gateway, document: Document
+) -> None:
+    status, body, headers = gateway.request(
+        "GET", "/api/v1/todos", headers={"Authorization": "Bearer chitty_not-a-token"}
+    )
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    check(document, "/api/v1/todos", "get", status, body)
+    status, body, _ = gateway.request("GET", "/api/v1/auth/me")
+    check(document, "/api/v1/auth/me", "get", status, body)
+    status, body, _ = gateway.request("GET", f"/api/v1/principals/{body['chittyId']}/export")
+    check(document, "/api/v1/principals/{id}/export", "get", status, body)

@@ -7,27 +7,34 @@ does not exist; a route without an entry here is left out, which the tests catch
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, JsonValue, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, core_schema
 
+from hub.auth.principal import Role
+from hub.auth.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hub.clocks.vector import VectorClock
 from hub.domains import DOMAINS, SyncDomain
 from hub.entity import EventKind
 from hub.envelope import Status
+from hub.ids import _MAX_BODY as MAX_ID_BODY
+from hub.ids import Kind
 from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
 from hub.models.base import WireModel
 from hub.protocol import SYNC_MESSAGE
+from transports.gateway.auth import PUBLIC
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
-from transports.gateway.targets import TargetReport
+from transports.gateway.targets import KNOWN, TargetReport
 from transports.gateway.workflows import (
     PropagateRequest,
     ReconcileRequest,
@@ -46,6 +53,13 @@ Schema = dict[str, Any]
 
 def ref(name: str) -> Schema:
     return {"$ref": REF.format(model=name)}
+
+
+def chitty_id_pattern(*kinds: Kind) -> str:
+    """The pattern of a ChittyID of one of `kinds` (none: any), as `hub.ids.parse` takes it."""
+    names = [k.value for k in kinds or Kind]
+    alternatives = names[0] if len(names) == 1 else "(" + "|".join(names) + ")"
+    return f"^CHITTY-{alternatives}-[0-9A-Za-z]{{1,{MAX_ID_BODY}}}$"
 
 
 # -- the answers the handlers build as dicts, described by models of their own ---------------
@@ -197,6 +211,84 @@ class HealthReport(WireModel):
     actors: dict[str, bool] = Field(description="Actor name -> whether it answered.")
 
 
+class TokenInfo(BaseModel):
+    """A token of the principal, as `chitty token list` shows it: never its secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_id: str
+    name: str
+    role: Role
+    chitty_id: str
+    created_at: float = Field(description="Unix seconds.")
+    expires_at: float | None = Field(description="Unix seconds; null: never expires.")
+    revoked_at: float | None
+    rotated_to: str | None = Field(description="The token that replaced this one, if rotated.")
+    overlap_until: float | None = Field(description="A rotated token is refused after this.")
+
+
+class ExportedEntity(WireModel):
+    """An entity the principal is a member of, with its domain, clock and log position."""
+
+    domain: SyncDomain
+    entity: dict[str, JsonValue] = Field(description="The entity (its domain's schema).")
+    vector_clock: VectorClock
+    seq: int
+    conflicts: list[ConflictResolution]
+
+
+class ExportedChange(HistoryEvent):
+    """A change the principal made: one event of an entity's log."""
+
+    entity_id: str
+
+
+class PrincipalExport(WireModel):
+    """Everything the hub stores about a principal (GDPR export)."""
+
+    principal: str
+    exported_at: datetime
+    tokens: list[TokenInfo]
+    entities: list[ExportedEntity]
+    changes: list[ExportedChange] = Field(description="Every change the principal made.")
+
+
+class ErasureReport(WireModel):
+    """What an erasure did: the principal's own entities erased whole, its ChittyID replaced
+    by `pseudonym` everywhere else (the audit chains still verify), its tokens deleted."""
+
+    principal: str
+    pseudonym: str
+    erased_entities: list[str]
+    rewritten_events: int
+    dropped_snapshots: int
+    dropped_outcomes: int
+    rewritten_rows: int
+    deleted_tokens: int
+    compaction: str = Field(description="What stays on disk until `chitty compact`.")
+
+
+class Me(WireModel):
+    """Who the credential names."""
+
+    chitty_id: str
+    role: Role
+    kind: Literal["user", "service"]
+    token_id: str | None = Field(description="The hub token's id; null for an OIDC JWT.")
+    expires_at: datetime | None = Field(
+        description="When the hub token stops being accepted; null: never, or a JWT."
+    )
+
+
+class RotatedToken(WireModel):
+    """The caller's new hub token (shown once); the old one works until previousValidUntil."""
+
+    token: str = Field(description="The new secret: send it as the bearer credential.")
+    token_id: str
+    expires_at: datetime | None
+    previous_valid_until: datetime | None
+
+
 def entity_models(model: type[BaseModel]) -> list[type[BaseModel]]:
     """`<Model>Response` (an entity with its clock) and `<Model>Page` (a page of them)."""
     name = model.__name__
@@ -282,10 +374,20 @@ HEADERS = (
         "header",
         "Idempotency-Key",
         "1-100 printable characters; a retried write with the same key returns the first result.",
-        {"type": "string", "minLength": 1, "maxLength": 100},
+        {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[!-~]+$"},
     ),
-    _param("header", "X-Chitty-Node", "The writer's node id in vector clocks.", {"type": "string"}),
-    _param("header", "X-Chitty-Platform", "The writer's platform.", {"type": "string"}),
+    _param(
+        "header",
+        "X-Chitty-Node",
+        "The writer's node id in vector clocks.",
+        {"type": "string", "minLength": 1, "maxLength": 128},
+    ),
+    _param(
+        "header",
+        "X-Chitty-Platform",
+        "The writer's platform.",
+        {"type": "string", "minLength": 1, "maxLength": 64},
+    ),
 )
 DOMAIN_NAMES = [d.value for d in SyncDomain]
 PATH_PARAMS: Mapping[str, Schema] = {
@@ -296,22 +398,72 @@ PATH_PARAMS: Mapping[str, Schema] = {
 
 ERRORS: Mapping[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed: not JSON, an unknown query parameter or a bad header."),
-    404: ("NotFound", "No such entity, conflict or domain."),
+    401: (
+        "Unauthenticated",
+        "No credential, an unknown, revoked or expired one, or (for a service) a missing, stale, "
+        "replayed or wrong request signature.",
+    ),
+    403: (
+        "Forbidden",
+        "The principal may not do this: a write outside its scope, or a role that may not "
+        "(viewers change nothing). A read it may not see answers 404 instead.",
+    ),
+    404: ("NotFound", "No such entity, conflict or domain, or one the principal may not see."),
     409: ("Conflict", "Refused by the entity's state: exists already, illegal transition, ..."),
-    413: ("TooLarge", "The body is larger than the gateway accepts."),
+    413: ("TooLarge", "The body is larger than the gateway accepts (1 MiB)."),
     422: ("Invalid", "A value is invalid; `field` names it."),
-    429: ("Busy", "The entity's mailbox is full; retry shortly."),
+    429: (
+        "TooManyRequests",
+        "Over the principal's rate limit (Retry-After says in how many seconds to retry), or "
+        "the entity's mailbox is full (retry shortly).",
+    ),
     500: ("Internal", "The hub failed to answer (a bug)."),
     503: ("Unavailable", "No host could take the request; retry shortly."),
 }
+# Headers of the shared error responses, by status.
+ERROR_HEADERS: Mapping[int, Mapping[str, Schema]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'The scheme to authenticate with: `Bearer realm="chittychat"`.',
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying (sent when the rate limit is hit).",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+# Every authenticated operation may answer these (the authentication middleware does).
+AUTHENTICATED = (401, 429)
 READ = (404, 422, 500, 503)
-WRITE = (400, 404, 409, 413, 422, 429, 500, 503)
+WRITE = (400, 403, 404, 409, 413, 422, 429, 500, 503)
+
+SECURITY_SCHEME = "bearerAuth"
+SIGNING = (
+    f"Service principals also sign every request: `{TIMESTAMP_HEADER}` (integer Unix seconds, "
+    f"within the hub's window), `{NONCE_HEADER}` (16-128 characters of A-Z a-z 0-9 _ -, never "
+    f"reused) and `{SIGNATURE_HEADER}`, the hex HMAC-SHA256 with the service's signing key of "
+    "`METHOD\\npath?query\\ntimestamp\\nnonce\\nhex(sha256(body))`; a missing, stale, "
+    "replayed or wrong signature is a 401. Other principals need not send these headers (they "
+    "are ignored). On /ws a service sends each frame as `{frame, timestamp, nonce, signature}`, "
+    "signed with method `WS` and path `/ws`."
+)
+
+
+def _id_param(domain: SyncDomain) -> Mapping[str, Schema]:
+    """The `{id}` of a route under one domain: a ChittyID of its kind (any other is a 404)."""
+    schema = {"type": "string", "pattern": chitty_id_pattern(DOMAINS[domain].kind)}
+    return {"id": _param("path", "id", f"The {domain.value[:-1]}'s ChittyID.", schema)}
 
 
 def _crud(domain: SyncDomain) -> dict[str, Operation]:
     many, one = domain.value, domain.value[:-1]
     model = DOMAINS[domain].model.__name__
     tag = many
+    path = _id_param(domain)
     if domain is SyncDomain.SESSIONS:
         delete = (
             "Ends this session: its status becomes ended. The session and its history stay "
@@ -354,6 +506,7 @@ def _crud(domain: SyncDomain) -> dict[str, Operation]:
             "at=<ISO-8601 time> returns its state as it was at that time.",
             f"{model}Response",
             query=(AT_QUERY,),
+            path=path,
             errors=READ,
         ),
         f"update_{many}": Operation(
@@ -363,6 +516,7 @@ def _crud(domain: SyncDomain) -> dict[str, Operation]:
             f"{model}Response",
             body=f"{model}Update",
             headers=HEADERS,
+            path=path,
             errors=WRITE,
         ),
         f"patch_{many}": Operation(
@@ -372,6 +526,7 @@ def _crud(domain: SyncDomain) -> dict[str, Operation]:
             f"{model}Response",
             body=f"{model}Update",
             headers=HEADERS,
+            path=path,
             errors=WRITE,
         ),
         f"delete_{many}": Operation(
@@ -380,6 +535,7 @@ def _crud(domain: SyncDomain) -> dict[str, Operation]:
             delete,
             f"{model}Response",
             headers=HEADERS,
+            path=path,
             errors=WRITE,
         ),
         f"history_{many}": Operation(
@@ -388,6 +544,7 @@ def _crud(domain: SyncDomain) -> dict[str, Operation]:
             f"Returns every event of this {one} in log order: sequence number, time, a checksum "
             "chained to the previous event, the sync message applied and what it changed.",
             "History",
+            path=path,
             errors=READ,
         ),
     }
@@ -478,7 +635,7 @@ def _workflows() -> dict[str, Operation]:
             "Returns the todo mesh and what became of each session.",
             "ReconcileReport",
             body="ReconcileRequest",
-            errors=(400, 404, 409, 413, 422, 500, 503),
+            errors=(400, 403, 404, 409, 413, 422, 500, 503),
         ),
         "todo_mesh": Operation(
             "todos",
@@ -487,7 +644,15 @@ def _workflows() -> dict[str, Operation]:
             "and merged duplicates, dependency edges, a dependency order, blocked todos and "
             "missing dependencies.",
             "TodoMesh",
-            query=(_param("query", "projectId", "The project.", {"type": "string"}, True),),
+            query=(
+                _param(
+                    "query",
+                    "projectId",
+                    "The project.",
+                    {"type": "string", "pattern": chitty_id_pattern(Kind.PROJ)},
+                    True,
+                ),
+            ),
             errors=(409, 422, 500, 503),
         ),
         "session_context": Operation(
@@ -495,6 +660,7 @@ def _workflows() -> dict[str, Operation]:
             "Context of a session",
             "Returns a session's context: its messages, files, free-form state and breadcrumbs.",
             "SessionContextBody",
+            path=_id_param(SyncDomain.SESSIONS),
             errors=(404, 500, 503),
         ),
         "sync_session": Operation(
@@ -505,6 +671,7 @@ def _workflows() -> dict[str, Operation]:
             "SessionSyncReport",
             body="SessionSyncRequest",
             body_required=False,
+            path=_id_param(SyncDomain.SESSIONS),
             errors=(400, 404, 413, 422, 500, 503),
         ),
         "propagate_context": Operation(
@@ -524,8 +691,57 @@ def _workflows() -> dict[str, Operation]:
             "produced to a context and returns the context. The hub calls no AI itself.",
             "ContextResponse",
             body="Enrichment",
+            path=_id_param(SyncDomain.CONTEXTS),
             headers=HEADERS,
             errors=WRITE,
+        ),
+    }
+
+
+def _principals() -> dict[str, Operation]:
+    who = (
+        " An admin may name anyone, any other principal only itself (anyone else is a 404, as "
+        "for an unknown principal)."
+    )
+    about = "The principal's ChittyID (a user or service)."
+    schema = {"type": "string", "pattern": chitty_id_pattern(Kind.USER, Kind.SERVICE)}
+    principal = {"id": _param("path", "id", about, schema)}
+    return {
+        "auth_me": Operation(
+            "principals",
+            "Who am I",
+            "Returns the principal the credential names: ChittyID, role, kind (user or service) "
+            "and, for a hub token, its id and until when it is accepted.",
+            "Me",
+            errors=(500,),
+        ),
+        "auth_rotate": Operation(
+            "principals",
+            "Rotate my token",
+            "Replaces the caller's hub token with a new one, shown once. The old token keeps "
+            "working for the overlap window, so clients rotate without a gap. 409 for an OIDC "
+            "JWT or a token rotated already.",
+            "RotatedToken",
+            errors=(409, 500),
+        ),
+        "export_principal": Operation(
+            "principals",
+            "Export a principal's data",
+            "Returns everything stored about a principal as JSON: its tokens (never secrets), "
+            "every entity it is a member of and every change it made." + who,
+            "PrincipalExport",
+            path=principal,
+            errors=(404, 500, 503),
+        ),
+        "erase_principal": Operation(
+            "principals",
+            "Erase a principal",
+            "Erases a principal: entities only it owns are erased whole, its ChittyID is "
+            "pseudonymized everywhere else (audit chains still verify), its tokens are deleted."
+            + who,
+            "ErasureReport",
+            path=principal,
+            errors=(404, 500, 503),
         ),
     }
 
@@ -557,6 +773,7 @@ def _operations() -> dict[str, Operation]:
         ),
         **_sync(),
         **_workflows(),
+        **_principals(),
     }
     for domain in SyncDomain:
         ops.update(_crud(domain))
@@ -591,6 +808,10 @@ def _models() -> list[Any]:
         SessionContextBody,
         SessionSyncReport,
         HealthReport,
+        PrincipalExport,
+        ErasureReport,
+        Me,
+        RotatedToken,
     ]
     for spec in DOMAINS.values():
         models += [spec.model, *entity_models(spec.model)]
@@ -606,11 +827,66 @@ def _models() -> list[Any]:
     return models
 
 
+def _chitty_id_kind(function: object) -> Kind | bool | None:
+    """The kind a `hub.ids` ChittyID validator checks (None: any kind); False if `function`
+    is no such validator. (Its schema is a plain string; the pattern is added here.)"""
+    try:
+        function = inspect.unwrap(function)  # type: ignore[arg-type]  # e.g. an lru_cache
+        name = (getattr(function, "__module__", ""), getattr(function, "__qualname__", ""))
+        if name != ("hub.ids", "_validator.<locals>.check"):
+            return False
+        kind = inspect.getclosurevars(function).nonlocals.get("kind")  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # not a plain function: no pattern, never a failure
+        return False
+    return kind if isinstance(kind, Kind) else None
+
+
 class _SchemaGenerator(GenerateJsonSchema):
-    """Pydantic's generator without a title per field ("Chittyid"): the names say it."""
+    """Pydantic's generator without a title per field ("Chittyid"): the names say it; and
+    ChittyID strings carry their pattern."""
 
     def field_title_should_be_set(self, schema: CoreSchema) -> bool:
         return False
+
+    def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> Schema:
+        out = super().function_after_schema(schema)
+        kind = _chitty_id_kind(schema["function"]["function"])
+        if kind is not False and out.get("type") == "string":
+            out = {**out, "pattern": chitty_id_pattern(*([kind] if kind else []))}
+        return out
+
+
+def _known_targets(schemas: dict[str, Schema]) -> None:
+    """Target names are checked against the known ones (an unknown one is a 422): say which."""
+    sync = schemas["SyncRequest"]["properties"]
+    for kind in ("platforms", "channels", "models"):
+        sync[kind]["items"] = {"type": "string", "enum": sorted(KNOWN[kind])}
+    platforms = schemas["SessionSyncRequest"]["properties"]["platforms"]["anyOf"][0]
+    platforms["items"] = {"type": "string", "enum": sorted(KNOWN["platforms"])}
+    target = schemas["PropagateRequest"]["properties"]["target"]
+    target["enum"] = sorted(KNOWN["platforms"] | KNOWN["models"])
+
+
+CREATED_BY, SHARED_WITH = "createdBy", "sharedWith"
+
+
+def _access_fields(schema: Schema) -> None:
+    """Describe the access fields every domain model carries (scope isolation)."""
+    properties = schema["properties"]
+    properties[CREATED_BY] = {
+        **properties[CREATED_BY],
+        "readOnly": True,
+        "description": (
+            "The ChittyID of the principal who created the entity; set by the hub from the "
+            "creator's credential (whatever a client sends), never changed. The creator owns it."
+        ),
+    }
+    properties[SHARED_WITH] = {
+        **properties[SHARED_WITH],
+        "description": (
+            "ChittyIDs granted access explicitly, besides the owner, participants and team members."
+        ),
+    }
 
 
 def _write_schemas(schemas: dict[str, Schema], model: type[BaseModel]) -> None:
@@ -620,6 +896,7 @@ def _write_schemas(schemas: dict[str, Schema], model: type[BaseModel]) -> None:
     create = copy.deepcopy(schemas[name])
     create["title"] = f"{name}Create"
     create["description"] = f"A new {one}'s fields; its chittyId is generated when omitted."
+    del create["properties"][CREATED_BY]  # the hub sets it; clients cannot
     create["properties"]["vectorClock"] = {
         **ref("VectorClock"),
         "description": "The entity's vector clock as you last saw it; omit for a blind write.",
@@ -654,13 +931,33 @@ def components() -> dict[str, Any]:
         **TypeAdapter(VectorClock).json_schema(),
         "description": "Node id -> counter (absent nodes count as zero).",
     }
+    _known_targets(schemas)
+    for spec in DOMAINS.values():
+        _access_fields(schemas[spec.model.__name__])
     for spec in DOMAINS.values():
         _write_schemas(schemas, spec.model)
-    responses = {
-        title: {"description": text, "content": {JSON: {"schema": ref("Error")}}}
-        for title, text in ERRORS.values()
+    responses: dict[str, Schema] = {}
+    for status, (title, text) in ERRORS.items():
+        response: Schema = {"description": text}
+        if status in ERROR_HEADERS:
+            response["headers"] = dict(ERROR_HEADERS[status])
+        response["content"] = {JSON: {"schema": ref("Error")}}
+        responses[title] = response
+    return {
+        "schemas": dict(sorted(schemas.items())),
+        "responses": responses,
+        "securitySchemes": {
+            SECURITY_SCHEME: {
+                "type": "http",
+                "scheme": "bearer",
+                "description": (
+                    "A hub token (`chitty token create`, or the admin token `chitty up` prints on "
+                    "first start) or, when the hub has an OIDC issuer, a user's JWT. Every "
+                    "operation but /health needs one. " + SIGNING
+                ),
+            }
+        },
     }
-    return {"schemas": dict(sorted(schemas.items())), "responses": responses}
 
 
 # -- the document ----------------------------------------------------------------------------
@@ -677,7 +974,9 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
     responses: dict[str, Schema] = {str(op.status): {"description": op.summary, "content": content}}
     for status, text in op.also.items():
         responses[str(status)] = {"description": text, "content": content}
-    for status in op.errors:
+    public = template in PUBLIC
+    errors = set(op.errors) if public else {*op.errors, *AUTHENTICATED}
+    for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
     out: Schema = {
         "operationId": name,
@@ -685,6 +984,8 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
         "summary": op.summary,
         "description": op.description,
     }
+    if public:
+        out["security"] = []  # the only operation without a credential
     if params:
         out["parameters"] = params
     if op.body is not None:
@@ -702,7 +1003,12 @@ def _websocket(name: str | None) -> Schema:
         "description": (
             "Upgrade with GET. Subscribe with domains and filters, send and receive "
             "state_update frames (SyncMessage), get acks carrying the durable offset, "
-            "heartbeats, and resume from an offset after a reconnect."
+            "heartbeats, and resume from an offset after a reconnect. The upgrade needs a "
+            "credential like every operation: `Authorization: Bearer <token>`, or "
+            "`?access_token=<token>` where a browser cannot set headers (401 without one, 429 "
+            "over the principal's connection limit). A bad frame is answered with an `error` "
+            "frame and changes nothing; a frame over the size limit closes with 1009, a "
+            "credential revoked or expired while open with 1008."
         ),
         "message": ref("SyncMessage"),
     }
@@ -738,10 +1044,16 @@ def build_document(app: web.Application) -> dict[str, Any]:
     )
     if websockets:
         info += " Live updates over the WebSocket " + ", ".join(websockets) + " (x-websocket)."
+    info += (
+        " Every operation but /health needs `Authorization: Bearer <token>` (401 otherwise, with "
+        "WWW-Authenticate); a write outside the principal's scope is a 403, a read of what it "
+        "may not see a 404; over its rate limit a 429 with Retry-After."
+    )
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "ChittyChat Hub", "version": _version(), "description": info},
         "tags": [{"name": t} for t in sorted({op.tag for op in OPERATIONS.values()})],
+        "security": [{SECURITY_SCHEME: []}],
         "paths": paths,
         "components": components(),
     }
