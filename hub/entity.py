@@ -72,6 +72,11 @@ class EntityState:
     deleted: bool = False
     conflicts: Mapping[str, ConflictResolution] = field(default_factory=dict)
     applied: int = 0  # messages applied so far
+    # The visible value of every leaf, {wire path: JSON value}, remembered the first time it is
+    # needed (`_shown`) or carried over from the previous state by `apply` for the fields a
+    # message did not touch. Never compared, never stored, and not copied by `replace` (init=False):
+    # a state made any other way recomputes it.
+    shown: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +108,13 @@ def _ms(moment: datetime) -> int:
 
 
 def iso(ms: int) -> JsonValue:
-    """Milliseconds since the epoch as the wire's ISO-8601 UTC text."""
-    dumped: JsonValue = _TIME.dump_python(datetime.fromtimestamp(ms / 1000, UTC), mode="json")
-    return dumped
+    """Milliseconds since the epoch as the wire's ISO-8601 UTC text (pydantic's form of the
+    same datetime: `...T...[.ffffff]Z`; tests/hub/test_view_memo.py holds them equal)."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    if moment.year < 1000:  # isoformat pads differently there; rare enough for pydantic
+        dumped: JsonValue = _TIME.dump_python(moment, mode="json")
+        return dumped
+    return moment.isoformat()[:-6] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +190,8 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
             modified_ms=max(state.modified_ms, write.wall_ms),
             applied=state.applied + 1,
         )
+        table = policy_table(spec.model)
+        _carry(table, state, new, _modified_paths(table))
         event = Event(entity_id, spec.domain, EventKind.DELETED, message, new.clock, ())
         return ApplyResult(new, (event,), ())
     return _update(spec, state, message, write)
@@ -267,28 +278,27 @@ def _write(
         elif policy not in (Policy.CREATED, Policy.MODIFIED):
             fields[path] = _merge_field(policy, fields.get(path), value, write)
     _apply_delta(table, message, write, fields)
-    new = replace(
-        state,
-        clock=state.clock.merge(write.clock),
-        fixed=fixed,
-        fields=fields,
-        modified_ms=max(state.modified_ms, write.wall_ms),
-        applied=state.applied + 1,
+    # Only the fields this message wrote (and the hub's own time fields) can have changed.
+    touched = None if kind is EventKind.CREATED else _touched(state.fields, fields)
+    conflicts_now, conflicts, opened, resolved = _conflicts(
+        table, state.entity_id, fields, state.conflicts, touched
     )
-    new, conflicts, opened, resolved = _conflicts(table, new)
-    # Only what this message wrote (and the hub's own time fields) can have changed.
-    if kind is EventKind.CREATED:
+    new = EntityState(
+        state.entity_id,
+        state.domain,
+        state.clock.merge(write.clock),
+        fixed,
+        fields,
+        state.created_ms,
+        max(state.modified_ms, write.wall_ms),
+        state.deleted,
+        conflicts_now,
+        state.applied + 1,
+    )
+    if touched is None:
         changed = tuple(sorted(table.fields))
     else:
-        touched = {p for p, f in fields.items() if state.fields.get(p) is not f}
-        touched |= {p for p, f in table.fields.items() if f.policy is Policy.MODIFIED}
-        changed = tuple(
-            sorted(
-                p
-                for p in touched
-                if _visible(table.fields[p], new) != _visible(table.fields[p], state)
-            )
-        )
+        changed = _carry(table, state, new, [*touched, *_modified_paths(table)])
     event = Event(new.entity_id, spec.domain, kind, message, new.clock, changed, opened, resolved)
     return ApplyResult(new, (event,), conflicts)
 
@@ -390,16 +400,33 @@ def _apply_delta(
             raise RejectedMessage(where, f"not a base64 Y-CRDT update: {error}") from None
 
 
+def _touched(before: Mapping[str, FieldState], after: Mapping[str, FieldState]) -> set[str]:
+    """The paths whose field state is not the very object it was (a write replaced it)."""
+    return {path for path, state in after.items() if before.get(path) is not state}
+
+
 def _conflicts(
-    table: PolicyTable, state: EntityState
-) -> tuple[EntityState, tuple[ConflictResolution, ...], tuple[str, ...], tuple[str, ...]]:
-    """Open, widen or close the conflict record of every multi-value field."""
-    open_now = dict(state.conflicts)
+    table: PolicyTable,
+    entity_id: str,
+    fields: Mapping[str, FieldState],
+    previous_conflicts: Mapping[str, ConflictResolution],
+    touched: set[str] | None,
+) -> tuple[
+    Mapping[str, ConflictResolution],
+    tuple[ConflictResolution, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+]:
+    """Open, widen or close the conflict record of every multi-value field (of the `touched`
+    ones only, when given: an untouched register is the same object, so is its record)."""
+    open_now = dict(previous_conflicts)
     changed: list[ConflictResolution] = []
     resolved: list[str] = []
-    for path, spec in table.fields.items():
-        register = state.fields.get(path)
-        if spec.policy is not Policy.MV or not isinstance(register, MVRegister):
+    for path in _mv_paths(table):
+        if touched is not None and path not in touched:
+            continue
+        register = fields.get(path)
+        if not isinstance(register, MVRegister):
             continue
         previous = open_now.get(path)
         if not register.conflicted:
@@ -419,8 +446,8 @@ def _conflicts(
         record = ConflictResolution(
             conflict_id=previous.conflict_id
             if previous is not None
-            else derived(Kind.CONFLICT, state.entity_id, path, opened_as),
-            entity_id=state.entity_id,
+            else derived(Kind.CONFLICT, entity_id, path, opened_as),
+            entity_id=entity_id,
             conflict_type="concurrent_update",
             field=path,
             versions=versions,
@@ -428,8 +455,7 @@ def _conflicts(
         )
         open_now[path] = record
         changed.append(record)
-    new = replace(state, conflicts=open_now)
-    return new, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
+    return open_now, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
 
 
 def _visible(spec: FieldSpec, state: EntityState) -> JsonValue:
@@ -454,8 +480,71 @@ def _visible(spec: FieldSpec, state: EntityState) -> JsonValue:
     return None
 
 
+_PATHS: dict[tuple[int, Policy], tuple[str, ...]] = {}  # by (cached, never freed) table
+
+
+def _paths(table: PolicyTable, policy: Policy) -> tuple[str, ...]:
+    """The paths of a table's fields with `policy`, in the table's order."""
+    key = (id(table), policy)
+    found = _PATHS.get(key)
+    if found is None:
+        found = _PATHS[key] = tuple(p for p, f in table.fields.items() if f.policy is policy)
+    return found
+
+
+def _modified_paths(table: PolicyTable) -> tuple[str, ...]:
+    """The paths the hub stamps on every change (a table's MODIFIED fields)."""
+    return _paths(table, Policy.MODIFIED)
+
+
+def _mv_paths(table: PolicyTable) -> tuple[str, ...]:
+    return _paths(table, Policy.MV)
+
+
+def _shown(table: PolicyTable, state: EntityState) -> dict[str, JsonValue]:
+    """Every leaf's visible value, remembered on the (immutable) state. Callers never mutate it."""
+    shown = state.shown
+    if shown is None:
+        shown = {path: _visible(spec, state) for path, spec in table.fields.items()}
+        object.__setattr__(state, "shown", shown)  # a memo of a frozen value, not a change
+    return shown
+
+
+def _carry(
+    table: PolicyTable, old: EntityState, new: EntityState, touched: list[str] | tuple[str, ...]
+) -> tuple[str, ...]:
+    """Give `new` the visible values of `old`, recomputed for the `touched` paths (every other
+    field state is the very object `old` had, so its value is too); return the paths whose
+    visible value changed, sorted."""
+    before = _shown(table, old)
+    after = dict(before)
+    changed = []
+    for path in touched:
+        value = _visible(table.fields[path], new)
+        after[path] = value
+        if value != before[path]:
+            changed.append(path)
+    object.__setattr__(new, "shown", after)
+    return tuple(sorted(set(changed)))
+
+
+def _copy(value: JsonValue) -> JsonValue:
+    """A JSON value no caller can mutate the remembered one through."""
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
+
+
 def view(state: EntityState) -> dict[str, JsonValue]:
     """The entity as the spec's wire object (camelCase, JSON values)."""
+    table = policy_table(DOMAINS[state.domain].model)
+    return nest({path: _copy(value) for path, value in _shown(table, state).items()})
+
+
+def view_uncached(state: EntityState) -> dict[str, JsonValue]:
+    """`view` computed from the field states alone (what the memo must always equal)."""
     table = policy_table(DOMAINS[state.domain].model)
     return nest({path: _visible(spec, state) for path, spec in table.fields.items()})
 

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -34,6 +35,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LEN = 26  # 128 bits in Crockford base32 (130 bits of room)
 _MAX_BODY = 64
 _ID_RE = re.compile(r"CHITTY-([A-Z]+)-([0-9A-Za-z]+)")
+_KINDS = {kind.value: kind for kind in Kind}
 
 
 class InvalidChittyId(ValueError):
@@ -62,11 +64,10 @@ def parse(text: str, *, expect: Kind | None = None) -> ChittyId:
             "and an alphanumeric body"
         )
     kind_text, body = match.groups()
-    try:
-        kind = Kind(kind_text)
-    except ValueError:
+    kind = _KINDS.get(kind_text)
+    if kind is None:
         known = ", ".join(k.value for k in Kind)
-        raise InvalidChittyId(f"{text!r} has unknown kind {kind_text!r} (known: {known})") from None
+        raise InvalidChittyId(f"{text!r} has unknown kind {kind_text!r} (known: {known})")
     if len(body) > _MAX_BODY:
         raise InvalidChittyId(f"{text!r} has a body longer than {_MAX_BODY} characters")
     if expect is not None and kind is not expect:
@@ -124,6 +125,9 @@ class IdGenerator:
 
 
 def _validator(kind: Kind | None) -> Callable[[str], str]:
+    # The same ids come back again and again (a principal's, an entity's): remember the valid
+    # ones (an invalid one raises, and lru_cache keeps no exception).
+    @lru_cache(maxsize=1 << 16)
     def check(value: str) -> str:
         parse(value, expect=kind)
         return value

@@ -76,15 +76,18 @@ class VectorClock(Mapping[str, int]):
 
     def compare(self, other: VectorClock) -> Ordering:
         """Whether this clock happened before, after, equal to or concurrently with `other`."""
+        mine, theirs = self._entries, other._entries
         less = greater = False
-        for node in self._entries.keys() | other._entries.keys():
-            mine, theirs = self.get_count(node), other.get_count(node)
-            if mine < theirs:
+        for node in mine.keys() | theirs.keys():
+            a, b = mine.get(node, 0), theirs.get(node, 0)
+            if a < b:
                 less = True
-            elif mine > theirs:
+                if greater:
+                    return Ordering.CONCURRENT
+            elif a > b:
                 greater = True
-            if less and greater:
-                return Ordering.CONCURRENT
+                if less:
+                    return Ordering.CONCURRENT
         if less:
             return Ordering.BEFORE
         if greater:
