@@ -314,15 +314,27 @@ class Scope:
 
 
 def stamp(message: SyncMessage, principal: Principal) -> SyncMessage:
-    """`message` attributed to `principal` (whatever it claimed), and on a create owned by it."""
-    source = message.source.model_copy(update={"chitty_id": principal.chitty_id})
-    update: dict[str, Any] = {"source": source}
+    """`message` attributed to `principal` (whatever it claimed), and on a create owned by it.
+
+    A message that already says so (a /ws write: its origin carries the principal's ChittyID)
+    comes back as it is: models are frozen, so there is nothing to copy."""
+    who = principal.chitty_id
+    update: dict[str, Any] = {}
+    if message.source.chitty_id != who:
+        update["source"] = message.source.model_copy(update={"chitty_id": who})
     payload = getattr(message, "payload", None)
-    if payload is not None and payload.operation == "create":
-        data = {**payload.entity.data, "createdBy": principal.chitty_id}
+    if (
+        payload is not None
+        and payload.operation == "create"
+        and payload.entity.data.get("createdBy", _UNSET) != who
+    ):
+        data = {**payload.entity.data, "createdBy": who}
         entity = payload.entity.model_copy(update={"data": data})
         update["payload"] = payload.model_copy(update={"entity": entity})
-    return message.model_copy(update=update)
+    return message.model_copy(update=update) if update else message
+
+
+_UNSET = object()
 
 
 def scope_of(request: web.Request, get: Lookup) -> Scope:

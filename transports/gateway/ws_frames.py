@@ -274,7 +274,7 @@ def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> 
             "entity": {"chittyId": entity_id, "type": short.domain.value[:-1], "data": data},
         },
         "metadata": {
-            "timestamp": origin.now().isoformat(),
+            "timestamp": origin.now(),  # a datetime: validated as it is, no text round trip
             "vectorClock": {} if short.vector_clock is None else short.vector_clock,
         },
     }
