@@ -268,8 +268,13 @@ class EntityHost:
     ) -> Outcome | None:
         if envelope.message_id in seen:
             return Outcome(envelope.message_id, Status.DUPLICATE, envelope.entity_id)
-        if recorded is not None:
-            return replace(Outcome.from_bytes(recorded), status=Status.DUPLICATE)
+        if recorded is not None:  # seen before: the same answer again (a refusal stays one)
+            first = Outcome.from_bytes(recorded)
+            return (
+                first
+                if first.status is Status.REJECTED
+                else replace(first, status=Status.DUPLICATE)
+            )
         if envelope.deadline_ms < now:
             return Outcome(envelope.message_id, Status.EXPIRED, envelope.entity_id)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,9 @@ def scrub_bytes(body: bytes, needle: str, replacement: str) -> bytes | None:
     """`body` (msgpack) with `needle` replaced by `replacement` in every string, or None if
     no string contains it.
 
-    Strings anywhere in the structure are rewritten (map keys too): one equal to the needle
-    becomes the replacement, one containing it has each occurrence replaced. Binary values
+    Strings anywhere in the structure are rewritten (map keys too): each occurrence of the
+    needle as a whole word (not inside a longer run of letters and digits: erasing
+    CHITTY-USER-1 leaves CHITTY-USER-12 alone) becomes the replacement. Binary values
     (Y-CRDT updates, nested encodings) are left alone: rewriting length-prefixed binary
     formats in place would corrupt them. An empty body (a tombstone) is left as it is;
     anything else that is not msgpack raises `ValueError`. Note the None: this is "no
@@ -27,7 +29,9 @@ def scrub_bytes(body: bytes, needle: str, replacement: str) -> bytes | None:
         decoded = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ValueError(f"body is not msgpack: {exc}") from None
-    changed, scrubbed = _scrub(decoded, needle, replacement)
+    # Whole identifiers only: erasing CHITTY-USER-1 must leave CHITTY-USER-12 alone.
+    pattern = re.compile(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])")
+    changed, scrubbed = _scrub(decoded, pattern, replacement)
     if not changed:
         return None
     packed: bytes = msgpack.packb(scrubbed, use_bin_type=True)
@@ -44,11 +48,10 @@ def scrubber(needle: str, replacement: str) -> Callable[[bytes], bytes | None]:
     return rewrite
 
 
-def _scrub(value: Any, needle: str, replacement: str) -> tuple[bool, Any]:
+def _scrub(value: Any, needle: re.Pattern[str], replacement: str) -> tuple[bool, Any]:
     if isinstance(value, str):
-        if needle in value:
-            return True, value.replace(needle, replacement)
-        return False, value
+        scrubbed, count = needle.subn(lambda _: replacement, value)
+        return count > 0, scrubbed
     if isinstance(value, list):
         results = [_scrub(item, needle, replacement) for item in value]
         return any(c for c, _ in results), [v for _, v in results]

@@ -161,6 +161,9 @@ class EntityRoutes:
             raise ApiError(422, "invalid", "must be a whole number", "limit") from None
         if not 1 <= limit <= MAX_PAGE:
             raise ApiError(422, "invalid", f"must be between 1 and {MAX_PAGE}", "limit")
+        include_deleted = query.get("includeDeleted", "false").lower()
+        if include_deleted not in ("true", "false"):
+            raise ApiError(422, "invalid", "must be true or false", "includeDeleted")
         wanted = Query(
             self.domain,
             project_id=query.get("projectId"),
@@ -168,7 +171,7 @@ class EntityRoutes:
             topic_id=query.get("topicId"),
             status=query.get("status"),
             assignee=query.get("assignee"),
-            include_deleted=query.get("includeDeleted", "false").lower() == "true",
+            include_deleted=include_deleted == "true",
             cursor=query.get("cursor"),
             limit=limit,
             visible_to=visible_to(request),

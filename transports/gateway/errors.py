@@ -63,7 +63,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if error.status < 400:
             raise
         code = error.reason.lower().replace(" ", "_")
-        return error_response(error.status, code, error.text or error.reason)
+        response = error_response(error.status, code, error.text or error.reason)
+        if "Allow" in error.headers:  # a 405 names the methods the resource has
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "the hub failed to answer; this is our bug")

@@ -6,6 +6,7 @@ of every endpoint follows one path: validate at the edge, route, answer only wha
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -85,10 +86,14 @@ class Writer:
         if key is not None and not (0 < len(key) <= 100 and key.isprintable() and " " not in key):
             raise ApiError(400, "bad_header", "Idempotency-Key must be 1-100 printable characters")
         principal = principal_of(request)
+        message_id = self.ids.new(Kind.MSG)
+        if key is not None:  # one key, one request of one principal: never another's answer
+            scope = f"{principal.chitty_id}\n{request.method}\n{request.path}\n{key}"
+            message_id = "idem-" + hashlib.sha256(scope.encode()).hexdigest()[:40]
         if operation == "create":  # the creator owns the entity (scope isolation)
             data = {**data, "createdBy": principal.chitty_id}
         raw = {
-            "id": f"idem-{key}" if key else self.ids.new(Kind.MSG),
+            "id": message_id,
             "type": "state_update",
             "source": {
                 "nodeId": request.headers.get("X-Chitty-Node", "api"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -385,8 +386,11 @@ class WsSession:
             idle = [Pong(follower.epoch, follower.offset).to_wire()]
             frames = frames_of(items) if items else idle
             for wire in frames:
+                text = encode(wire)
                 try:
-                    await self.socket.send_str(encode(wire))
+                    await self.socket.send_str(text)
+                except UnicodeEncodeError:  # a lone surrogate the client sent, echoed back
+                    await self.socket.send_str(json.dumps(json.loads(text), ensure_ascii=True))
                 except (ConnectionError, RuntimeError):
                     return  # the peer is gone; the reader sees it too
                 self.ws.counters.frames_out += 1

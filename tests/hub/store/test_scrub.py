@@ -61,3 +61,21 @@ def test_scrubber_rewrites_only_the_bodies_that_mention_the_needle(tmp_path: obj
         bodies = [msgpack.unpackb(e.body) for e in store.events("a")]
         assert bodies == [{"by": "ERASED"}, {"by": "B"}]
         assert store.verify().ok
+
+
+def test_only_whole_identifiers_are_replaced() -> None:
+    body = msgpack.packb(
+        {
+            "a": "CHITTY-USER-1",
+            "b": ["CHITTY-USER-12", "by CHITTY-USER-1, then X"],
+            "CHITTY-USER-1": 1,
+        }
+    )
+    scrubbed = scrub_bytes(body, "CHITTY-USER-1", "CHITTY-USER-ERASED")
+    assert scrubbed is not None
+    assert msgpack.unpackb(scrubbed) == {
+        "a": "CHITTY-USER-ERASED",
+        "b": ["CHITTY-USER-12", "by CHITTY-USER-ERASED, then X"],
+        "CHITTY-USER-ERASED": 1,
+    }
+    assert scrub_bytes(msgpack.packb(["CHITTY-USER-12"]), "CHITTY-USER-1", "x") is None
