@@ -92,7 +92,8 @@ def announce_tokens(app: Any, environ: dict[str, str], console: Console) -> None
         console.print(
             "[bold]admin token[/] (shown once; valid 24 h, `chitty token rotate "
             f"{record.token_id}` renews it):\n\n    {secret}\n\n"
-            f"    export CHITTY_TOKEN={secret}\n"
+            f"    export CHITTY_TOKEN={secret}\n",
+            soft_wrap=True,  # a secret must copy in one piece
         )
 
 
@@ -156,7 +157,8 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
                 raise fail(error) from None
         console.print(
             f"token {record.token_id} ({record.role}, {record.chitty_id}), "
-            f"expires {_when(record.expires_at)}:\n\n    {secret}\n"
+            f"expires {_when(record.expires_at)}:\n\n    {secret}\n",
+            soft_wrap=True,
         )
 
     @token.command("list")
@@ -187,7 +189,8 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
                 raise fail(error) from None
         console.print(
             f"token {record.token_id} replaces {token_id}, expires "
-            f"{_when(record.expires_at)}:\n\n    {secret}\n"
+            f"{_when(record.expires_at)}:\n\n    {secret}\n",
+            soft_wrap=True,
         )
 
     @token.command("revoke")
