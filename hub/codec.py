@@ -47,6 +47,19 @@ def to_wire(message: SyncMessage) -> dict[str, Any]:
     return message.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+INT_RANGE = (-(2**63), 2**64 - 1)  # what msgpack, and so the store, holds
+
+
+def json_int(text: str) -> int:
+    """A JSON integer the hub can store (`json.loads(..., parse_int=json_int)`); one out of
+    the 64-bit range is refused as malformed input, never a failure at commit."""
+    value = int(text)
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        shown = text if len(text) <= 24 else f"{text[:24]}…"
+        raise ValueError(f"the integer {shown} is outside the 64-bit range")
+    return value
+
+
 def from_wire(raw: Any) -> SyncMessage:
     """Validate a wire dict (already decoded from JSON or msgpack)."""
     return _validate(raw)

@@ -19,6 +19,9 @@ class Ordering(StrEnum):
     CONCURRENT = "concurrent"
 
 
+MAX_COUNT = 2**63  # counters fit a signed 64-bit integer (msgpack, LMDB records, clients)
+
+
 class VectorClock(Mapping[str, int]):
     """Node id -> counter; absent nodes count as zero. Immutable and hashable."""
 
@@ -29,8 +32,10 @@ class VectorClock(Mapping[str, int]):
         for node, count in (entries or {}).items():
             if not isinstance(node, str) or not node:
                 raise ValueError(f"vector clock node ids must be non-empty strings, got {node!r}")
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"vector clock entry {node!r} must be an integer >= 0")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < MAX_COUNT:
+                raise ValueError(
+                    f"vector clock entry {node!r} must be an integer from 0 to {MAX_COUNT - 1}"
+                )
             if count:
                 clean[node] = count
         self._entries = dict(sorted(clean.items()))

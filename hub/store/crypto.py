@@ -48,8 +48,7 @@ def parse_key(raw: bytes, source: str) -> bytes:
         if len(key) == 32:
             return key
     raise EncryptionKeyError(
-        f"{source} does not hold a 256-bit key (32 raw bytes, 64 hex digits or base64 of 32 "
-        "bytes)"
+        f"{source} does not hold a 256-bit key (32 raw bytes, 64 hex digits or base64 of 32 bytes)"
     )
 
 

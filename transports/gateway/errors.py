@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
+from hub.codec import json_int
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,8 +44,8 @@ async def read_json(request: web.Request) -> object:
     if request.content_length == 0 or not request.body_exists:
         raise ApiError(400, "bad_request", "a JSON body is required")
     try:
-        return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return await request.json(loads=lambda text: json.loads(text, parse_int=json_int))
+    except ValueError as error:  # not JSON, not UTF-8, or an integer past 64 bits
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {error}") from None
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue, ValidationError
 
-from hub.codec import DecodeError, field_path, from_wire
+from hub.codec import DecodeError, field_path, from_wire, json_int
 from hub.domains import DOMAINS, SyncDomain
 from hub.envelope import Outcome
 from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, SessionId, parse
@@ -156,7 +156,7 @@ FRAME_TYPES = ("subscribe", "unsubscribe", "state_update", "heartbeat", "batch")
 def parse_text(text: str, origin: Origin, max_batch: int = 1000) -> ClientFrame:
     """One text frame as a typed client frame, or the error that answers it."""
     try:
-        raw = json.loads(text, parse_constant=_no_constant)
+        raw = json.loads(text, parse_constant=_no_constant, parse_int=json_int)
     except (ValueError, RecursionError) as error:
         return FrameError("bad_json", f"the frame is not valid JSON: {error}", status=400)
     if isinstance(raw, list):

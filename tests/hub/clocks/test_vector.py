@@ -29,8 +29,11 @@ def test_increment_and_merge_leave_the_original_unchanged() -> None:
 
 
 def test_bad_entries_are_refused() -> None:
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match="from 0 to"):
         VectorClock({"a": -1})
+    with pytest.raises(ValueError, match="from 0 to"):  # past what int64 wire forms hold
+        VectorClock({"a": 2**63})
+    assert VectorClock({"a": 2**63 - 1})["a"] == 2**63 - 1
     with pytest.raises(ValueError, match="non-empty"):
         VectorClock({"": 1})
 
