@@ -21,9 +21,9 @@ from aiohttp import web
 
 from hub.auth.errors import AuthError, SignatureError
 from hub.auth.oidc import OidcVerifier
-from hub.auth.principal import Principal, Role
+from hub.auth.principal import Principal, Role, is_unrestricted
 from hub.auth.ratelimit import ConnectionLimiter, RateLimiter
-from hub.auth.scope import can_read, can_write, members
+from hub.auth.scope import can_create, can_read, can_write, members
 from hub.auth.signing import Verifier
 from hub.auth.tokens import TokenStore
 from hub.entity import EntityView
@@ -213,15 +213,6 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def require(request: web.Request, *roles: Role) -> Principal:
-    """The request's principal if it holds one of `roles`, else 403."""
-    principal = principal_of(request)
-    if principal.role not in roles:
-        wanted = " or ".join(r.value for r in roles)
-        raise ApiError(403, "forbidden", f"this needs the {wanted} role")
-    return principal
-
-
 # -- scope ------------------------------------------------------------------------------------
 
 Lookup = Callable[[str], Awaitable[EntityView | None]]
@@ -237,7 +228,7 @@ class Scope:
 
     @property
     def unrestricted(self) -> bool:
-        return self.principal.role in (Role.ADMIN, Role.SERVICE)
+        return is_unrestricted(self.principal.role)
 
     async def _load_parents(self, entity: Mapping[str, Any]) -> None:
         wanted = [entity.get("sessionId"), entity.get("projectId"), *(entity.get("sources") or ())]
@@ -281,20 +272,16 @@ class Scope:
             raise ApiError(403, "forbidden", f"{self.principal.chitty_id} may not change {what}")
 
     async def check_create(self, domain: str, entity: Mapping[str, Any]) -> None:
-        """A new entity: the principal may write, and may write to the parents it names."""
+        """A new entity: the principal may write, and may write to the session or project it
+        names (else a member could file todos in someone else's session)."""
         self.check_can_write_at_all()
         if self.unrestricted:
             return
         await self._load_parents(entity)
-        for field in ("sessionId", "projectId"):
-            parent_id = entity.get(field)
-            if isinstance(parent_id, str):
-                parent = self._parents.get(parent_id)
-                parent_domain = "sessions" if field == "sessionId" else "projects"
-                if parent is not None and not can_write(
-                    self.principal, parent_domain, parent, self._parents.get
-                ):
-                    raise ApiError(403, "forbidden", f"may not add to {parent_id}", field)
+        if not can_create(self.principal, domain, entity, self._parents.get):
+            containers = [entity.get(f) for f in ("sessionId", "projectId") if entity.get(f)]
+            detail = f"{self.principal.chitty_id} may not add to {' or '.join(containers)}"
+            raise ApiError(403, "forbidden", detail)
 
     async def check_message(self, message: SyncMessage) -> None:
         """A sync message's write is in the principal's scope (else ApiError 403)."""
@@ -344,4 +331,4 @@ def scope_of(request: web.Request, get: Lookup) -> Scope:
 def visible_to(request: web.Request) -> str | None:
     """The ChittyID lists are narrowed to, or None for a principal who sees everything."""
     principal = principal_of(request)
-    return None if principal.role in (Role.ADMIN, Role.SERVICE) else principal.chitty_id
+    return None if is_unrestricted(principal.role) else principal.chitty_id
