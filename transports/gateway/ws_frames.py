@@ -240,26 +240,80 @@ def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> 
             detail = "a state_update creates, updates or deletes"
             return FrameError("invalid", detail, "payload.operation", message.id, index=index)
         return Write(message, short=False, index=index)
+    plain = _plain_short(raw)
+    if plain is not None:  # one validation: the full message, built from the frame as it is
+        written = _short_write(plain, origin, index, checked=True)
+        if written is not None:
+            return written
     try:
         short = ShortUpdate.model_validate(raw)
     except ValidationError as error:
         path, reason = field_path(error)
         return FrameError("invalid", _plain(reason), path or None, _id_of(raw), index=index)
-    data = dict(short.entity)
+    fields = (short.domain, short.operation, short.entity, short.vector_clock, short.id)
+    return _short_write(fields, origin, index, checked=False)
+
+
+_SHORT_KEYS = frozenset({"type", "domain", "operation", "entity", "vectorClock", "id"})
+_DOMAIN_OF = {domain.value: domain for domain in SyncDomain}
+_SHORT_OPERATIONS = frozenset({"create", "update", "delete"})
+
+# A short state_update's (domain, operation, entity, vectorClock, id).
+_ShortFields = tuple[SyncDomain, str, dict[str, JsonValue], JsonValue, str | None]
+
+
+def _plain_short(raw: dict[str, object]) -> _ShortFields | None:
+    """The fields of a frame that plainly has the short form's shape (only its own camelCase
+    keys, a known domain and operation, an entity object, a string id if any), taken as they
+    are: each value is then validated once, as part of the `SyncMessage` it becomes.
+    None: the frame takes the validating path (`ShortUpdate` first)."""
+    if not raw.keys() <= _SHORT_KEYS or raw.get("type") != "state_update":
+        return None
+    domain, operation = raw.get("domain"), raw.get("operation", "update")
+    entity, message_id = raw.get("entity"), raw.get("id")
+    if (
+        not isinstance(domain, str)
+        or domain not in _DOMAIN_OF
+        or not isinstance(operation, str)
+        or operation not in _SHORT_OPERATIONS
+        or not isinstance(entity, dict)
+        or not (message_id is None or isinstance(message_id, str))
+    ):
+        return None
+    clock: JsonValue = raw.get("vectorClock")  # type: ignore[assignment]
+    return _DOMAIN_OF[domain], operation, entity, clock, message_id
+
+
+def _short_write(
+    fields: _ShortFields, origin: Origin, index: int | None, checked: bool
+) -> Write | FrameError | None:
+    """A short `state_update` as a `Write`, or the error that answers it.
+
+    `checked`: the fields come from `_plain_short`, not validated; any refusal then returns
+    None and the caller answers the frame from the validating path, so a bad frame gets exactly
+    the error it got before (tests/transports/test_ws_short_fast.py holds the two equal)."""
+    domain, operation, entity, vector_clock, short_id = fields
+    data = dict(entity)
     entity_id = data.pop("chittyId", None)
-    kind = DOMAINS[short.domain].kind
+    kind = DOMAINS[domain].kind
     if entity_id is None:
-        if short.operation != "create":
+        if operation != "create":
+            if checked:
+                return None
             detail = "required to update or delete"
-            return FrameError("invalid", detail, "entity.chittyId", short.id, index=index)
+            return FrameError("invalid", detail, "entity.chittyId", short_id, index=index)
         entity_id = origin.new_id(kind)
     if not isinstance(entity_id, str):
-        return FrameError("invalid", "must be a string", "entity.chittyId", short.id, index=index)
+        if checked:
+            return None
+        return FrameError("invalid", "must be a string", "entity.chittyId", short_id, index=index)
     try:
         parse(entity_id, expect=kind)
     except InvalidChittyId as error:
-        return FrameError("invalid", str(error), "entity.chittyId", short.id, index=index)
-    message_id = short.id or origin.new_id(Kind.MSG)
+        if checked:
+            return None
+        return FrameError("invalid", str(error), "entity.chittyId", short_id, index=index)
+    message_id = short_id if short_id is not None else origin.new_id(Kind.MSG)
     wire = {
         "id": message_id,
         "type": "state_update",
@@ -269,18 +323,20 @@ def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> 
             "chittyId": origin.chitty_id,
         },
         "payload": {
-            "domain": short.domain.value,
-            "operation": short.operation,
-            "entity": {"chittyId": entity_id, "type": short.domain.value[:-1], "data": data},
+            "domain": domain.value,
+            "operation": operation,
+            "entity": {"chittyId": entity_id, "type": domain.value[:-1], "data": data},
         },
         "metadata": {
             "timestamp": origin.now(),  # a datetime: validated as it is, no text round trip
-            "vectorClock": {} if short.vector_clock is None else short.vector_clock,
+            "vectorClock": {} if vector_clock is None else vector_clock,
         },
     }
     try:
         return Write(from_wire(wire), short=True, index=index)
     except DecodeError as error:
+        if checked:
+            return None
         return FrameError(
             "invalid", _plain(error.reason), short_field(error.field), message_id, index=index
         )
