@@ -43,6 +43,7 @@ from hub.envelope import (
     unpack_outcomes,
 )
 from hub.erasure import Erased, erase_publication, mentions, pseudonymize_bytes
+from hub.gc_tuning import tune_gc
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings
 from hub.shards import ShardTable
@@ -78,6 +79,7 @@ class HostActor:
         self._mailbox = Mailbox(self._host, self._publish, _in_thread)
         self._pending: set[asyncio.Task[None]] = set()
         self._resync = True  # on (re)start: send the broker what it may have missed
+        tune_gc()
         self._router_handle: Any = None
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
 
@@ -199,6 +201,7 @@ class BrokerActor:
         self._namespace = namespace
         self._hosts: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        tune_gc()
 
     async def publish(self, host: str, items: list[tuple[int, Published]]) -> int:
         """Take a host's outbox entries (as `publish_encoded`, from decoded events)."""

@@ -63,6 +63,7 @@ def up(
     On first start it prints an admin token once; keep it (CHITTY_TOKEN for the CLI)."""
     settings = _settings(data_dir=data_dir, ray_address=ray_address, hosts=hosts)
     from actors.runtime import Runtime
+    from hub.gc_tuning import tune_gc
     from transports.admin import HubLock, LockedError, server_tls
 
     tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
@@ -74,6 +75,7 @@ def up(
 
     console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
     runtime = Runtime.start(settings)
+    tune_gc()
     try:
         asyncio.run(_serve(runtime, settings, host, port, tls, tls_cert))
     except OSError as error:
