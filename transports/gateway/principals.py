@@ -68,8 +68,10 @@ class PrincipalRoutes:
 
     async def erase(self, request: web.Request) -> web.Response:
         subject = self._subject(request)
+        # Tokens first: the principal can write nothing more while its data is erased.
+        deleted = request.app[AUTH].tokens.forget(subject)
         summary = await self.hub.erase(subject)
-        summary["deletedTokens"] = request.app[AUTH].tokens.forget(subject)
+        summary["deletedTokens"] = deleted
         summary["principal"] = subject
         summary["compaction"] = (
             "freed LMDB pages keep old bytes until `chitty compact` runs with the hub stopped"
