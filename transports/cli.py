@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import ssl
@@ -57,6 +58,9 @@ def up(
         Path | None, typer.Option(help="Serve HTTPS/WSS with this PEM certificate (chain).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every HTTP request (costs CPU on busy REST traffic).")
+    ] = False,
 ) -> None:
     """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway.
 
@@ -67,6 +71,13 @@ def up(
     from transports.admin import HubLock, LockedError, server_tls
 
     tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
+    # Plain log lines, configured before anything else does it (the MCP SDK would install a
+    # rich handler on the root logger, rendering every access-log line: a fifth of the
+    # gateway's CPU under REST load).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO if access_log else logging.WARNING)
     try:
         lock = HubLock.take(settings.data_dir)
     except LockedError as error:

@@ -98,10 +98,8 @@ class EntityRoutes:
         return await scope_of(request, self.hub.get).check_read(view, self._what(entity_id))
 
     async def _check_write(self, request: web.Request, entity_id: str) -> None:
-        view = await self.hub.get(entity_id)
-        if view is not None and view.domain != self.domain.value:
-            view = None
-        await scope_of(request, self.hub.get).check_write(view, self._what(entity_id))
+        scope = scope_of(request, self.hub.get)
+        await scope.check_write_to(entity_id, self._what(entity_id), self.domain.value)
 
     async def read(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)

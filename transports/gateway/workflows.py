@@ -136,8 +136,8 @@ class WorkflowRoutes:
         return await scope_of(request, self.hub.get).check_read(view, f"session {session_id}")
 
     async def _check_write(self, request: web.Request, entity_id: str) -> None:
-        view = await self.hub.get(entity_id)
-        await scope_of(request, self.hub.get).check_write(view, f"context {entity_id}")
+        scope = scope_of(request, self.hub.get)
+        await scope.check_write_to(entity_id, f"context {entity_id}")
 
     async def session_context(self, request: web.Request) -> web.Response:
         view = await self._session(request)
