@@ -37,16 +37,24 @@ class Gateway:
         self.app = make_app(self.runtime, settings)
         self.tokens = self.app[AUTH].tokens
         _, self.token = self.tokens.create("tests", Role.ADMIN)  # what `chitty up` prints
-        self.runner = web.AppRunner(self.app)
-        self.call(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.call(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = self.serve(self.app)
         self.session: aiohttp.ClientSession = self.call(self._session())
 
     async def _session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(self.url, headers={"Authorization": f"Bearer {self.token}"})
+
+    def serve(self, app: web.Application) -> tuple[web.AppRunner, str]:
+        """Serve `app` on this gateway's loop, on a free loopback port: its runner and URL."""
+
+        async def start() -> tuple[web.AppRunner, str]:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            return runner, f"http://127.0.0.1:{port}"
+
+        return self.call(start())
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)

@@ -58,12 +58,8 @@ def mcp_http(gateway: Gateway) -> Iterator[str]:
     app = web.Application(middlewares=[authenticate])  # /mcp is authenticated like REST
     app[AUTH] = gateway.app[AUTH]
     add_mcp_routes(app, gateway.url)
-    runner = web.AppRunner(app)
-    gateway.call(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    gateway.call(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/mcp"
+    runner, url = gateway.serve(app)
+    yield f"{url}/mcp"
     gateway.call(runner.cleanup())
 
 

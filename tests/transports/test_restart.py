@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,6 +37,24 @@ def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def mcp_post(
+    url: str, message: dict[str, Any], token: str, context: ssl.SSLContext | None = None
+) -> Any:
+    """One JSON-RPC message to a hub's /mcp (stateless streamable HTTP), its JSON answer."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(message).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {token}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        return json.loads(response.read())
 
 
 def start(data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -105,18 +124,8 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
                 "clientInfo": {"name": "restart-test", "version": "1"},
             },
         }
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/mcp",
-            data=json.dumps(initialize).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json, text/event-stream",
-                "Authorization": f"Bearer {ADMIN}",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert "tools" in json.loads(response.read())["result"]["capabilities"]
+        answer = mcp_post(f"http://127.0.0.1:{port}/mcp", initialize, ADMIN)
+        assert "tools" in answer["result"]["capabilities"]
     finally:
         crash(hub)
     hub = start(tmp_path, port)

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from hub.auth.principal import Role
 from hub.auth.signing import new_nonce, sign_frame, signed_headers
@@ -27,15 +26,6 @@ from transports.gateway.ws import POLICY_VIOLATION
 
 SESSION = "CHITTY-SESSION-1"
 MIB = 1 << 20
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -57,7 +47,7 @@ def apps(gateway: Gateway) -> Iterator[Apps]:
         app = make_app(
             gateway.runtime, gateway.settings.model_copy(update=update), tokens=gateway.tokens
         )
-        runner, url = gateway.call(_serve(app))
+        runner, url = gateway.serve(app)
         runners.append(runner)
         urls.append(url)
     yield Apps(gateway, *urls)

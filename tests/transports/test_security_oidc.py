@@ -90,15 +90,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def oidc(gateway: Gateway) -> Iterator[Oidc]:
     """A second gateway app on the module's hub, configured for a local issuer."""
@@ -112,7 +103,7 @@ def oidc(gateway: Gateway) -> Iterator[Oidc]:
 
     jwks_app = web.Application()
     jwks_app.router.add_get("/jwks", keys)
-    jwks_runner, jwks_url = gateway.call(_serve(jwks_app))
+    jwks_runner, jwks_url = gateway.serve(jwks_app)
     settings = gateway.settings.model_copy(
         update={
             "oidc_issuer": ISSUER,
@@ -121,7 +112,7 @@ def oidc(gateway: Gateway) -> Iterator[Oidc]:
         }
     )
     app = make_app(gateway.runtime, settings, tokens=gateway.tokens)
-    runner, url = gateway.call(_serve(app))
+    runner, url = gateway.serve(app)
     yield Oidc(gateway, issuer, url, app)
     gateway.call(runner.cleanup())
     gateway.call(jwks_runner.cleanup())

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
+from tests.transports.test_restart import free_port, mcp_post
 from transports.admin import server_tls
 from transports.cli import app
 
@@ -178,12 +179,6 @@ def test_the_server_context_refuses_tls_1_1_and_accepts_1_2(tmp_path: Path) -> N
 # -- chitty up, for real ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def https(port: int, path: str, cafile: Path, token: str | None = ADMIN) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers=headers)
@@ -243,18 +238,7 @@ def test_chitty_up_serves_https_with_tls_1_2_at_least(tmp_path: Path) -> None:
             "method": "tools/call",
             "params": {"name": "list_conflicts", "arguments": {}},
         }
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{port}/mcp",
-            data=json.dumps(call).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json, text/event-stream",
-                "Authorization": f"Bearer {ADMIN}",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30, context=client(cert)) as response:
-            answer = json.loads(response.read())
+        answer = mcp_post(f"https://127.0.0.1:{port}/mcp", call, ADMIN, client(cert))
         assert answer["result"]["isError"] is False, answer
         with pytest.raises(ssl.SSLError):
             handshake(port, client(cert, ssl.TLSVersion.TLSv1_1))

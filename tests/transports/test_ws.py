@@ -138,12 +138,8 @@ def tuned(gateway: Gateway) -> Iterator[str]:
     app[AUTH] = gateway.app[AUTH]
     settings = WsSettings(idle_heartbeat_s=0.3, outbox_limit=16, ping_s=120)
     add_ws_routes(app, Writer(gateway.runtime, "gateway-tuned"), settings)
-    runner = web.AppRunner(app)
-    gateway.call(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    gateway.call(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
+    runner, url = gateway.serve(app)
+    yield url
     gateway.call(runner.cleanup())
 
 
