@@ -256,11 +256,20 @@ class Scope:
         await self._load_parents(entity)
         return can_write(self.principal, domain, entity, self._parents.get)
 
-    async def check_read(self, view: EntityView | None, what: str) -> EntityView:
+    async def check_read(self, view: EntityView | None, what: str, field: str = "id") -> EntityView:
         """`view` if the principal may read it; else the same 404 as for a missing entity."""
         if view is None or not await self.readable(view.domain, view.entity):
-            raise ApiError(404, "not_found", f"no {what}", "id")
+            raise ApiError(404, "not_found", f"no {what}", field)
         return view
+
+    async def check_read_of(
+        self, entity_id: str, what: str, domain: str | None = None, field: str = "id"
+    ) -> EntityView:
+        """`check_read` of an entity by id (of `domain`, if given): its view now."""
+        view = await self._get(entity_id)
+        if view is not None and domain is not None and view.domain != domain:
+            view = None
+        return await self.check_read(view, what, field)
 
     async def check_write(self, view: EntityView | None, what: str) -> None:
         """Refuse (403) a write to an entity the principal may not change; a missing entity

@@ -92,10 +92,8 @@ class EntityRoutes:
 
     async def _readable(self, request: web.Request, entity_id: str) -> EntityView:
         """The entity now, if it is of this domain and the principal may see it; else 404."""
-        view = await self.hub.get(entity_id)
-        if view is not None and view.domain != self.domain.value:
-            view = None
-        return await scope_of(request, self.hub.get).check_read(view, self._what(entity_id))
+        scope = scope_of(request, self.hub.get)
+        return await scope.check_read_of(entity_id, self._what(entity_id), self.domain.value)
 
     async def _check_write(self, request: web.Request, entity_id: str) -> None:
         scope = scope_of(request, self.hub.get)

@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue
 from hub.catalog import Query
 from hub.codec import DecodeError, from_wire
 from hub.domains import DOMAINS, SyncDomain
+from hub.entity import EntityView
 from hub.fields import nest, policy_table
 from hub.ids import ChittyIdStr, InvalidChittyId, parse
 from hub.models.base import WireModel
@@ -194,16 +195,14 @@ class SyncRoutes:
         body["resolved"] = conflict_id
         return web.json_response(body)
 
-    async def _readable(self, request: web.Request, domain: SyncDomain, entity_id: str) -> Any:
-        view = await self.hub.get(entity_id) if _valid(entity_id, domain) else None
-        if view is not None and view.domain != domain.value:
-            view = None
+    async def _readable(
+        self, request: web.Request, domain: SyncDomain, entity_id: str
+    ) -> EntityView:
         what = f"{domain.value[:-1]} {entity_id}"
-        try:
-            return await scope_of(request, self.hub.get).check_read(view, what)
-        except ApiError as error:
-            error.field = "entityId"
-            raise
+        if not _valid(entity_id, domain):
+            raise ApiError(404, "not_found", f"no {what}", "entityId")
+        scope = scope_of(request, self.hub.get)
+        return await scope.check_read_of(entity_id, what, domain.value, "entityId")
 
 
 def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:

@@ -113,11 +113,8 @@ class WorkflowRoutes:
         ReconcileRequest.model_validate({"projectId": project})
         view = await self.hub.get(project)
         if view is not None:
-            try:
-                await scope_of(request, self.hub.get).check_read(view, f"project {project}")
-            except ApiError as error:
-                error.field = "projectId"
-                raise
+            scope = scope_of(request, self.hub.get)
+            await scope.check_read(view, f"project {project}", "projectId")
         visible = visible_to(request)
         todos = await self._all(Query(SyncDomain.TODOS, project_id=project), visible)
         for session in await self._all(Query(SyncDomain.SESSIONS, project_id=project), visible):
@@ -130,10 +127,12 @@ class WorkflowRoutes:
 
     async def _session(self, request: web.Request) -> EntityView:
         session_id = entity_id_of(request, SyncDomain.SESSIONS)
-        view = await self.hub.get(session_id)
-        if view is None or view.deleted or view.domain != SyncDomain.SESSIONS.value:
-            view = None
-        return await scope_of(request, self.hub.get).check_read(view, f"session {session_id}")
+        what = f"session {session_id}"
+        scope = scope_of(request, self.hub.get)
+        view = await scope.check_read_of(session_id, what, SyncDomain.SESSIONS.value)
+        if view.deleted:
+            raise ApiError(404, "not_found", f"no {what}", "id")
+        return view
 
     async def _check_write(self, request: web.Request, entity_id: str) -> None:
         scope = scope_of(request, self.hub.get)
