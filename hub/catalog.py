@@ -8,6 +8,7 @@ rows it produced. Lists and the open conflicts across entities are answered from
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,7 @@ class Catalog:
         rows: list[EntityView] = []
         last: bytes | None = None
         more = False
+        parent = self._parents()
         with self._env.begin(db=self._rows) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(start):
@@ -195,7 +197,7 @@ class Catalog:
                 row = self._row(raw)
                 if not _matches(row, query):
                     continue
-                if query.visible_to is not None and not self._visible(row, query.visible_to):
+                if query.visible_to is not None and not _visible(row, query.visible_to, parent):
                     continue
                 if len(rows) == query.limit:
                     more = True
@@ -227,8 +229,10 @@ class Catalog:
                     found.append(row["id"])
         return found
 
-    def _visible(self, row: Mapping[str, Any], chitty_id: str) -> bool:
-        return chitty_id in members(row["domain"], row["entity"], self.parent)
+    def _parents(self) -> Callable[[str], Mapping[str, Any] | None]:
+        """`parent`, remembering what it found for one listing: a page of one session's todos
+        reads the session (and its project) once, not once a row."""
+        return functools.cache(self.parent)
 
     def conflicts(
         self, domain: SyncDomain | None = None, visible_to: str | None = None
@@ -236,6 +240,7 @@ class Catalog:
         """Every open conflict, optionally of one domain, optionally only those of entities
         `visible_to` is a member of."""
         domains: Iterable[SyncDomain] = [domain] if domain is not None else list(SyncDomain)
+        parent = self._parents()
         with self._env.begin(db=self._rows) as txn:
             for each in domains:
                 prefix = _key(each, "")
@@ -248,8 +253,14 @@ class Catalog:
                     row = self._row(raw)
                     if row["deleted"] or not row["conflicts"]:
                         continue
-                    if visible_to is None or self._visible(row, visible_to):
+                    if visible_to is None or _visible(row, visible_to, parent):
                         yield from row["conflicts"]
+
+
+def _visible(
+    row: Mapping[str, Any], chitty_id: str, parent: Callable[[str], Mapping[str, Any] | None]
+) -> bool:
+    return chitty_id in members(row["domain"], row["entity"], parent)
 
 
 def _matches(row: Mapping[str, Any], query: Query) -> bool:
