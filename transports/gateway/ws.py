@@ -316,9 +316,10 @@ class WsSession:
         """Submit every write of a frame in one hub call; answer each item in order."""
         writes: list[Write] = []
         refused: dict[int, FrameError] = {}
+        scope = Scope(self.caller.principal, self.ws.writer.hub.get)  # parents read once a frame
         for position, item in enumerate(items):
             if isinstance(item, Write):
-                error = await self._check(item)
+                error = await self._check(item, scope)
                 if error is None:
                     writes.append(item)
                 else:
@@ -348,9 +349,8 @@ class WsSession:
             else:
                 self._answer(item, next(answers))
 
-    async def _check(self, write: Write) -> FrameError | None:
+    async def _check(self, write: Write, scope: Scope) -> FrameError | None:
         """None if the write is in the principal's scope, else the error that answers it."""
-        scope = Scope(self.caller.principal, self.ws.writer.hub.get)
         if scope.unrestricted:
             return None
         try:
