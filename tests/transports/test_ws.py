@@ -50,12 +50,18 @@ class Peer:
         self.held: list[Frame] = []
 
     @classmethod
-    async def connect(cls, url: str, node: str = "peer", token: str | None = None) -> Peer:
+    async def connect(
+        cls, url: str, node: str = "peer", token: str | None = None, query: str = ""
+    ) -> Peer:
         session = aiohttp.ClientSession()
         headers = {"X-Chitty-Node": node}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        socket = await session.ws_connect(f"{url}/ws", headers=headers)
+        try:
+            socket = await session.ws_connect(f"{url}/ws{query}", headers=headers)
+        except BaseException:
+            await session.close()
+            raise
         socket._peer_session = session  # type: ignore[attr-defined]  # closed with the socket
         return cls(socket)
 
@@ -427,6 +433,51 @@ def test_a_batch_is_acked_per_frame_in_order(gateway: Gateway) -> None:
         await peer.close()
 
     gateway.call(scenario())
+
+
+def test_with_acks_batch_a_batch_is_answered_by_one_frame_in_order(gateway: Gateway) -> None:
+    project = new_project("acks")
+    fields = {"sessionId": SESSION, "projectId": project}
+
+    def todo(n: int) -> Frame:
+        entity = {"content": f"item {n}", **fields}
+        return {"type": "state_update", "domain": "todos", "operation": "create", "entity": entity}
+
+    async def scenario() -> None:
+        peer = await Peer.connect(gateway.url, token=gateway.token, query="?acks=batch")
+        bad = {**todo(1), "entity": {"chittyId": "CHITTY-TODO-", "content": "x"}}
+        await peer.send([todo(0), bad, todo(2)])
+        answer = await peer.next()
+        assert answer["type"] == "acks", answer
+        items = answer["items"]
+        assert [(a["type"], a["index"]) for a in items] == [("ack", 0), ("error", 1), ("ack", 2)]
+        assert items[1]["field"] == "entity.chittyId"
+        assert all(a["status"] == "applied" and a["seq"] == 1 for a in (items[0], items[2]))
+        await peer.send({"type": "batch", "frames": [todo(3)]})
+        [made] = (await peer.next())["items"]
+        assert made["type"] == "ack" and made["index"] == 0
+        single = await peer.write(
+            {"domain": "todos", "operation": "create", "entity": todo(4)["entity"]}
+        )
+        assert single["type"] == "ack" and "index" not in single  # a lone write: a lone ack
+        _, body = await rest(gateway, "GET", f"/api/v1/todos?projectId={project}")
+        contents = {item["entity"]["content"] for item in body["items"]}
+        assert contents == {"item 0", "item 2", "item 3", "item 4"}
+        await peer.close()
+
+    gateway.call(scenario())
+
+
+def test_an_unknown_acks_mode_is_a_400_naming_acks(gateway: Gateway) -> None:
+    status, body, _ = gateway.request("GET", "/ws?acks=some")
+    assert status == 400 and body["field"] == "acks", body
+
+    async def upgrade() -> None:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await Peer.connect(gateway.url, token=gateway.token, query="?acks=some")
+        assert refused.value.status == 400
+
+    gateway.call(upgrade())
 
 
 def update(target: str, **fields: Any) -> Frame:

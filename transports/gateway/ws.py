@@ -3,6 +3,10 @@
 The frame protocol is `ws_frames` (pure), the fan-out is `stream.StreamFollower` (one per app);
 this module holds a connection's life: a `WsSession` in an explicit state, one reader task that
 answers the client's frames in order and one writer task that owns the socket's send side.
+
+A batch of writes is answered with an `ack` or `error` frame per write, in order; a connection
+opened with `X-Chitty-Acks: batch` (or `?acks=batch`) gets one `{"type": "acks", "items": [...]}`
+frame per batch instead, the same frames as its items (fewer frames for a busy publisher).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from transports.gateway.hub_api import Writer, outcome_error
 from transports.gateway.stream import StreamFollower, Subscriber
 from transports.gateway.ws_frames import (
     Ack,
+    Acks,
     Batch,
     ClientFrame,
     FrameError,
@@ -159,8 +164,10 @@ class WsSession:
         origin: Origin,
         caller: Caller,
         scope: WsScope | None = None,
+        batch_acks: bool = False,
     ) -> None:
         self.socket = socket
+        self.batch_acks = batch_acks  # a batch frame is answered by one `acks` frame
         self.ws = ws
         self.origin = origin
         self.caller = caller
@@ -294,7 +301,7 @@ class WsSession:
         elif isinstance(frame, Write):
             await self._submit([frame])
         elif isinstance(frame, Batch):
-            await self._submit(list(frame.items))
+            await self._submit(list(frame.items), batched=self.batch_acks)
         else:
             assert_never(frame)
 
@@ -312,8 +319,9 @@ class WsSession:
         else:
             self.ws.follower.subscribe(self.subscriber, sub_id, frame.wanted(), frame.resume)
 
-    async def _submit(self, items: list[Write | FrameError]) -> None:
-        """Submit every write of a frame in one hub call; answer each item in order."""
+    async def _submit(self, items: list[Write | FrameError], batched: bool = False) -> None:
+        """Submit every write of a frame in one hub call; answer each item in order (`batched`:
+        all of them in one `acks` frame)."""
         writes: list[Write] = []
         refused: dict[int, FrameError] = {}
         scope = Scope(self.caller.principal, self.ws.writer.hub.get)  # parents read once a frame
@@ -336,18 +344,30 @@ class WsSession:
                 log.warning("submit of %d ws writes failed: %r", len(writes), error)
                 outcomes = None
         answers = iter(outcomes or ())
+        replies: list[Ack | FrameError] = []
         for position, item in enumerate(items):
             if position in refused:
-                self._reply_error(refused[position])
+                replies.append(refused[position])
             elif isinstance(item, FrameError):
-                self._reply_error(item)
+                replies.append(item)
             elif outcomes is None:
                 detail = "the hub did not answer; the write may or may not apply: retry it"
-                self._reply_error(
+                replies.append(
                     FrameError("unavailable", detail, None, item.message.id, item.index, 503)
                 )
             else:
-                self._answer(item, next(answers))
+                replies.append(self._answer(item, next(answers)))
+        counters = self.ws.counters
+        for reply in replies:
+            if isinstance(reply, Ack):
+                counters.acks += 1
+            else:
+                counters.errors += 1
+        if batched:
+            self.outbox.reply(Acks(tuple(replies)))
+        else:
+            for reply in replies:
+                self.outbox.reply(reply)
 
     async def _check(self, write: Write, scope: Scope) -> FrameError | None:
         """None if the write is in the principal's scope, else the error that answers it."""
@@ -361,16 +381,12 @@ class WsSession:
             )
         return None
 
-    def _answer(self, write: Write, outcome: Outcome) -> None:
+    def _answer(self, write: Write, outcome: Outcome) -> Ack | FrameError:
         if outcome.durable:
-            self.ws.counters.acks += 1
-            self.outbox.reply(Ack.of(outcome, write.index))
-            return
+            return Ack.of(outcome, write.index)
         api = outcome_error(outcome)
         field = short_field(outcome.field) if write.short else (outcome.field or None)
-        self._reply_error(
-            FrameError(api.error, api.detail, field, outcome.message_id, write.index, api.status)
-        )
+        return FrameError(api.error, api.detail, field, outcome.message_id, write.index, api.status)
 
     def _reply_error(self, error: FrameError) -> None:
         self.ws.counters.errors += 1
@@ -425,17 +441,18 @@ class WsGateway:
             self.writer.ids.new,
             chitty_id=caller.principal.chitty_id,
         )
+        batch_acks = _acks_mode(request) == "batch"
         who = caller.principal.chitty_id
         if not caller.auth.connections.acquire(who):
             most = caller.auth.settings.max_ws_per_principal
             raise ApiError(429, "too_many_connections", f"at most {most} WebSockets per principal")
         try:
-            return await self._serve(request, origin, caller)
+            return await self._serve(request, origin, caller, batch_acks)
         finally:
             caller.auth.connections.release(who)
 
     async def _serve(
-        self, request: web.Request, origin: Origin, caller: Caller
+        self, request: web.Request, origin: Origin, caller: Caller, batch_acks: bool
     ) -> web.WebSocketResponse:
         scope = await self._scope(caller.principal)
         socket = web.WebSocketResponse(
@@ -443,7 +460,7 @@ class WsGateway:
             heartbeat=self.settings.ping_s,
             max_msg_size=self.settings.max_frame_bytes,
         )
-        session = WsSession(socket, self, origin, caller, scope)
+        session = WsSession(socket, self, origin, caller, scope, batch_acks)
         await session.open(request)
         await session.run()
         return socket
@@ -507,6 +524,15 @@ def _origin_part(request: web.Request, header: str, query: str, default: str, mo
     value = request.headers.get(header) or request.query.get(query) or default
     if not (len(value) <= most and value.isprintable() and " " not in value):
         raise ApiError(400, "bad_header", f"must be 1-{most} printable characters", header)
+    return value
+
+
+def _acks_mode(request: web.Request) -> str:
+    """How batch frames are answered: `each` (an `ack`/`error` frame per write, the default) or
+    `batch` (one `acks` frame per batch), from `X-Chitty-Acks` or `?acks=`."""
+    value = request.headers.get("X-Chitty-Acks") or request.query.get("acks") or "each"
+    if value not in ("each", "batch"):
+        raise ApiError(400, "bad_header", f"must be 'each' or 'batch', got {value[:64]!r}", "acks")
     return value
 
 

@@ -478,7 +478,18 @@ class Pong:
         return wire
 
 
-ServerFrame = Subscribed | Unsubscribed | Gap | Ack | Pong | FrameError
+@dataclass(frozen=True, slots=True)
+class Acks:
+    """The answers to one batch frame as one frame, in the batch's order (a connection opened
+    with `acks=batch`): each item is the `ack` or `error` frame it would otherwise get alone."""
+
+    items: tuple[Ack | FrameError, ...]
+
+    def to_wire(self) -> Wire:
+        return {"type": "acks", "items": [item.to_wire() for item in self.items]}
+
+
+ServerFrame = Subscribed | Unsubscribed | Gap | Ack | Acks | Pong | FrameError
 
 _OPERATIONS = {"created": "create", "updated": "update", "deleted": "delete"}
 
