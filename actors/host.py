@@ -233,7 +233,7 @@ class EntityHost:
             stamp = max(self._stamp(), self._active[entity_id].last_ms)
             for event in result.events:
                 seq += 1
-                new_events.append(NewEvent(entity_id, stamp, encode_event(event)))
+                new_events.append(NewEvent(entity_id, stamp, encode_event(event, envelope.body)))
                 publications.append(publication(event, result.state, seq))
             staged[entity_id] = (result.state, seq)
             outcomes[index] = Outcome(

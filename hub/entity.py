@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
@@ -107,6 +108,7 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@lru_cache(maxsize=4096)  # a batch's writes share a handful of milliseconds
 def iso(ms: int) -> JsonValue:
     """Milliseconds since the epoch as the wire's ISO-8601 UTC text (pydantic's form of the
     same datetime: `...T...[.ffffff]Z`; tests/hub/test_view_memo.py holds them equal)."""

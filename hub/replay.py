@@ -28,19 +28,27 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def encode_event(event: Event) -> bytes:
-    """An applied message and what it did, as stored in the entity's log."""
-    return _pack(
-        {
-            "v": _FORMAT,
-            "kind": event.kind.value,
-            "message": to_wire(event.message),
-            "clock": event.clock.to_dict(),
-            "changed": list(event.changed),
-            "opened": list(event.opened),
-            "resolved": list(event.resolved),
-        }
-    )
+_MESSAGE_KEY = _pack("message")
+
+
+def encode_event(event: Event, message_body: bytes | None = None) -> bytes:
+    """An applied message and what it did, as stored in the entity's log.
+
+    `message_body` is the message's msgpack as it arrived (`codec.encode_msgpack` of it, what
+    an envelope carries): given, it is stored as it is rather than dumped and packed again.
+    """
+    rest = {
+        "v": _FORMAT,
+        "kind": event.kind.value,
+        "clock": event.clock.to_dict(),
+        "changed": list(event.changed),
+        "opened": list(event.opened),
+        "resolved": list(event.resolved),
+    }
+    if message_body is None:
+        return _pack({**rest, "message": to_wire(event.message)})
+    head = _pack(rest)  # a fixmap of 6 entries: one more, the message, goes on the end
+    return bytes((head[0] + 1,)) + head[1:] + _MESSAGE_KEY + message_body
 
 
 def decode_event_message(body: bytes) -> Any:

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.codec import encode_msgpack, from_wire
 from hub.entity import EntityState, RejectedMessage, apply, view
-from hub.replay import EntityReplayer, decode_state, encode_event, encode_state
+from hub.replay import EntityReplayer, decode_event, decode_state, encode_event, encode_state
 from hub.store import LmdbStore, MemoryStore, NewEvent, load, state_at, take_snapshot
 from tests.hub.test_entity import TODO_ID, created, message
 
@@ -122,3 +123,16 @@ def test_an_lmdb_store_recovers_an_entity_after_reopening(tmp_path: Path) -> Non
         state = load(store, TODO_ID, EntityReplayer()).state
     assert state is not None and view(state)["content"] == "persisted"
     assert state == history[-1][0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(updates)
+def test_an_event_stored_from_its_message_body_equals_one_stored_from_the_message(
+    writes: list[tuple[str, dict[str, Any], bool]],
+) -> None:
+    # The host stores the envelope's msgpack as it arrived instead of dumping the message again.
+    for _, event in run(writes):
+        body = encode_msgpack(event.message)
+        spliced = decode_event(encode_event(event, body))
+        assert spliced == decode_event(encode_event(event))
+        assert from_wire(spliced["message"]) == event.message
