@@ -59,6 +59,7 @@ BOARD = web.AppKey("board", Board)
 
 async def ws(request: web.Request) -> web.WebSocketResponse:
     board = request.app[BOARD]
+    batch_acks = (request.headers.get("X-Chitty-Acks") or request.query.get("acks")) == "batch"
     socket = web.WebSocketResponse(max_msg_size=1 << 20)
     await socket.prepare(request)
     try:
@@ -80,8 +81,11 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
                 events.append(board.event(todo, seq, operation))
                 ack = {"type": "ack", "id": item.get("id"), "index": index, "status": "applied"}
                 acks.append({**ack, "entityId": todo["chittyId"], "seq": seq})
-            for ack in acks:
-                await socket.send_str(json.dumps(ack))
+            if batch_acks and isinstance(frame, list):
+                await socket.send_str(json.dumps({"type": "acks", "items": acks}))
+            else:
+                for ack in acks:
+                    await socket.send_str(json.dumps(ack))
             await board.fan_out(events)
     finally:
         board.watchers = [(s, p) for s, p in board.watchers if s is not socket]

@@ -38,6 +38,12 @@ def _add_options(parser: Any) -> None:
     parser.add_argument("--publish-for", type=float, default=0.0, help="s of writes; 0: no limit")
     parser.add_argument("--ledger", default="", help="JSON file for acked/received records")
     parser.add_argument(
+        "--acks",
+        choices=["each", "batch"],
+        default="batch",
+        help="how the publisher's batches are answered: a frame per write, or one per batch",
+    )
+    parser.add_argument(
         "--token",
         default=os.environ.get(TOKEN_ENV, ""),
         help=f"bearer token sent on every request and /ws upgrade (default: ${TOKEN_ENV})",
@@ -188,8 +194,8 @@ class _WsUser(User):
 
     abstract = True
 
-    def connect(self, node: str) -> websocket.WebSocket:
-        headers = [f"X-Chitty-Node: {node}"]
+    def connect(self, node: str, acks: str = "each") -> websocket.WebSocket:
+        headers = [f"X-Chitty-Node: {node}", f"X-Chitty-Acks: {acks}"]
         headers += [f"{k}: {v}" for k, v in auth_headers(self.environment).items()]
         # websocket-client validates UTF-8 in pure Python (a DFA step per byte) unless told not
         # to: at 10k events/s that alone took most of a core. recv() still decodes text frames
@@ -225,7 +231,7 @@ class WsPublisher(_WsUser):
         self.started = time.monotonic()
         self.projects = projects(self.environment)
         self.ledger = ledger_of(self.environment)
-        self.ws = self.connect(f"pub{self.tag}{self.n}")
+        self.ws = self.connect(f"pub{self.tag}{self.n}", self.environment.parsed_options.acks)
         self.pool: list[tuple[str, str]] = []  # (todo id, project), all created by this user
         self.frames = itertools.count()
 
@@ -264,8 +270,7 @@ class WsPublisher(_WsUser):
         text = json.dumps([frame for frame, _, _ in batch])
         self.ws.send(text)
         failures = []
-        for frame, project, sent in batch:
-            answer = self._answer()
+        for (frame, project, sent), answer in zip(batch, self._answers(len(batch)), strict=True):
             if answer.get("type") != "ack" or answer.get("status") != "applied":
                 failures.append(answer)
                 self.ledger.errors += 1
@@ -277,11 +282,17 @@ class WsPublisher(_WsUser):
         error = RuntimeError(f"{len(failures)} refused: {failures[0]}") if failures else None
         self.fire("WS", f"publish batch x{len(batch)}", started, len(text), error)
 
-    def _answer(self) -> Frame:
-        while True:
+    def _answers(self, count: int) -> list[Frame]:
+        """The batch's answers: one `acks` frame, or `count` `ack`/`error` frames."""
+        answers: list[Frame] = []
+        while len(answers) < count:
             frame: Frame = json.loads(self.ws.recv())
-            if frame.get("type") in ("ack", "error"):
-                return frame
+            kind = frame.get("type")
+            if kind == "acks":
+                answers += frame["items"]
+            elif kind in ("ack", "error"):
+                answers.append(frame)
+        return answers
 
 
 class WsSubscriber(_WsUser):

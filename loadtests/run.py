@@ -183,7 +183,7 @@ def run_locust(url: str, options: argparse.Namespace, out: Path, tag: str) -> Pa
         "--config-users", json.dumps(config),
         "--run-tag", tag.upper() + str(int(time.time())), "--projects", str(options.projects),
         "--batch", str(options.batch), "--batches-per-s", str(options.batches_per_s),
-        "--pool", str(options.pool),
+        "--pool", str(options.pool), "--acks", options.acks,
         "--publish-for", str(options.duration), "--ledger", str(ledger),
         *[name for name, _ in chosen],
     ]  # fmt: skip
@@ -279,8 +279,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=100, help="frames per WS batch")
     parser.add_argument("--batches-per-s", type=float, default=0, help="per publisher; 0: max")
     parser.add_argument("--pool", type=int, default=64, help="todos per publisher")
+    parser.add_argument(
+        "--acks",
+        choices=["each", "batch"],
+        default="batch",
+        help="publishers' batches answered by one `acks` frame (batch) or a frame per write",
+    )
     parser.add_argument("--projects", type=int, default=4)
-    parser.add_argument("--hosts", type=int, default=2, help="EntityHost actors of the hub")
+    parser.add_argument("--hosts", type=int, default=1, help="EntityHost actors of the hub")
     parser.add_argument("--target", choices=["both", "hub", "baseline"], default="both")
     parser.add_argument("--url", default="", help="load this running hub instead of starting one")
     parser.add_argument("--out", type=Path, default=None, help="CSV/ledger/log dir (default: tmp)")
