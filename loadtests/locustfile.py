@@ -20,7 +20,7 @@ from typing import Any
 
 import gevent
 import websocket
-from locust import HttpUser, User, between, constant_throughput, events, task
+from locust import HttpUser, User, between, events, task
 from locust.env import Environment
 
 Frame = dict[str, Any]
@@ -216,16 +216,25 @@ class _WsUser(User):
 
 
 class WsPublisher(_WsUser):
-    """Sends batches of `state_update` frames (a JSON array) and waits for one ack per frame."""
+    """Sends batches of `state_update` frames (a JSON array) and waits for their acks."""
 
     def wait_time(self) -> float:
-        """At most `--batches-per-s` (Locust's constant throughput), else back to back."""
+        """At most `--batches-per-s`, on this publisher's own grid of start times; else back to
+        back. A batch that overran its slot starts at the next slot of the grid, not at once
+        (Locust's `constant_throughput` starts it at once, so publishers whose acks came back
+        together would send together from then on)."""
         rate = self.environment.parsed_options.batches_per_s
-        return float(self._pace(self)) if rate else 0.0
+        if not rate:
+            return 0.0
+        period = 1 / rate
+        now = time.monotonic()
+        self._next += period
+        if self._next < now:
+            self._next += (now - self._next) // period * period + period
+        return self._next - now
 
     def on_start(self) -> None:
         rate = self.environment.parsed_options.batches_per_s
-        self._pace = constant_throughput(rate) if rate else None
         self.n = next(_user_ids)
         self.tag = self.environment.parsed_options.run_tag
         self.started = time.monotonic()
@@ -234,6 +243,9 @@ class WsPublisher(_WsUser):
         self.ws = self.connect(f"pub{self.tag}{self.n}", self.environment.parsed_options.acks)
         self.pool: list[tuple[str, str]] = []  # (todo id, project), all created by this user
         self.frames = itertools.count()
+        if rate:  # paced publishers keep apart (golden-ratio phases), as independent clients do
+            gevent.sleep((self.n * 0.6180339887) % 1 / rate)
+        self._next = time.monotonic()  # the grid of batch start times (`wait_time`)
 
     def on_stop(self) -> None:
         self.ws.close()
