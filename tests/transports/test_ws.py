@@ -446,9 +446,13 @@ def test_with_acks_batch_a_batch_is_answered_by_one_frame_in_order(gateway: Gate
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token, query="?acks=batch")
         bad = {**todo(1), "entity": {"chittyId": "CHITTY-TODO-", "content": "x"}}
+        counters = gateway.app[WS].counters
+        before = (counters.acks, counters.errors)
         await peer.send([todo(0), bad, todo(2)])
         answer = await peer.next()
         assert answer["type"] == "acks", answer
+        # counted per write, sent as one frame
+        assert (counters.acks - before[0], counters.errors - before[1]) == (2, 1)
         items = answer["items"]
         assert [(a["type"], a["index"]) for a in items] == [("ack", 0), ("error", 1), ("ack", 2)]
         assert items[1]["field"] == "entity.chittyId"

@@ -357,12 +357,9 @@ class WsSession:
                 )
             else:
                 replies.append(self._answer(item, next(answers)))
-        counters = self.ws.counters
-        for reply in replies:
-            if isinstance(reply, Ack):
-                counters.acks += 1
-            else:
-                counters.errors += 1
+        acked = sum(isinstance(reply, Ack) for reply in replies)
+        self.ws.counters.acks += acked
+        self.ws.counters.errors += len(replies) - acked
         if batched:
             self.outbox.reply(Acks(tuple(replies)))
         else:
