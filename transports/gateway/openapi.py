@@ -1006,7 +1006,10 @@ def _websocket(name: str | None) -> Schema:
             "heartbeats, and resume from an offset after a reconnect. The upgrade needs a "
             "credential like every operation: `Authorization: Bearer <token>`, or "
             "`?access_token=<token>` where a browser cannot set headers (401 without one, 429 "
-            "over the principal's connection limit). A bad frame is answered with an `error` "
+            "over the principal's connection limit). A batch of writes (a JSON array, or "
+            "`{type: batch, frames}`) is answered per write, in order; with `X-Chitty-Acks: "
+            "batch` (or `?acks=batch`) by one `{type: acks, items}` frame per batch (any other "
+            "mode: 400). A bad frame is answered with an `error` "
             "frame and changes nothing; a frame over the size limit closes with 1009, a "
             "credential revoked or expired while open with 1008."
         ),
