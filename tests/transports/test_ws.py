@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -58,12 +59,12 @@ class Peer:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            socket = await session.ws_connect(f"{url}/ws{query}", headers=headers)
+            opened = await session.ws_connect(f"{url}/ws{query}", headers=headers)
         except BaseException:
             await session.close()
             raise
-        socket._peer_session = session  # type: ignore[attr-defined]  # closed with the socket
-        return cls(socket)
+        opened._peer_session = session  # type: ignore[attr-defined]  # closed with the socket
+        return cls(opened)
 
     async def close(self) -> None:
         await self.socket.close()
@@ -82,8 +83,9 @@ class Peer:
             frame = self.held.pop(0)
             if frame["type"] not in skip:
                 return frame
+        deadline = time.monotonic() + timeout  # for the frame wanted: skipped ones do not extend it
         while True:
-            received = await self.socket.receive(timeout)
+            received = await self.socket.receive(max(deadline - time.monotonic(), 0.001))
             assert received.type is aiohttp.WSMsgType.TEXT, received
             frame: Frame = json.loads(received.data)
             if frame["type"] not in skip:
@@ -618,6 +620,11 @@ def test_a_slow_subscriber_does_not_hold_back_a_fast_one(gateway: Gateway, tuned
 
     async def scenario() -> None:
         slow = await Peer.connect(tuned, token=gateway.token)
+        # A small, fixed receive buffer: Linux otherwise grows a loopback one up to
+        # net.ipv4.tcp_rmem's maximum (32 MB here), and a slow reader that can swallow all
+        # 12 MB never overflows.
+        received = slow.socket.get_extra_info("socket")
+        received.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
         # The fast one is on the default gateway (a roomy outbox): on a loaded machine even a
         # reading client may briefly lag behind a 16-frame outbox, which is not this test.
         fast = await Peer.connect(gateway.url, token=gateway.token)
