@@ -105,6 +105,19 @@ def new_todo(gateway: Gateway, **fields: Any) -> str:
 # -- rate -------------------------------------------------------------------------------------
 
 
+async def closed_by_policy(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Read until the hub closes `socket` with 1008; only heartbeats may come before."""
+    while True:
+        received = await socket.receive(30)
+        if received.type is not aiohttp.WSMsgType.TEXT:
+            break
+        frame = json.loads(received.data)
+        assert frame["type"] == "heartbeat", frame
+    assert received.type is aiohttp.WSMsgType.CLOSE, received
+    assert received.data == POLICY_VIOLATION, received
+    await socket.close()
+
+
 def test_over_the_rate_is_a_429_with_an_integer_retry_after(apps: Apps) -> None:
     _, secret = member(apps.gateway, "rate-rest")
     _, other = member(apps.gateway, "rate-other")
@@ -236,15 +249,8 @@ def test_revoking_a_token_closes_its_open_websocket_with_1008(gateway: Gateway) 
             await socket.send_str(json.dumps({"type": "heartbeat", "id": "alive"}))
             assert json.loads((await socket.receive(10)).data)["id"] == "alive"
             gateway.tokens.revoke(token_id)
-            while True:  # the gateway re-checks open credentials: nothing but a close comes
-                received = await socket.receive(30)
-                if received.type is aiohttp.WSMsgType.TEXT:
-                    assert json.loads(received.data)["type"] == "heartbeat", received
-                    continue
-                break
-            assert received.type is aiohttp.WSMsgType.CLOSE, received
-            assert received.data == POLICY_VIOLATION, received
-            await socket.close()
+            # the gateway re-checks open credentials: nothing but a close comes
+            await closed_by_policy(socket)
 
     gateway.call(scenario())
 
@@ -271,16 +277,7 @@ def test_the_next_frame_of_a_revoked_token_is_refused_and_changes_nothing(
             # (if the periodic re-check closed it first, the send fails: refused all the same)
             with contextlib.suppress(ConnectionError):
                 await socket.send_str(json.dumps(write))
-            while True:
-                received = await socket.receive(30)
-                if received.type is aiohttp.WSMsgType.TEXT:
-                    frame = json.loads(received.data)
-                    assert frame["type"] == "heartbeat", frame  # never an ack
-                    continue
-                break
-            assert received.type is aiohttp.WSMsgType.CLOSE, received
-            assert received.data == POLICY_VIOLATION, received
-            await socket.close()
+            await closed_by_policy(socket)  # never an ack
 
     gateway.call(scenario())
     assert admin_get(gateway, f"/api/v1/todos/{todo}")["seq"] == seq
