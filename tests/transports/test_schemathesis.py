@@ -16,14 +16,13 @@ import aiohttp
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from openapi_schema_validator import OAS31Validator
 from schemathesis import checks
 
 from hub.auth.principal import Role
 from tests.actors.conftest import settings_for
 from tests.transports.conftest import Gateway
-
-Document = dict[str, Any]
+from tests.transports.test_openapi import Document
+from tests.transports.test_openapi import check as conforms
 
 # What "conforms" means here; the data-acceptance checks (positive_data_acceptance,
 # negative_data_rejection) judge business rules and lax parsing, not the document.
@@ -97,14 +96,6 @@ def document(gateway: Gateway) -> Document:
     status, body, _ = gateway.request("GET", "/api/v1/openapi.json")
     assert status == 200
     return body  # type: ignore[no-any-return]
-
-
-def conforms(document: Document, template: str, method: str, status: int, body: object) -> None:
-    response = document["paths"][template][method]["responses"][str(status)]
-    if "$ref" in response:
-        response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
-    wanted = response["content"]["application/json"]["schema"]
-    OAS31Validator({**wanted, "components": document["components"]}).validate(body)
 
 
 def test_over_the_rate_limit_is_a_documented_429_with_retry_after(
