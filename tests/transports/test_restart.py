@@ -57,26 +57,23 @@ def mcp_post(
         return json.loads(response.read())
 
 
-def start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    hub = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "transports.cli",
-            "up",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-            "--hosts",
-            "2",
-        ],
+def launch(
+    data: Path, port: int, namespace: str, *options: str, admin: str = ADMIN
+) -> subprocess.Popen[bytes]:
+    """`chitty up` on `data` and `port` with `options`, seeded with `admin` (not waited for)."""
+    command = [sys.executable, "-m", "transports.cli", "up", "--data-dir", str(data)]
+    return subprocess.Popen(
+        [*command, "--port", str(port), *options],
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: SIGKILL takes Ray's processes too
-        env={**os.environ, "CHITTY_NAMESPACE": f"restart-{port}", "CHITTY_ADMIN_TOKEN": ADMIN},
+        env={**os.environ, "CHITTY_NAMESPACE": namespace, "CHITTY_ADMIN_TOKEN": admin},
     )
+
+
+def start(data: Path, port: int) -> subprocess.Popen[bytes]:
+    hub = launch(data, port, f"restart-{port}", "--hosts", "2")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

@@ -12,7 +12,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
-from tests.transports.test_restart import free_port, mcp_post
+from tests.transports.test_restart import free_port, launch, mcp_post
 from transports.admin import server_tls
 from transports.cli import app
 
@@ -193,29 +192,8 @@ def https(port: int, path: str, cafile: Path, token: str | None = ADMIN) -> tupl
 def test_chitty_up_serves_https_with_tls_1_2_at_least(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()
-    hub = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "transports.cli",
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--port",
-            str(port),
-            "--hosts",
-            "1",
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(key),
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "CHITTY_NAMESPACE": f"tls-{port}", "CHITTY_ADMIN_TOKEN": ADMIN},
-    )
+    options = ("--hosts", "1", "--tls-cert", str(cert), "--tls-key", str(key))
+    hub = launch(tmp_path / "data", port, f"tls-{port}", *options, admin=ADMIN)
     try:
         deadline = time.monotonic() + 120
         while True:
