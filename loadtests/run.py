@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,6 +56,7 @@ class Summary:
     server_cpu_s: float = 0.0  # CPU of the server's whole session while Locust ran
     locust_cpu_s: float = 0.0
     wall_s: float = 0.0  # how long Locust ran
+    window: CpuWindow | None = None  # CPU while every publisher was publishing
 
     @property
     def throughput(self) -> float:
@@ -70,11 +72,13 @@ class Summary:
             f"p99={self.p99_ms:g} (n={self.e2e_count})",
             f"[{self.target}] errors={self.errors} gaps={self.gaps} lost={self.lost} "
             f"(missed deliveries, all subscribers: {self.missed_deliveries})",
-            f"[{self.target}] CPU while loaded: server {self.server_cpu_s / self.wall_s:.2f} "
-            f"cores ({self.server_cpu_s / max(self.acked, 1) * 1e6:,.0f} us per acked write), "
+            f"[{self.target}] CPU over Locust's whole run ({self.wall_s:.0f} s): server "
+            f"{self.server_cpu_s / self.wall_s:.2f} cores "
+            f"({self.server_cpu_s / max(self.acked, 1) * 1e6:,.0f} us per acked write), "
             f"locust {self.locust_cpu_s / self.wall_s:.2f} cores"
             if self.wall_s
             else f"[{self.target}] CPU not measured (a hub given by --url)",
+            *([self.window.line(self.target, self.throughput)] if self.window else []),
         ]
 
     def last_line(self) -> str:
@@ -160,6 +164,61 @@ def session_cpu_s(session: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (every core; not idle, not waiting on I/O)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuWindow:
+    """CPU used between two moments of the publishing phase (after spawn, before the drain),
+    so the averages are not diluted by start-up and drain the way whole-run figures are."""
+
+    seconds: float
+    server_s: float
+    machine_s: float
+
+    def line(self, target: str, throughput: float) -> str:
+        server = self.server_s / self.seconds
+        machine = self.machine_s / self.seconds
+        return (
+            f"[{target}] CPU while publishing ({self.seconds:.0f} s): machine {machine:.2f} of "
+            f"{os.cpu_count()} cores busy; server {server:.2f} cores "
+            f"({server / max(throughput, 1) * 1e6:,.0f} us per acked write), everything else "
+            f"(Locust mostly) {machine - server:.2f}"
+        )
+
+
+class CpuSampler(threading.Thread):
+    """Samples the server's and the machine's CPU `start_s` and `end_s` after it starts."""
+
+    def __init__(self, session: int, start_s: float, end_s: float) -> None:
+        super().__init__(daemon=True)
+        self.session, self.start_s, self.end_s = session, start_s, end_s
+        self.window: CpuWindow | None = None
+        self._done = threading.Event()
+
+    def _sample(self) -> tuple[float, float, float]:
+        return time.monotonic(), session_cpu_s(self.session), machine_busy_s()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        if self._done.wait(self.start_s):
+            return
+        first = self._sample()
+        if self._done.wait(max(began + self.end_s - time.monotonic(), 0)):
+            return  # Locust ended early: no full window to report
+        last = self._sample()
+        self.window = CpuWindow(*(b - a for a, b in zip(first, last, strict=True)))
+
+    def stop(self) -> CpuWindow | None:
+        self._done.set()
+        self.join()
+        return self.window
+
+
 def children_cpu_s() -> float:
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
@@ -213,7 +272,11 @@ def e2e_percentiles(stats_csv: Path) -> tuple[float, float, float, int, int]:
 
 
 def summarize(
-    target: str, ledger_path: Path, stats_csv: Path, cpu: tuple[float, float, float] = (0, 0, 0)
+    target: str,
+    ledger_path: Path,
+    stats_csv: Path,
+    cpu: tuple[float, float, float] = (0, 0, 0),
+    window: CpuWindow | None = None,
 ) -> Summary:
     ledger = json.loads(ledger_path.read_text())
     acked = ledger["acked"]
@@ -237,7 +300,7 @@ def summarize(
     p50, p95, p99, count, failures = e2e_percentiles(stats_csv)
     return Summary(
         target, len(acked), ledger["rest_acked"], seconds, delivered, p50, p95, p99, count,
-        failures + ledger["errors"], len(lost_keys), lost_total, gaps, *cpu,
+        failures + ledger["errors"], len(lost_keys), lost_total, gaps, *cpu, window,
     )  # fmt: skip
 
 
@@ -253,7 +316,13 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     try:
         wait_healthy(url, server, 180, options.token)
         before = (session_cpu_s(server.pid), children_cpu_s(), time.monotonic())
-        ledger = run_locust(url, options, out, target)
+        # From a few seconds in (users spawned, warm) to the end of the publishing phase.
+        sampler = CpuSampler(server.pid, min(5.0, options.duration / 3), options.duration)
+        sampler.start()
+        try:
+            ledger = run_locust(url, options, out, target)
+        finally:
+            window = sampler.stop()
         cpu = (
             session_cpu_s(server.pid) - before[0],
             children_cpu_s() - before[1],  # Locust: the only child that ended meanwhile
@@ -261,7 +330,7 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
         )
     finally:
         stop_server(server)
-    return summarize(target, ledger, out / f"{target}_stats.csv", cpu)
+    return summarize(target, ledger, out / f"{target}_stats.csv", cpu, window)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
