@@ -173,8 +173,9 @@ def machine_busy_s() -> float:
 
 @dataclass(frozen=True)
 class CpuWindow:
-    """CPU used between two moments of the publishing phase (after spawn, before the drain),
-    so the averages are not diluted by start-up and drain the way whole-run figures are."""
+    """CPU used from a few seconds after Locust starts to `--duration` seconds after it: inside
+    the publishing phase (which begins once Locust is up, and ends before the drain), so the
+    averages are not diluted by start-up and drain the way whole-run figures are."""
 
     seconds: float
     server_s: float
@@ -316,7 +317,7 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     try:
         wait_healthy(url, server, 180, options.token)
         before = (session_cpu_s(server.pid), children_cpu_s(), time.monotonic())
-        # From a few seconds in (users spawned, warm) to the end of the publishing phase.
+        # From a few seconds in (users spawned, warm) to `duration` s after Locust's start.
         sampler = CpuSampler(server.pid, min(5.0, options.duration / 3), options.duration)
         sampler.start()
         try:

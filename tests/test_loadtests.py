@@ -25,6 +25,7 @@ def smoke(target: str, out: Path) -> re.Match[str]:
     found = LAST_LINE.fullmatch(lines[-1])
     assert found, done.stdout
     assert "errors=0 gaps=0" in done.stdout, done.stdout
+    assert f"[{target}] CPU while publishing" in done.stdout, done.stdout
     assert (out / f"{target}_stats.csv").read_text().count("E2E") == 1  # the latency row
     return found
 
