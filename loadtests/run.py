@@ -77,7 +77,7 @@ class Summary:
             f"({self.server_cpu_s / max(self.acked, 1) * 1e6:,.0f} us per acked write), "
             f"locust {self.locust_cpu_s / self.wall_s:.2f} cores"
             if self.wall_s
-            else f"[{self.target}] CPU not measured (a hub given by --url)",
+            else f"[{self.target}] server CPU not measured (a hub given by --url)",
             *([self.window.line(self.target, self.throughput)] if self.window else []),
         ]
 
@@ -178,15 +178,20 @@ class CpuWindow:
     averages are not diluted by start-up and drain the way whole-run figures are."""
 
     seconds: float
-    server_s: float
+    server_s: float | None  # None: a hub given by --url, not ours to measure apart
     machine_s: float
 
     def line(self, target: str, throughput: float) -> str:
-        server = self.server_s / self.seconds
         machine = self.machine_s / self.seconds
+        head = (
+            f"[{target}] CPU while publishing ({self.seconds:.0f} s): this machine "
+            f"{machine:.2f} of {os.cpu_count()} cores busy"
+        )
+        if self.server_s is None:
+            return f"{head} (Locust, and the hub given by --url if it runs here)"
+        server = self.server_s / self.seconds
         return (
-            f"[{target}] CPU while publishing ({self.seconds:.0f} s): machine {machine:.2f} of "
-            f"{os.cpu_count()} cores busy; server {server:.2f} cores "
+            f"{head}; server {server:.2f} cores "
             f"({server / max(throughput, 1) * 1e6:,.0f} us per acked write), everything else "
             f"(Locust mostly) {machine - server:.2f}"
         )
@@ -195,14 +200,15 @@ class CpuWindow:
 class CpuSampler(threading.Thread):
     """Samples the server's and the machine's CPU `start_s` and `end_s` after it starts."""
 
-    def __init__(self, session: int, start_s: float, end_s: float) -> None:
+    def __init__(self, session: int | None, start_s: float, end_s: float) -> None:
         super().__init__(daemon=True)
         self.session, self.start_s, self.end_s = session, start_s, end_s
         self.window: CpuWindow | None = None
         self._done = threading.Event()
 
-    def _sample(self) -> tuple[float, float, float]:
-        return time.monotonic(), session_cpu_s(self.session), machine_busy_s()
+    def _sample(self) -> tuple[float, float | None, float]:
+        server = None if self.session is None else session_cpu_s(self.session)
+        return time.monotonic(), server, machine_busy_s()
 
     def run(self) -> None:
         began = time.monotonic()
@@ -212,7 +218,8 @@ class CpuSampler(threading.Thread):
         if self._done.wait(max(began + self.end_s - time.monotonic(), 0)):
             return  # Locust ended early: no full window to report
         last = self._sample()
-        self.window = CpuWindow(*(b - a for a, b in zip(first, last, strict=True)))
+        server = None if first[1] is None or last[1] is None else last[1] - first[1]
+        self.window = CpuWindow(last[0] - first[0], server, last[2] - first[2])
 
     def stop(self) -> CpuWindow | None:
         self._done.set()
@@ -254,6 +261,20 @@ def run_locust(url: str, options: argparse.Namespace, out: Path, tag: str) -> Pa
             command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=limit, env=env
         )
     return ledger
+
+
+def run_locust_sampled(
+    url: str, options: argparse.Namespace, out: Path, tag: str, session: int | None
+) -> tuple[Path, CpuWindow | None]:
+    """`run_locust`, sampling CPU from a few seconds in (users spawned, warm) to `duration`
+    seconds after Locust's start; `session`: the server's, None if it is not ours."""
+    sampler = CpuSampler(session, min(5.0, options.duration / 3), options.duration)
+    sampler.start()
+    try:
+        ledger = run_locust(url, options, out, tag)
+    finally:
+        window = sampler.stop()
+    return ledger, window
 
 
 def e2e_percentiles(stats_csv: Path) -> tuple[float, float, float, int, int]:
@@ -307,8 +328,8 @@ def summarize(
 
 def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     if target == "hub" and options.url:  # a hub already running, e.g. on a Ray cluster
-        ledger = run_locust(options.url.rstrip("/"), options, out, target)
-        return summarize(target, ledger, out / f"{target}_stats.csv")
+        ledger, window = run_locust_sampled(options.url.rstrip("/"), options, out, target, None)
+        return summarize(target, ledger, out / f"{target}_stats.csv", window=window)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(
@@ -317,13 +338,7 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     try:
         wait_healthy(url, server, 180, options.token)
         before = (session_cpu_s(server.pid), children_cpu_s(), time.monotonic())
-        # From a few seconds in (users spawned, warm) to `duration` s after Locust's start.
-        sampler = CpuSampler(server.pid, min(5.0, options.duration / 3), options.duration)
-        sampler.start()
-        try:
-            ledger = run_locust(url, options, out, target)
-        finally:
-            window = sampler.stop()
+        ledger, window = run_locust_sampled(url, options, out, target, server.pid)
         cpu = (
             session_cpu_s(server.pid) - before[0],
             children_cpu_s() - before[1],  # Locust: the only child that ended meanwhile
