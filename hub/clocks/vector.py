@@ -67,17 +67,35 @@ class VectorClock(Mapping[str, int]):
     def __repr__(self) -> str:
         return f"VectorClock({self._entries!r})"
 
+    @classmethod
+    def _of(cls, entries: dict[str, int]) -> VectorClock:
+        """A clock of entries that are already clean (valid, non-zero) and sorted by node: the
+        results of `increment` and `merge`, built on the entity's hot path without checking
+        each entry again."""
+        clock = object.__new__(cls)
+        clock._entries = entries
+        clock._hash = None
+        return clock
+
     def increment(self, node: str) -> VectorClock:
         """This clock with `node`'s counter advanced by one."""
-        return VectorClock({**self._entries, node: self.get_count(node) + 1})
+        count = self._entries.get(node, 0) + 1
+        if count >= MAX_COUNT or node not in self._entries:
+            return VectorClock({**self._entries, node: count})  # checked, and sorted anew
+        return VectorClock._of({**self._entries, node: count})  # same nodes, same order
 
     def merge(self, other: Mapping[str, int]) -> VectorClock:
         """The least clock that is at or after both (entry-wise maximum)."""
         merged = dict(self._entries)
+        grown = False
         for node, count in other.items():
             if count > merged.get(node, 0):
+                grown = grown or node not in merged
                 merged[node] = count
-        return VectorClock(merged)
+        if not isinstance(other, VectorClock):
+            return VectorClock(merged)  # entries of a plain mapping are checked
+        # Both sides are clean: only a node new to this clock needs the order restored.
+        return VectorClock._of(dict(sorted(merged.items())) if grown else merged)
 
     def compare(self, other: VectorClock) -> Ordering:
         """Whether this clock happened before, after, equal to or concurrently with `other`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -143,3 +144,24 @@ def test_remembered_views_and_conflicts_equal_the_full_computation(
         out["assignees"].append("mutated by a caller")  # type: ignore[union-attr]
         assert view(new) == view_uncached(new)  # the remembered view is not the caller's
         state = new
+
+
+@given(clocks, clocks, st.sampled_from([*NODES, "z"]))
+def test_increment_and_merge_build_what_the_checked_constructor_builds(
+    a: VectorClock, b: VectorClock, node: str
+) -> None:
+    """`increment` and `merge` skip re-checking clean entries: the result is the same clock,
+    in the same node order, whether the other side is a clock or a plain mapping."""
+    for got, raw in (
+        (a.increment(node), {**a.to_dict(), node: a.get_count(node) + 1}),
+        (a.merge(b), {n: max(a.get_count(n), b.get_count(n)) for n in {*a, *b}}),
+        (a.merge(b.to_dict()), {n: max(a.get_count(n), b.get_count(n)) for n in {*a, *b}}),
+    ):
+        want = VectorClock(raw)
+        assert got == want and list(got.items()) == list(want.items())
+        assert hash(got) == hash(want)
+
+
+def test_increment_past_the_counter_range_is_still_refused() -> None:
+    with pytest.raises(ValueError, match="from 0 to"):
+        VectorClock({"a": 2**63 - 1}).increment("a")
