@@ -64,8 +64,14 @@ def keys_of(item: Published) -> Keys:
 
 def pack_published(items: Sequence[tuple[int, Published]]) -> bytes:
     """A host's outbox entries as one msgpack value of `EncodedItem`s."""
+    return pack_encoded([(seq, item, encode_published(item)) for seq, item in items])
+
+
+def pack_encoded(items: Sequence[tuple[int, Published, bytes]]) -> bytes:
+    """`pack_published` of entries whose `encode_published` bytes are at hand (a host has
+    them from its commit), so nothing is encoded twice."""
     packed: bytes = msgpack.packb(
-        [(seq, keys_of(item), encode_published(item)) for seq, item in items], use_bin_type=True
+        [(seq, keys_of(item), body) for seq, item, body in items], use_bin_type=True
     )
     return packed
 

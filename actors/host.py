@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.codec import DecodeError, decode_msgpack
 from hub.entity import EntityState, EntityView, RejectedMessage, apply, entity_view
@@ -25,7 +25,6 @@ from hub.store import (
     DedupeEntry,
     NewEvent,
     SnapshotPolicy,
-    StoredEvent,
     load,
     state_at,
     take_snapshot,
@@ -68,6 +67,15 @@ class HostMetrics:
     active_entities: int = 0
     publish_failures: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+
+
+class Turn(NamedTuple):
+    """What one batch did: an outcome per envelope, in order, and the publications it produced
+    (already in the durable outbox), each with its outbox encoding (`encode_published`)."""
+
+    outcomes: list[Outcome]
+    published: list[Published]
+    encoded: list[bytes]
 
 
 class EntityHost:
@@ -179,11 +187,8 @@ class EntityHost:
         self._last_ms = max(self._last_ms, self._now_ms())
         return self._last_ms
 
-    def handle(self, envelopes: Sequence[Envelope]) -> tuple[list[Outcome], list[Published]]:
-        """Apply a batch and commit it in one transaction; outcomes in envelope order.
-
-        Returns the publications the batch produced too (already in the durable outbox).
-        """
+    def handle(self, envelopes: Sequence[Envelope]) -> Turn:
+        """Apply a batch and commit it in one transaction; outcomes in envelope order."""
         started = time.perf_counter()
         now = self._now_ms()
         outcomes: list[Outcome | None] = [None] * len(envelopes)
@@ -248,7 +253,7 @@ class EntityHost:
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(envelopes)
-        self._commit(new_events, publications, final)
+        encoded = self._commit(new_events, publications, final)
         for entity_id, (state, seq) in staged.items():
             activation = self._active.get(entity_id) or self._activate(entity_id)
             previous = activation.seq
@@ -261,7 +266,7 @@ class EntityHost:
                 self.metrics.snapshots += 1
         self._count(final)
         self.passivate_idle()
-        return final, publications
+        return Turn(final, publications, encoded)
 
     def _precheck(
         self, envelope: Envelope, now: int, seen: set[str], recorded: bytes | None
@@ -281,21 +286,25 @@ class EntityHost:
 
     def _commit(
         self, events: list[NewEvent], publications: list[Published], outcomes: list[Outcome]
-    ) -> list[StoredEvent]:
+    ) -> list[bytes]:
+        """Commit the events, their publications' outbox entries and the dedupe records;
+        returns each publication's outbox encoding (what the broker is sent too)."""
         started = time.perf_counter()
+        encoded = [encode_published(p) for p in publications]
         outbox = [
-            NewEvent(self._outbox, e.timestamp_ms, encode_published(p))
-            for e, p in zip(events, publications, strict=True)
+            NewEvent(self._outbox, e.timestamp_ms, body)
+            for e, body in zip(events, encoded, strict=True)
         ]
         dedupe = [
             DedupeEntry(o.message_id, o.to_bytes())
             for o in outcomes
             if o.status in (Status.APPLIED, Status.REJECTED)
         ]
-        stored = self.store.append_batch([*events, *outbox], dedupe) if events or dedupe else []
+        if events or dedupe:
+            self.store.append_batch([*events, *outbox], dedupe)
         self._outbox_seq += len(outbox)
         self.metrics.commit_seconds += time.perf_counter() - started
-        return stored
+        return encoded
 
     def _count(self, outcomes: Iterable[Outcome]) -> None:
         metrics = self.metrics

@@ -34,8 +34,8 @@ class LocalHost:
         self.mailbox = Mailbox(self.host, self._publish)
         self.down = False  # a test may take the host down
 
-    async def _publish(self, items: list[tuple[int, Published]]) -> None:
-        self.broker.publish(self.name, items)
+    async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
+        self.broker.publish(self.name, [(seq, item) for seq, item, _ in items])
 
     async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
         if self.down:

@@ -24,6 +24,7 @@ from actors.broker import (
     EncodedPoll,
     Poll,
     decode_poll,
+    pack_encoded,
     pack_published,
     unpack_published,
 )
@@ -83,15 +84,19 @@ class HostActor:
         self._router_handle: Any = None
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
 
-    async def _publish(self, items: list[tuple[int, Published]]) -> None:
+    async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
         if self._resync:
             mark = await self._broker.mark.remote(self._name)
             if mark is not None and mark < items[0][0] - 1:
-                items = self._host.outbox_after(mark)  # what it missed, then these (committed)
+                # What it missed, then these (all committed), as stored in the outbox.
+                items = [
+                    (seq, decode_published(body), body)
+                    for seq, body in self._host.outbox_raw_after(mark)
+                ]
             self._resync = False
         # Ray may deliver these calls out of order; the broker fills any hole from our outbox.
         # One bytes value per batch: filter keys and the encoded events, never pickled objects.
-        ref = self._broker.publish_encoded.remote(self._name, pack_published(items))
+        ref = self._broker.publish_encoded.remote(self._name, pack_encoded(items))
         task = asyncio.get_running_loop().create_task(self._watch(ref))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

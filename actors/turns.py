@@ -20,7 +20,8 @@ from hub.envelope import Envelope, Outcome, Status
 from hub.subscriptions import Published
 
 T = TypeVar("T")
-Publish = Callable[[list[tuple[int, Published]]], Awaitable[None]]
+Publish = Callable[[list[tuple[int, Published, bytes]]], Awaitable[None]]
+"""Takes a turn's publications in outbox order: (outbox seq, publication, its encoding)."""
 
 
 @dataclass(slots=True)
@@ -115,7 +116,7 @@ class Mailbox:
     async def _handle(self, jobs: list[_Job]) -> None:
         envelopes = [e for job in jobs for e in job.envelopes]
         try:
-            outcomes, published = await self._run(lambda: self.host.handle(envelopes))
+            outcomes, published, encoded = await self._run(lambda: self.host.handle(envelopes))
         except Exception as error:
             for job in jobs:
                 job.done.set_exception(error)
@@ -131,7 +132,9 @@ class Mailbox:
             start += len(job.envelopes)
         if published and self._publish is not None:
             first = self.host.outbox_seq - len(published) + 1
-            await self._publish([(first + i, p) for i, p in enumerate(published)])
+            await self._publish(
+                [(first + i, p, b) for i, (p, b) in enumerate(zip(published, encoded, strict=True))]
+            )
 
     async def close(self) -> None:
         """Stop the worker (after the turn in progress)."""

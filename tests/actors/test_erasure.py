@@ -61,7 +61,7 @@ def scenario(host: EntityHost) -> dict[str, str]:
         ),
         by(BOB, bobs, "create", {"content": "bob's own", "sessionId": shared, "createdBy": BOB}),
     ]
-    outcomes, _ = host.handle([Envelope.of(m) for m in messages])
+    outcomes = host.handle([Envelope.of(m) for m in messages]).outcomes
     assert [o.status for o in outcomes] == [Status.APPLIED] * 4, outcomes
     return {"private": private, "shared": shared, "bobs": bobs}
 

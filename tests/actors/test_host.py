@@ -8,6 +8,7 @@ from pathlib import Path
 from actors.host import EntityHost, outbox_id
 from hub.envelope import Envelope, Status
 from hub.store import MemoryStore
+from hub.subscriptions import encode_published
 from tests.actors.conftest import settings_for
 from tests.messages import create_todo, sync_message
 
@@ -26,9 +27,9 @@ def test_the_lru_cap_passivates_with_a_snapshot_and_reactivation_restores(tmp_pa
         ),
     )
     todos = [f"CHITTY-TODO-{n}" for n in range(5)]
-    outcomes, _ = host.handle(
+    outcomes = host.handle(
         envelopes(*(create_todo(t, f"todo {n}", node="a") for n, t in enumerate(todos)))
-    )
+    ).outcomes
     assert all(o.status is Status.APPLIED for o in outcomes)
     assert host.active_ids() == todos[2:]
     assert host.metrics.passivations == 2
@@ -54,14 +55,14 @@ def test_a_host_with_a_slower_clock_never_writes_an_event_back_in_time(tmp_path:
     store = MemoryStore()
     now = time.time_ns() // 1_000_000
     ahead = EntityHost("fast", store, settings_for(tmp_path), now_ms=lambda: now + 600_000)
-    [created], _ = ahead.handle(envelopes(create_todo("CHITTY-TODO-1", node="a", ttl=3600)))
+    [created] = ahead.handle(envelopes(create_todo("CHITTY-TODO-1", node="a", ttl=3600))).outcomes
     assert created.status is Status.APPLIED
     ahead.release("CHITTY-TODO-1")
     behind = EntityHost("slow", store, settings_for(tmp_path), now_ms=lambda: now - 600_000)
     update = sync_message(
         "CHITTY-TODO-1", data={"content": "moved"}, node="b", clock={"a": 1, "b": 1}
     )
-    [outcome], _ = behind.handle(envelopes(update))
+    [outcome] = behind.handle(envelopes(update)).outcomes
     assert outcome.status is Status.APPLIED
     times = [e.timestamp_ms for e in store.events("CHITTY-TODO-1")]
     assert times == sorted(times)
@@ -70,10 +71,13 @@ def test_a_host_with_a_slower_clock_never_writes_an_event_back_in_time(tmp_path:
 def test_publications_are_in_the_outbox_of_the_same_commit(tmp_path: Path) -> None:
     store = MemoryStore()
     host = EntityHost("h", store, settings_for(tmp_path))
-    _, published = host.handle(
+    turn = host.handle(
         envelopes(create_todo("CHITTY-TODO-1", node="a"), create_todo("CHITTY-TODO-2", node="a"))
     )
-    assert [p.entity_id for p in published] == ["CHITTY-TODO-1", "CHITTY-TODO-2"]
+    assert [p.entity_id for p in turn.published] == ["CHITTY-TODO-1", "CHITTY-TODO-2"]
+    # Each publication comes with the very bytes its outbox entry holds (what the broker gets).
+    assert [body for _, body in host.outbox_raw_after(0)] == turn.encoded
+    assert turn.encoded == [encode_published(p) for p in turn.published]
     assert store.last_seq(outbox_id("h")) == 2 == host.outbox_seq
     assert [p.entity_id for _, p in host.outbox_after(1)] == ["CHITTY-TODO-2"]
     # A new host object on the same store (a restart) knows where its outbox is.

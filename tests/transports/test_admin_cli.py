@@ -55,7 +55,7 @@ def test_token_create_list_rotate_revoke(tmp_path: Path) -> None:
 def write_events(data: Path) -> str:
     with LmdbStore(data / "lmdb") as store:
         host = EntityHost("h", store, settings_for(data))
-        [outcome], _ = host.handle([Envelope.of(create_todo("CHITTY-TODO-AUDIT1", MARKER))])
+        [outcome] = host.handle([Envelope.of(create_todo("CHITTY-TODO-AUDIT1", MARKER))]).outcomes
         assert outcome.status is Status.APPLIED
     return "CHITTY-TODO-AUDIT1"
 
