@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import WSMsgType, web
 
 Frame = dict[str, Any]
@@ -51,7 +51,12 @@ class Board:
         for socket, project in list(self.watchers):
             mine = [e for e in events if project is None or e["entity"].get("projectId") == project]
             if mine and not socket.closed:
-                await socket.send_str(json.dumps({"type": "batch", "events": mine}))
+                await socket.send_str(dumps({"type": "batch", "events": mine}))
+
+
+def dumps(frame: Any) -> str:
+    """Compact JSON, written by orjson as the hub's gateway writes its frames."""
+    return orjson.dumps(frame).decode()
 
 
 BOARD = web.AppKey("board", Board)
@@ -66,12 +71,12 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
         async for message in socket:
             if message.type is not WSMsgType.TEXT:
                 continue
-            frame = json.loads(message.data)
+            frame = orjson.loads(message.data)
             if isinstance(frame, dict) and frame.get("type") == "subscribe":
                 project = (frame.get("filters") or {}).get("projectId")
                 board.watchers.append((socket, project))
                 answer = {"type": "subscribed", "subscription": frame.get("id"), "epoch": "b"}
-                await socket.send_str(json.dumps({**answer, "offset": board.offset}))
+                await socket.send_str(dumps({**answer, "offset": board.offset}))
                 continue
             frames = frame if isinstance(frame, list) else [frame]
             acks, events = [], []
@@ -82,10 +87,10 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
                 ack = {"type": "ack", "id": item.get("id"), "index": index, "status": "applied"}
                 acks.append({**ack, "entityId": todo["chittyId"], "seq": seq})
             if batch_acks and isinstance(frame, list):
-                await socket.send_str(json.dumps({"type": "acks", "items": acks}))
+                await socket.send_str(dumps({"type": "acks", "items": acks}))
             else:
                 for ack in acks:
-                    await socket.send_str(json.dumps(ack))
+                    await socket.send_str(dumps(ack))
             await board.fan_out(events)
     finally:
         board.watchers = [(s, p) for s, p in board.watchers if s is not socket]

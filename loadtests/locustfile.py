@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import orjson
 import websocket
 from locust import HttpUser, User, between, events, task
 from locust.env import Environment
@@ -279,7 +280,7 @@ class WsPublisher(_WsUser):
             return
         batch = list(self._frames())
         started = time.perf_counter()
-        text = json.dumps([frame for frame, _, _ in batch])
+        text = orjson.dumps([frame for frame, _, _ in batch]).decode()
         self.ws.send(text)
         failures = []
         for (frame, project, sent), answer in zip(batch, self._answers(len(batch)), strict=True):
@@ -298,7 +299,7 @@ class WsPublisher(_WsUser):
         """The batch's answers: one `acks` frame, or `count` `ack`/`error` frames."""
         answers: list[Frame] = []
         while len(answers) < count:
-            frame: Frame = json.loads(self.ws.recv())
+            frame: Frame = orjson.loads(self.ws.recv())
             kind = frame.get("type")
             if kind == "acks":
                 answers += frame["items"]
@@ -319,10 +320,10 @@ class WsSubscriber(_WsUser):
         wanted = projects(self.environment)
         for k, project in enumerate(wanted):
             request = {"type": "subscribe", "domains": ["todos"], "filters": {"projectId": project}}
-            self.ws.send(json.dumps({**request, "id": f"s{k}"}))
+            self.ws.send(orjson.dumps({**request, "id": f"s{k}"}).decode())
         subscribed = 0
         while subscribed < len(wanted):
-            frame = json.loads(self.ws.recv())
+            frame = orjson.loads(self.ws.recv())
             subscribed += frame.get("type") == "subscribed"
         self.record = {
             "projects": wanted,
@@ -343,7 +344,7 @@ class WsSubscriber(_WsUser):
         except websocket.WebSocketTimeoutException:
             return
         now = time.time_ns()
-        frame: Frame = json.loads(text)
+        frame: Frame = orjson.loads(text)
         kind = frame.get("type")
         if kind == "gap":
             self.gaps.append(frame)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.domains import SyncDomain
 from hub.subscriptions import Published
@@ -36,3 +40,39 @@ def test_encoded_events_and_batches_read_back_as_the_wire_frames() -> None:
     ]
     again = [json.loads(encode(frame)) for frame in frames_of([Delivery("s9", "ep2", one)])]
     assert again == [event_wire(one, "s9", "ep2")]  # a new epoch is encoded anew
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63) + 1, 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, list):
+        return any(has_float(item) for item in value)
+    return isinstance(value, dict) and any(has_float(item) for item in value.values())
+
+
+@given(json_values)
+def test_encode_is_compact_json_that_reads_back_the_same(value: Any) -> None:
+    """orjson writes frames; what it writes reads back equal, and (floats aside, whose
+    shortest forms may be spelt differently) is the very text `json.dumps` writes."""
+    text = encode({"v": value})
+    assert json.loads(text) == {"v": value}
+    if not has_float(value):  # no float spelling to differ in
+        assert text == json.dumps({"v": value}, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_what_orjson_refuses_is_encoded_by_the_standard_library() -> None:
+    # A lone surrogate (a client may send one as a JSON escape, and it is echoed in an error
+    # frame), an integer past 64 bits and a non-string key: the same text as before.
+    for wire in ({"detail": "bad \ud800 here"}, {"n": 2**70}, {"m": {1: "one"}}):
+        assert encode(wire) == json.dumps(wire, separators=(",", ":"), ensure_ascii=False)

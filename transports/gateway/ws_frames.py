@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import Field, JsonValue, ValidationError
 
 from hub.codec import DecodeError, field_path, from_wire, json_int
@@ -523,7 +524,15 @@ def batch_wire(events: list[Wire]) -> Wire:
 
 
 def encode(wire: Wire | str) -> str:
-    """A frame as JSON text; text is taken as an already encoded frame."""
+    """A frame as compact JSON text; text is taken as an already encoded frame.
+
+    orjson writes the same JSON as `json.dumps` with compact separators and non-ASCII kept,
+    5-7x faster (an event's JSON was a tenth of the gateway's CPU under load). What orjson
+    refuses (a lone surrogate a client sent, an integer past 64 bits, a non-string key) goes
+    through the standard library as before."""
     if isinstance(wire, str):
         return wire
-    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(wire).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)
