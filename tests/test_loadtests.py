@@ -39,3 +39,19 @@ def test_the_locust_users_run_against_the_baseline_server(tmp_path: Path) -> Non
 def test_the_locust_users_run_against_a_hub_and_lose_nothing(tmp_path: Path) -> None:
     throughput, _, lost = smoke("hub", tmp_path).groups()
     assert int(throughput) > 0 and int(lost) == 0
+
+
+def test_the_pipeline_benchmark_times_every_stage_of_real_writes() -> None:
+    """`loadtests/bench_pipeline.py` runs the hub's write path in process (a real LMDB store);
+    it refuses to time writes that were not applied, so a figure always stands for real work."""
+    command = [
+        sys.executable, str(ROOT / "loadtests" / "bench_pipeline.py"),
+        "--rounds", "2", "--publishers", "2", "--pool", "8", "--batch", "10",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = dict(re.findall(r"^(\w[\w -]*?)\s+([\d.]+) us per write", done.stdout, re.M))
+    stages = {"gateway parse", "gateway envelopes", "host turn", "host pack", "broker", "fan-out"}
+    assert set(rows) == {*stages, "total"}, done.stdout
+    assert all(float(us) > 0 for us in rows.values()), done.stdout
+    assert "(40 writes)" in done.stdout  # 2 rounds x 2 publishers x 10, the pools made first
