@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import ray
 
+from actors.host import EntityHost
+from actors.ray_shell import open_store
 from actors.runtime import RESTARTING, Runtime
 from hub.catalog import Query
 from hub.domains import SyncDomain
-from hub.envelope import Status
+from hub.envelope import Envelope, Status
 from hub.ids import IdGenerator, Kind
 from hub.protocol import StateDelta
 from hub.subscriptions import Filter
@@ -198,3 +200,44 @@ def test_with_a_key_file_no_lmdb_file_holds_plaintext(ray_cluster: None, tmp_pat
         sealed.shutdown()
     stored = b"".join(p.read_bytes() for p in data.rglob("*.mdb"))
     assert stored and secret.encode() not in stored
+
+
+@pytest.mark.slow
+def test_what_a_host_committed_but_never_published_reaches_the_stream_after_a_crash(
+    runtime: Runtime,
+) -> None:
+    """A host that dies between its commit and its publish: after the restart, its next publish
+    brings the stream what the outbox holds and the broker never got, as stored there."""
+    first, lost = ids.new(Kind.TODO), ids.new(Kind.TODO)
+    victim = runtime.table.host_of(first)
+
+    async def scenario() -> None:
+        start = await runtime.poll(None, 0, Filter())
+        assert [o.status for o in await runtime.submit([create_todo(first, node="a")])] == [
+            Status.APPLIED
+        ]
+        # The victim's commit of `lost`, made in its outbox while no call of its own runs, as
+        # if it had died right after committing: then it dies.
+        store = open_store(runtime.settings)
+        try:
+            committed = EntityHost(victim, store, runtime.settings).handle(
+                [Envelope.of(create_todo(lost, node="a"))]
+            )
+        finally:
+            store.close()
+        assert [o.status for o in committed.outcomes] == [Status.APPLIED]
+        pid = ray.get(runtime.hosts[victim].pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        update = sync_message(first, data={"activeForm": "after"}, node="a", clock={"a": 2})
+        assert [o.status for o in await runtime.submit([update])] == [Status.APPLIED]
+        seen: list[tuple[str, str]] = []
+        offset = start.offset
+        deadline = time.monotonic() + 30
+        while len(seen) < 3 and time.monotonic() < deadline:
+            got = await runtime.poll(start.epoch, offset, Filter(), wait_s=2)
+            assert not got.gap
+            seen += [(e.entity_id, e.kind) for e in got.events]
+            offset = got.offset
+        assert sorted(seen) == sorted([(first, "created"), (lost, "created"), (first, "updated")])
+
+    asyncio.run(scenario())
