@@ -165,6 +165,13 @@ class Broker:
         """The newest outbox seq taken from `host`, None if this broker never heard of it."""
         return self._marks.get(host)
 
+    def register(self, host: str, outbox_seq: int) -> int:
+        """A host that starts at `outbox_seq` (its outbox's newest entry): the stream takes what
+        it commits after that. Known hosts keep their mark, so a host that died between a
+        commit and its publish is found to have a hole when it is back, even if the broker
+        never got a publish from it before; returns the mark."""
+        return self._marks.setdefault(host, outbox_seq)
+
     def publish(self, host: str, items: Sequence[tuple[int, Published]]) -> int:
         """Take `host`'s outbox entries in order, skipping any already taken; returns the mark."""
         return self._take(host, [(seq, keys_of(item), item) for seq, item in items])

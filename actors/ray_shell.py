@@ -80,6 +80,9 @@ class HostActor:
         self._mailbox = Mailbox(self._host, self._publish, _in_thread)
         self._pending: set[asyncio.Task[None]] = set()
         self._resync = True  # on (re)start: send the broker what it may have missed
+        # Where this host's part of the stream starts, should it die before its first publish
+        # (a no-op for a host the broker knows). Ray may deliver it after a publish: no matter.
+        self._broker.register.remote(name, self._host.outbox_seq)
         tune_gc()
         self._router_handle: Any = None
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
@@ -242,6 +245,9 @@ class BrokerActor:
 
     def mark(self, host: str) -> int | None:
         return self._broker.mark(host)
+
+    def register(self, host: str, outbox_seq: int) -> int:
+        return self._broker.register(host, outbox_seq)
 
     def erase(self, principal: str, pseudonym: str, whole: frozenset[str]) -> None:
         """Erase a principal from the retained stream (see hub.erasure)."""

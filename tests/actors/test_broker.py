@@ -112,3 +112,12 @@ def test_events_taken_encoded_come_out_of_every_poll_as_they_went_in() -> None:
     assert [e.offset for e in expected.events] == [2, 6, 8]
     gap = wired.poll_encoded("another-epoch", 0, Filter())
     assert gap.gap and gap.count == 0 and decode_poll(gap).events == ()
+
+
+def test_a_registered_host_keeps_its_mark_and_a_known_one_is_not_reset() -> None:
+    broker = Broker(retention=100)
+    assert broker.mark("h") is None
+    assert broker.register("h", 5) == 5  # started with 5 entries in its outbox
+    assert broker.mark("h") == 5  # so a first publish at 8 shows a hole of 6-7
+    broker.publish("h", [(6, event(6))])
+    assert broker.register("h", 0) == 6  # a restart's (or a late) registration changes nothing
