@@ -65,8 +65,10 @@ class Runtime:
             name=BROKER, **self._central
         ).remote(settings.stream_retention, settings.namespace)
         self.hosts: dict[str, Any] = {}
+        self._placed: dict[str, str] = {}  # host made by this call -> the node chosen for it
         for index in range(settings.hosts):
             self._spawn(host_name(index))
+        self._settle()
         path = shard_table_path(settings)
         saved = ShardTable.load(path)
         wanted = sorted(self.hosts)
@@ -96,11 +98,14 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table_stamp: tuple[int, int] | None = None
 
-    def _spawn(self, name: str) -> Any:
+    def _spawn(self, name: str, node: str | None = None) -> Any:
         # Hosts take the live nodes in turn (Ray's SPREAD is only a hint for 0-CPU actors);
         # soft affinity lets Ray restart a host elsewhere when its node goes away.
-        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
-        node = nodes[len(self.hosts) % len(nodes)]
+        if node is None:
+            nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+            node = nodes[len(self.hosts) % len(nodes)]
+        if not _exists(name, self.settings.namespace):
+            self._placed[name] = node
         options: dict[str, Any] = {
             "name": name,
             "max_restarts": self.settings.host_max_restarts,
@@ -113,6 +118,30 @@ class Runtime:
         )
         self.hosts[name] = handle
         return handle
+
+    def _settle(self, tries: int = 3) -> None:
+        """Move each host this call made onto the node chosen for it, while that node lives.
+
+        Soft affinity (which lets a host restart elsewhere when its node dies) also gives way
+        when the chosen node is not yet schedulable, e.g. a raylet that has just joined: such a
+        new host, still empty, is stopped and made again. Hosts that were already running
+        are never touched."""
+        for _ in range(tries):
+            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            misplaced = [
+                name
+                for name, node in self._placed.items()
+                if node in alive and ray.get(self.hosts[name].node.remote()) != node
+            ]
+            if not misplaced:
+                return
+            for name in misplaced:
+                ray.kill(self.hosts.pop(name), no_restart=True)
+                deadline = time.monotonic() + 30
+                while _exists(name, self.settings.namespace) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            for name in misplaced:
+                self._spawn(name, self._placed[name])
 
     @classmethod
     def start(cls, settings: HubSettings) -> Runtime:
@@ -320,3 +349,12 @@ class Runtime:
                 ray.kill(handle, no_restart=True)
             if self._started_ray:
                 ray.shutdown()
+
+
+def _exists(name: str, namespace: str) -> bool:
+    """Whether a named actor is registered (alive or restarting)."""
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
