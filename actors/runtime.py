@@ -65,10 +65,11 @@ class Runtime:
             name=BROKER, **self._central
         ).remote(settings.stream_retention, settings.namespace)
         self.hosts: dict[str, Any] = {}
-        self._placed: dict[str, str] = {}  # host made by this call -> the node chosen for it
-        for index in range(settings.hosts):
-            self._spawn(host_name(index))
-        self._settle()
+        self._node_of: dict[str, str] = {}  # host -> the node it was placed on
+        names = [host_name(index) for index in range(settings.hosts)]
+        made = {name for name in names if not _exists(name, settings.namespace)}
+        for name in names:
+            self._spawn(name)
         path = shard_table_path(settings)
         saved = ShardTable.load(path)
         wanted = sorted(self.hosts)
@@ -79,7 +80,10 @@ class Runtime:
         else:
             table = saved
         for name in set(table.dedicated.values()) - self.hosts.keys():
+            if not _exists(name, settings.namespace):
+                made.add(name)
             self._spawn(name)
+        self._settle(made)
         table.save(path)
         self.table = table
         self.catalog: Any = CatalogActor.options(  # type: ignore[attr-defined]
@@ -104,8 +108,7 @@ class Runtime:
         if node is None:
             nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
             node = nodes[len(self.hosts) % len(nodes)]
-        if not _exists(name, self.settings.namespace):
-            self._placed[name] = node
+        self._node_of[name] = node
         options: dict[str, Any] = {
             "name": name,
             "max_restarts": self.settings.host_max_restarts,
@@ -119,19 +122,20 @@ class Runtime:
         self.hosts[name] = handle
         return handle
 
-    def _settle(self, tries: int = 3) -> None:
-        """Move each host this call made onto the node chosen for it, while that node lives.
+    def _settle(self, made: set[str], tries: int = 3) -> None:
+        """Move each host in `made` (new, still empty) onto the node chosen for it, while that
+        node lives.
 
         Soft affinity (which lets a host restart elsewhere when its node dies) also gives way
         when the chosen node is not yet schedulable, e.g. a raylet that has just joined: such a
-        new host, still empty, is stopped and made again. Hosts that were already running
-        are never touched."""
+        host is stopped and made again. Hosts that were already running are never touched."""
         for _ in range(tries):
             alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
             misplaced = [
                 name
-                for name, node in self._placed.items()
-                if node in alive and ray.get(self.hosts[name].node.remote()) != node
+                for name in sorted(made)
+                if self._node_of[name] in alive
+                and ray.get(self.hosts[name].node.remote()) != self._node_of[name]
             ]
             if not misplaced:
                 return
@@ -141,7 +145,7 @@ class Runtime:
                 while _exists(name, self.settings.namespace) and time.monotonic() < deadline:
                     time.sleep(0.1)
             for name in misplaced:
-                self._spawn(name, self._placed[name])
+                self._spawn(name, self._node_of[name])
 
     @classmethod
     def start(cls, settings: HubSettings) -> Runtime:
