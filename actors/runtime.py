@@ -51,6 +51,17 @@ def host_name(index: int) -> str:
     return f"host-{index}"
 
 
+LOCAL_RAY_CONFIG: dict[str, Any] = {
+    # Ray starts its workers at nice 15, below the gateway's process (the driver) and any load
+    # generator beside it: once the cores are busy the hosts, the hub's serial stage, got a
+    # fraction of a core (CFS weights 36 against 1024) and the hub ran 10-20 % slower
+    # (BENCHMARKS.md, eighth pass). The actors are the service: they run at the driver's nice.
+    # A Ray started by `ray start` needs `RAY_worker_niceness=0` in its environment instead.
+    "worker_niceness": 0,
+}
+"""`_system_config` of every local Ray the hub starts (here, in tests and in benchmarks)."""
+
+
 class Runtime:
     """A handle on a running hub: submit messages, read entities, follow the stream."""
 
@@ -158,6 +169,7 @@ class Runtime:
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
+                _system_config=None if settings.ray_address else LOCAL_RAY_CONFIG,
             )
             started = settings.ray_address is None
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the whole session (tests that need Ray ask for it)."""
     import ray
 
+    from actors.runtime import LOCAL_RAY_CONFIG
+
     if not ray.is_initialized():
         ray.init(
             address="local",  # our own Ray, even when another one runs on this machine
@@ -28,6 +30,7 @@ def ray_cluster() -> Iterator[None]:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            _system_config=LOCAL_RAY_CONFIG,
         )
     yield
     ray.shutdown()

@@ -86,6 +86,19 @@ def start(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the hub did not become healthy in 120 s")
 
 
+def host_nices(hub: subprocess.Popen[bytes]) -> list[int]:
+    """The nice of each `ray::HostActor` worker of `hub` (started in a session of its own)."""
+    nices = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes()
+            if title.startswith(b"ray::HostActor") and os.getsid(int(entry.name)) == hub.pid:
+                nices.append(os.getpriority(os.PRIO_PROCESS, int(entry.name)))
+        except (OSError, ValueError):  # not a process, or one that just ended
+            continue
+    return nices
+
+
 def crash(hub: subprocess.Popen[bytes]) -> None:
     os.killpg(hub.pid, signal.SIGKILL)
     hub.wait(30)
@@ -97,6 +110,8 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
     hub = start(tmp_path, port)
     acked: dict[str, str] = {}
     try:
+        # Ray's default would start them at nice 15, behind the gateway (actors.runtime).
+        assert host_nices(hub) == [os.getpriority(os.PRIO_PROCESS, hub.pid)] * 2
         for n in range(40):
             status, body = call(
                 f"http://127.0.0.1:{port}/api/v1/todos",
