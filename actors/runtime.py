@@ -53,9 +53,10 @@ def host_name(index: int) -> str:
 
 LOCAL_RAY_CONFIG: dict[str, Any] = {
     # Ray starts its workers at nice 15, below the gateway's process (the driver) and any load
-    # generator beside it: once the cores are busy the hosts, the hub's serial stage, got a
-    # fraction of a core (CFS weights 36 against 1024) and the hub ran 10-20 % slower
-    # (BENCHMARKS.md, eighth pass). The actors are the service: they run at the driver's nice.
+    # generator beside it: once the cores are busy the hosts, the hub's serial stage, get a
+    # fraction of a core (CFS weights 36 against 1024). At 0: 1,673 msgs/s against 1,390-1,511
+    # on a contended machine, +3 % on a quiet one (BENCHMARKS.md, eighth pass). The actors are
+    # the service: they run at the driver's nice.
     # A Ray started by `ray start` needs `RAY_worker_niceness=0` in its environment instead.
     "worker_niceness": 0,
 }
