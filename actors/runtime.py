@@ -60,7 +60,21 @@ LOCAL_RAY_CONFIG: dict[str, Any] = {
     # A Ray started by `ray start` needs `RAY_worker_niceness=0` in its environment instead.
     "worker_niceness": 0,
 }
-"""`_system_config` of every local Ray the hub starts (here, in tests and in benchmarks)."""
+"""`_system_config` of every local Ray the hub starts (`init_ray`)."""
+
+
+def init_ray(address: str | None = None, **options: Any) -> None:
+    """Join the Ray at `address`, or start a local one of our own (None: never a stranger's
+    Ray found on this machine) with `LOCAL_RAY_CONFIG`; no dashboard, and Ray's logging left
+    to itself. What `Runtime.start`, the tests' session and the benchmarks all start."""
+    ray.init(
+        address=address or "local",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _system_config=None if address else LOCAL_RAY_CONFIG,
+        **options,
+    )
 
 
 class Runtime:
@@ -164,14 +178,7 @@ class Runtime:
         """Start (or attach to) the hub described by `settings`."""
         started = False
         if not ray.is_initialized():
-            ray.init(
-                address=settings.ray_address or "local",  # embedded: never join a stranger's Ray
-                namespace=settings.namespace,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                _system_config=None if settings.ray_address else LOCAL_RAY_CONFIG,
-            )
+            init_ray(settings.ray_address, namespace=settings.namespace)
             started = settings.ray_address is None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         runtime = cls(settings, started)

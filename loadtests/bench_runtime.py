@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python loadtests/bench_runtime.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from actors.runtime import LOCAL_RAY_CONFIG, Runtime  # noqa: E402
+from actors.runtime import Runtime, init_ray  # noqa: E402
 from hub.codec import DecodeError, decode_msgpack  # noqa: E402
 from hub.entity import EntityState, RejectedMessage, apply  # noqa: E402
 from hub.envelope import Envelope, Outcome, Status  # noqa: E402
@@ -532,13 +532,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[Result] = []
     memory: MemoryResult | None = None
     memory_error = ""
-    ray.init(
-        address="local",  # never attach to someone else's cluster on this shared machine
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _system_config=LOCAL_RAY_CONFIG,
-    )
+    init_ray()  # never attach to someone else's cluster on this shared machine
     try:
         for name in wanted:
             begun = time.perf_counter()

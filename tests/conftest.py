@@ -21,16 +21,9 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the whole session (tests that need Ray ask for it)."""
     import ray
 
-    from actors.runtime import LOCAL_RAY_CONFIG
+    from actors.runtime import init_ray
 
     if not ray.is_initialized():
-        ray.init(
-            address="local",  # our own Ray, even when another one runs on this machine
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            _system_config=LOCAL_RAY_CONFIG,
-        )
+        init_ray(num_cpus=2)  # our own Ray, even when another one runs on this machine
     yield
     ray.shutdown()
