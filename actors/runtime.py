@@ -157,11 +157,12 @@ class Runtime:
         host is stopped and made again. Hosts that were already running are never touched."""
         for _ in range(tries):
             alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            placeable = [name for name in sorted(made) if self._node_of[name] in alive]
+            placed = ray.get([self.hosts[name].node.remote() for name in placeable])
             misplaced = [
                 name
-                for name in sorted(made)
-                if self._node_of[name] in alive
-                and ray.get(self.hosts[name].node.remote()) != self._node_of[name]
+                for name, node in zip(placeable, placed, strict=True)
+                if node != self._node_of[name]
             ]
             if not misplaced:
                 return
