@@ -150,18 +150,33 @@ def stop_server(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
     server.wait(10)
 
 
-def session_cpu_s(session: int) -> float:
+def session_cpu_s(session: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the live processes of a session (the
-    server and, for a hub, every Ray process it started: they keep its session id)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    server and, for a hub, every Ray process it started: they keep its session id), by role:
+    `main` (the server itself: for a hub, the gateway and Ray's driver), each Ray actor class
+    by its process title (`ray::HostActor.submit_packed` -> `HostActor`, every host summed),
+    and `Ray's own` (raylet, GCS, agents, idle workers)."""
+    ticks: dict[str, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session:
+                continue
+            title = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
         except OSError:
             continue  # it exited meanwhile
-        if int(fields[3]) == session:  # utime and stime are fields 11 and 12 after it
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        role = process_role(int(proc.name) == session, title)
+        ticks[role] = ticks.get(role, 0) + int(fields[11]) + int(fields[12])  # utime, stime
+    hz = os.sysconf("SC_CLK_TCK")
+    return {role: n / hz for role, n in ticks.items()}
+
+
+def process_role(is_main: bool, title: str) -> str:
+    """What `session_cpu_s` files a process under (`title`: its argv[0], which Ray sets)."""
+    if is_main:
+        return "main"
+    name = title.removeprefix("ray::").split(".", 1)[0]
+    return name if title.startswith("ray::") and name.endswith("Actor") else "Ray's own"
 
 
 def machine_busy_s() -> float:
@@ -178,7 +193,7 @@ class CpuWindow:
     averages are not diluted by start-up and drain the way whole-run figures are."""
 
     seconds: float
-    server_s: float | None  # None: a hub given by --url, not ours to measure apart
+    server_s: dict[str, float] | None  # by role; None: a hub given by --url, not ours to measure
     machine_s: float
 
     def line(self, target: str, throughput: float) -> str:
@@ -189,12 +204,22 @@ class CpuWindow:
         )
         if self.server_s is None:
             return f"{head} (Locust, and the hub given by --url if it runs here)"
-        server = self.server_s / self.seconds
+        server = sum(self.server_s.values()) / self.seconds
+        parts = ", ".join(
+            f"{role} {cpu / self.seconds:.2f}"
+            for role, cpu in sorted(self.server_s.items(), key=lambda item: -item[1])
+        )
         return (
             f"{head}; server {server:.2f} cores "
-            f"({server / max(throughput, 1) * 1e6:,.0f} us per acked write), everything else "
-            f"(Locust mostly) {machine - server:.2f}"
+            f"({server / max(throughput, 1) * 1e6:,.0f} us per acked write; {parts}), "
+            f"everything else (Locust mostly) {machine - server:.2f}"
         )
+
+
+def cpu_since(first: dict[str, float], last: dict[str, float]) -> dict[str, float]:
+    """CPU each role used between two `session_cpu_s` samples; a process that exited
+    meanwhile takes its CPU with it, so a role never shows less than none."""
+    return {role: max(cpu - first.get(role, 0.0), 0.0) for role, cpu in last.items()}
 
 
 class CpuSampler(threading.Thread):
@@ -206,7 +231,7 @@ class CpuSampler(threading.Thread):
         self.window: CpuWindow | None = None
         self._done = threading.Event()
 
-    def _sample(self) -> tuple[float, float | None, float]:
+    def _sample(self) -> tuple[float, dict[str, float] | None, float]:
         server = None if self.session is None else session_cpu_s(self.session)
         return time.monotonic(), server, machine_busy_s()
 
@@ -218,7 +243,7 @@ class CpuSampler(threading.Thread):
         if self._done.wait(max(began + self.end_s - time.monotonic(), 0)):
             return  # Locust ended early: no full window to report
         last = self._sample()
-        server = None if first[1] is None or last[1] is None else last[1] - first[1]
+        server = None if first[1] is None or last[1] is None else cpu_since(first[1], last[1])
         self.window = CpuWindow(last[0] - first[0], server, last[2] - first[2])
 
     def stop(self) -> CpuWindow | None:
@@ -337,10 +362,10 @@ def measure(target: str, options: argparse.Namespace, out: Path) -> Summary:
     )
     try:
         wait_healthy(url, server, 180, options.token)
-        before = (session_cpu_s(server.pid), children_cpu_s(), time.monotonic())
+        before = (sum(session_cpu_s(server.pid).values()), children_cpu_s(), time.monotonic())
         ledger, window = run_locust_sampled(url, options, out, target, server.pid)
         cpu = (
-            session_cpu_s(server.pid) - before[0],
+            sum(session_cpu_s(server.pid).values()) - before[0],
             children_cpu_s() - before[1],  # Locust: the only child that ended meanwhile
             time.monotonic() - before[2],
         )

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAST_LINE = re.compile(r"throughput_msgs_per_s=(\d+) p99_ms=([\d.]+) lost=(\d+)")
 
 
-def smoke(target: str, out: Path) -> re.Match[str]:
+def smoke(target: str, out: Path, roles: tuple[str, ...]) -> re.Match[str]:
     command = [
         sys.executable, str(ROOT / "loadtests" / "run.py"), "--target", target, "--out", str(out),
         "--duration", "3", "--drain", "2", "--publishers", "1", "--subscribers", "1",
@@ -25,19 +25,23 @@ def smoke(target: str, out: Path) -> re.Match[str]:
     found = LAST_LINE.fullmatch(lines[-1])
     assert found, done.stdout
     assert "errors=0 gaps=0" in done.stdout, done.stdout
-    assert f"[{target}] CPU while publishing" in done.stdout, done.stdout
+    cpu = re.search(rf"\[{target}\] CPU while publishing .*per acked write; (.*?)\)", done.stdout)
+    assert cpu, done.stdout
+    split = dict(part.rsplit(" ", 1) for part in cpu.group(1).split(", "))
+    assert set(roles) <= split.keys(), cpu.group(0)  # the server's CPU, by process
     assert (out / f"{target}_stats.csv").read_text().count("E2E") == 1  # the latency row
     return found
 
 
 def test_the_locust_users_run_against_the_baseline_server(tmp_path: Path) -> None:
-    throughput, _, lost = smoke("baseline", tmp_path).groups()
+    throughput, _, lost = smoke("baseline", tmp_path, ("main",)).groups()
     assert int(throughput) > 0 and int(lost) == 0
 
 
 @pytest.mark.slow
 def test_the_locust_users_run_against_a_hub_and_lose_nothing(tmp_path: Path) -> None:
-    throughput, _, lost = smoke("hub", tmp_path).groups()
+    roles = ("main", "HostActor", "BrokerActor", "RouterActor")
+    throughput, _, lost = smoke("hub", tmp_path, roles).groups()
     assert int(throughput) > 0 and int(lost) == 0
 
 
