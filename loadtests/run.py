@@ -153,9 +153,10 @@ def stop_server(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
 def session_cpu_s(session: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the live processes of a session (the
     server and, for a hub, every Ray process it started: they keep its session id), by role:
-    `main` (the server itself: for a hub, the gateway and Ray's driver), each Ray actor class
-    by its process title (`ray::HostActor.submit_packed` -> `HostActor`, every host summed),
-    and `Ray's own` (raylet, GCS, agents, idle workers)."""
+    `main` (the server itself: for a hub, the gateway and Ray's driver), each of the hub's
+    actor classes (named `...Actor`) by its process title (`ray::HostActor.submit_packed` ->
+    `HostActor`, every host summed), and `Ray's own` (raylet, GCS, agents, idle workers, and
+    any actor class not named so)."""
     ticks: dict[str, int] = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
