@@ -40,6 +40,7 @@ from hub.envelope import (  # noqa: E402
     unpack_envelopes,
     unpack_outcomes,
 )
+from hub.gc_tuning import tune_gc  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
 from hub.subscriptions import Filter  # noqa: E402
@@ -141,6 +142,7 @@ def run(options: argparse.Namespace, out: Callable[[str], None] = print) -> dict
         pipeline = Pipeline(
             Path(data_dir), options.publishers, options.pool, options.batch, options.subscribers
         )
+        tune_gc()  # as every hub process does once it has started
         for publisher in range(options.publishers):  # each pool created before timing
             while len(pipeline.pools[publisher]) < options.pool:
                 pipeline.step(publisher, timed=False)
