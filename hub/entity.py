@@ -357,8 +357,10 @@ def _merge_field(
         items = value if isinstance(value, list) else []
         orset: ORSet[str] = current if isinstance(current, ORSet) else ORSet()
         return orset.replace([canonical(item) for item in items], write.tag, write.clock)
+    # Diffed against the text the writer had seen (what its clock covers), so concurrent
+    # full values keep each other's changes.
     text = current if isinstance(current, TextField) else TextField()
-    return text.edit(value if isinstance(value, str) else "", write.node)
+    return text.edit(value if isinstance(value, str) else "", write.node, write.clock)
 
 
 def _apply_delta(
@@ -397,7 +399,8 @@ def _apply_delta(
         current = fields.get(spec.path)
         text = current if isinstance(current, TextField) else TextField()
         try:
-            fields[spec.path] = text.apply(base64.b64decode(encoded, validate=True))
+            update = base64.b64decode(encoded, validate=True)
+            fields[spec.path] = text.apply(update, write.node, write.clock)
         except (binascii.Error, ValueError, RuntimeError) as error:
             raise RejectedMessage(where, f"not a base64 Y-CRDT update: {error}") from None
 

@@ -10,7 +10,7 @@ import msgpack
 from hub.clocks.hlc import HybridTimestamp
 from hub.clocks.vector import VectorClock
 from hub.codec import from_wire, to_wire
-from hub.crdt import CausalLWW, LWWRegister, MVRegister, ORSet, Tag, TextField
+from hub.crdt import CausalLWW, LWWRegister, MVRegister, ORSet, Tag, TextEdit, TextField
 from hub.domains import SyncDomain
 from hub.entity import EntityState, Event, FieldState, apply
 from hub.models.conflict import ConflictResolution
@@ -87,7 +87,7 @@ def _encode_field(state: FieldState) -> list[Any]:
             [[e, _tag(t)] for e, t in sorted(state.adds)],
             [[e, _tag(t), _tag(by)] for e, t, by in sorted(state.removed)],
         ]
-    return ["t", state.update]
+    return ["t", state.update, [[e.node, e.count, e.key, e.update] for e in state.edits]]
 
 
 def _decode_field(raw: list[Any]) -> FieldState:
@@ -108,8 +108,12 @@ def _decode_field(raw: list[Any]) -> FieldState:
             frozenset((e, _untag(t)) for e, t in raw[1]),
             frozenset((e, _untag(t), _untag(by)) for e, t, by in raw[2]),
         )
-    if kind == "t":
-        return TextField(bytes(raw[1]))
+    if kind == "t":  # ["t", update] before edits were recorded: no edits
+        edits = raw[2] if len(raw) > 2 else []
+        return TextField(
+            bytes(raw[1]),
+            tuple(TextEdit(str(n), int(c), bytes(k), bytes(u)) for n, c, k, u in edits),
+        )
     raise ValueError(f"unknown field state kind {kind!r}")
 
 

@@ -3,6 +3,6 @@
 from hub.crdt.lww import CausalLWW, LWWRegister
 from hub.crdt.mvregister import MVRegister
 from hub.crdt.orset import ORSet, Tag
-from hub.crdt.text import TextField
+from hub.crdt.text import TextEdit, TextField
 
-__all__ = ["CausalLWW", "LWWRegister", "MVRegister", "ORSet", "Tag", "TextField"]
+__all__ = ["CausalLWW", "LWWRegister", "MVRegister", "ORSet", "Tag", "TextEdit", "TextField"]

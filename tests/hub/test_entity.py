@@ -208,6 +208,108 @@ def test_text_fields_take_y_updates_and_full_values() -> None:
     assert topic.description == "hello world" and topic.title == "T2"
 
 
+PROJECT = "CHITTY-PROJ-1"
+
+
+def on_project(node: str, clock: dict[str, int], data: dict[str, Any], **kw: Any) -> SyncMessage:
+    return message(node, clock, data=data, domain="projects", entity=PROJECT, **kw)
+
+
+def project(**data: Any) -> EntityState:
+    fields = {"name": "P", "description": "the quick fox", **data}
+    create = message("a", {"a": 1}, "create", fields, domain="projects", entity=PROJECT)
+    state = apply(None, create).state
+    assert state is not None
+    return state
+
+
+def test_concurrent_full_values_of_a_text_field_keep_both_edits_in_either_order() -> None:
+    base = project()
+    brown = on_project("b", {"a": 1, "b": 1}, {"description": "the quick brown fox"})
+    jumps = on_project("c", {"a": 1, "c": 1}, {"description": "the quick fox jumps"})
+    one = step(step(base, brown), jumps)
+    two = step(step(base, jumps), brown)
+    assert view(one)["description"] == "the quick brown fox jumps"
+    assert view(one) == view(two) and one.fields == two.fields
+
+
+def test_a_context_summary_merges_concurrent_full_values_too() -> None:
+    ctx = "CHITTY-CONTEXT-1"
+
+    def write(node: str, clock: dict[str, int], summary: str, op: str = "update") -> SyncMessage:
+        data: dict[str, Any] = {"content": {"summary": summary}}
+        if op == "create":
+            data["type"] = "document"
+        return message(node, clock, op, data, domain="contexts", entity=ctx)
+
+    base = apply(None, write("a", {"a": 1}, "the quick fox", "create")).state
+    assert base is not None
+    brown = write("b", {"a": 1, "b": 1}, "the quick brown fox")
+    jumps = write("c", {"a": 1, "c": 1}, "the quick fox jumps")
+    one, two = step(step(base, brown), jumps), step(step(base, jumps), brown)
+    assert view(one)["content"]["summary"] == "the quick brown fox jumps"  # type: ignore[index,call-overload]
+    assert view(one) == view(two)
+
+
+def test_concurrent_text_writes_behind_one_node_id_keep_both_edits() -> None:
+    # Two writers share node "api" and both send "api": 2 (clocks a client chose, each also
+    # naming a write the entity has not had, so neither covers the other): both apply.
+    base = project()
+    red = on_project("api", {"a": 1, "api": 2, "x": 1}, {"description": "the quick red fox"})
+    lazy = on_project("api", {"a": 1, "api": 2, "y": 1}, {"description": "the lazy quick fox"})
+    assert red.id != lazy.id
+    one = step(step(base, red), lazy)
+    two = step(step(base, lazy), red)
+    assert view(one)["description"] == view(two)["description"] == "the lazy quick red fox"
+    assert one.fields == two.fields
+    # A blind write (no clock: it has seen everything) edits the merged text.
+    after = step(one, on_project("api", {}, {"description": "the lazy red fox"}))
+    assert view(after)["description"] == "the lazy red fox"
+
+
+def test_replaying_text_edits_rebuilds_the_same_state_and_edits() -> None:
+    y = base64.b64encode(TextField.of("x", "e").update).decode()
+    log = []
+    state: EntityState | None = None
+    for msg in [
+        message(
+            "a",
+            {"a": 1},
+            "create",
+            {"name": "P", "description": "the quick fox"},
+            domain="projects",
+            entity=PROJECT,
+        ),
+        on_project("b", {"a": 1, "b": 1}, {"description": "the quick brown fox"}),
+        on_project("c", {"a": 1, "c": 1}, {"description": "the quick fox jumps"}),
+        message(
+            "e",
+            {"a": 1, "e": 1},
+            delta={"yUpdates": {"description": y}},
+            domain="projects",
+            entity=PROJECT,
+        ),
+        on_project("api", {}, {"description": "a quick brown fox jumps"}),
+    ]:
+        result = apply(state, msg)
+        state = result.state
+        log.extend(result.events)
+    replayed: EntityState | None = None
+    for event in log:
+        replayed = apply(replayed, event.message).state
+    assert state is not None and replayed == state
+    live, again = state.fields["description"], replayed.fields["description"]
+    assert isinstance(live, TextField) and isinstance(again, TextField)
+    assert live.edits == again.edits and live.update == again.update  # byte for byte
+    assert [(e.node, e.count) for e in sorted(live.edits, key=lambda e: e.node)] == [
+        ("a", 1),
+        ("api", 1),
+        ("b", 1),
+        ("c", 1),
+        ("e", 1),
+    ]
+
+
 def test_completing_a_todo_stamps_completed_at_and_reopening_clears_it() -> None:
     state = step(created(), message("b", {"a": 1, "b": 1}, data={"status": "completed"}, second=9))
     assert view(state)["metadata"]["completedAt"] == "2025-01-01T00:00:09Z"  # type: ignore[index,call-overload]
@@ -342,6 +444,45 @@ def test_two_concurrent_writes_commute(
     except RejectedMessage:
         return  # an illegal transition from the current status is refused in either order
     assert view(ab) == view(ba)
+    assert ab.conflicts == ba.conflicts
+    assert ab.clock == ba.clock
+
+
+project_writes = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["one", "two"]),
+        "status": st.sampled_from(["planning", "active", "on-hold", "completed"]),
+        # A full new value of the text field, made from the text both writers saw.
+        "description": st.sampled_from(
+            [
+                "the quick fox",
+                "the quick brown fox",
+                "the quick fox jumps",
+                "a quick fox",
+                "fox",
+                "",
+            ]
+        ),
+        "metadata": st.fixed_dictionaries({"team": USERS}),
+    },
+)
+
+
+@given(project_writes, project_writes, st.integers(0, 59), st.integers(0, 59))
+def test_two_concurrent_writes_with_a_text_field_commute(
+    left: dict[str, Any], right: dict[str, Any], t1: int, t2: int
+) -> None:
+    base = project()
+    one = on_project("b", {"a": 1, "b": 1}, left, second=t1)
+    two = on_project("c", {"a": 1, "c": 1}, right, second=t2)
+    try:
+        ab = step(step(base, one), two)
+        ba = step(step(base, two), one)
+    except RejectedMessage:
+        return
+    assert view(ab) == view(ba)
+    assert ab.fields == ba.fields  # the text's document and recorded edits too
     assert ab.conflicts == ba.conflicts
     assert ab.clock == ba.clock
 

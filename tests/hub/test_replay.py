@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.codec import encode_msgpack, from_wire
+from hub.crdt import TextField
 from hub.entity import EntityState, RejectedMessage, apply, view
 from hub.replay import EntityReplayer, decode_event, decode_state, encode_event, encode_state
 from hub.store import LmdbStore, MemoryStore, NewEvent, load, state_at, take_snapshot
-from tests.hub.test_entity import TODO_ID, created, message
+from tests.hub.test_entity import TODO_ID, created, message, on_project, project, step
 
 NODES = ["a", "b", "c"]
 updates = st.lists(
@@ -66,6 +68,51 @@ def test_snapshot_round_trip_keeps_every_crdt() -> None:
     state = history[-1][0]
     assert state.conflicts  # a conflict is part of what must survive
     assert decode_state(encode_state(state)) == state
+
+
+def text_state() -> EntityState:
+    state = project()
+    for msg in [
+        on_project("b", {"a": 1, "b": 1}, {"description": "the quick brown fox"}),
+        on_project("c", {"a": 1, "c": 1}, {"description": "the quick fox jumps"}),
+    ]:
+        state = step(state, msg)
+    return state
+
+
+def test_a_snapshot_keeps_a_text_fields_edits() -> None:
+    state = text_state()
+    restored = decode_state(encode_state(state))
+    assert restored == state
+    field, again = state.fields["description"], restored.fields["description"]
+    assert isinstance(field, TextField) and isinstance(again, TextField)
+    assert again.edits == field.edits and len(field.edits) == 3
+    # Restored, it merges a concurrent write as the live state does.
+    late = on_project("d", {"a": 1, "b": 1, "d": 1}, {"description": "The quick brown fox"})
+    assert step(restored, late) == step(state, late)
+    assert view(step(state, late))["description"] == "The quick brown fox jumps"
+
+
+def test_a_text_field_from_an_old_snapshot_still_decodes_and_merges() -> None:
+    state = text_state()
+    raw = msgpack.unpackb(encode_state(state), raw=False, strict_map_key=False)
+    field = state.fields["description"]
+    assert isinstance(field, TextField)
+    raw["fields"]["description"] = ["t", field.update]  # the format before edits were recorded
+    old = decode_state(msgpack.packb(raw, use_bin_type=True))
+    decoded = old.fields["description"]
+    assert isinstance(decoded, TextField) and decoded.edits == ()
+    assert view(old) == view(state)
+    # Its text counts as seen by every later writer: concurrent writes still keep both edits.
+    one = on_project(
+        "d", {"a": 1, "b": 1, "c": 1, "d": 1}, {"description": "a quick brown fox jumps"}
+    )
+    two = on_project(
+        "e", {"a": 1, "b": 1, "c": 1, "e": 1}, {"description": "the quick brown fox jumps!"}
+    )
+    ab, ba = step(step(old, one), two), step(step(old, two), one)
+    assert view(ab)["description"] == "a quick brown fox jumps!"
+    assert ab == ba
 
 
 @settings(max_examples=40)
