@@ -77,18 +77,21 @@ def _walk(
         wire = info.alias or name
         path, py_path = f"{prefix}{wire}", f"{py_prefix}{name}"
         explicit = _policy(info)
-        nested = _unwrap_model(info.annotation)
+        annotation = info.annotation
+        if annotation is None:  # unset only: a field typed `None` says NoneType
+            raise TypeError(f"{model.__name__}.{name}: a field needs a type annotation")
+        nested = _unwrap_model(annotation)
         if nested is not None and explicit is None:
             nodes.add(path)
             aliases[py_path] = path
             _walk(nested, f"{path}.", f"{py_path}.", fields, aliases, nodes)
             continue
-        item = _list_item(info.annotation)
+        item = _list_item(annotation)
         policy = explicit or (Policy.SET if item is not None else Policy.LWW)
         whole = [m for m in info.metadata if not isinstance(m, Policy)]
-        adapter: TypeAdapter[Any] = TypeAdapter(
-            Annotated[info.annotation, *whole] if whole else info.annotation
-        )
+        # Built at run time, an Annotated is a plain special form to a type checker: Any here.
+        form: Any = Annotated[annotation, *whole] if whole else annotation
+        adapter: TypeAdapter[Any] = TypeAdapter(form)
         fields[path] = FieldSpec(
             path,
             policy,
