@@ -239,3 +239,15 @@ def test_erasing_a_principal_leaves_ids_it_is_a_prefix_of_alone(gateway: Gateway
     assert status == 200, (status, answer)
     status, after, _ = gateway.request("GET", f"/api/v1/services/{service}")
     assert status == 200 and after["entity"]["chittyId"] == service
+
+
+def test_a_session_s_own_platform_id_is_never_looked_up_as_a_parent(gateway: Gateway) -> None:
+    """A session's `sessionId` is the platform's free text (a NUL included): exporting its
+    participant must not treat it as the id of an entity to read."""
+    participant = "CHITTY-USER-0NULSESSION"
+    fields = {"sessionId": "a\x00b", "platform": "cli", "participants": [participant]}
+    status, body, _ = gateway.request("POST", "/api/v1/sessions", fields)
+    assert status == 201, body
+    status, body, _ = gateway.request("GET", f"/api/v1/principals/{participant}/export")
+    assert status == 200, body
+    assert [e["entity"]["sessionId"] for e in body["entities"]] == ["a\x00b"]

@@ -14,7 +14,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +27,7 @@ from hub.auth.scope import can_create, can_read, can_write, members
 from hub.auth.signing import Verifier
 from hub.auth.tokens import TokenStore
 from hub.entity import EntityView
+from hub.ids import InvalidChittyId, parse
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from transports.gateway.errors import ApiError, Handler
@@ -231,9 +232,10 @@ class Scope:
         return is_unrestricted(self.principal.role)
 
     async def _load_parents(self, entity: Mapping[str, Any]) -> None:
+        # Only ChittyIDs name parents: a session's own `sessionId` is the platform's free text.
         wanted = [entity.get("sessionId"), entity.get("projectId"), *(entity.get("sources") or ())]
         for parent_id in wanted:
-            if isinstance(parent_id, str) and parent_id not in self._parents:
+            if _is_chitty_id(parent_id) and parent_id not in self._parents:
                 view = await self._get(parent_id)
                 self._parents[parent_id] = None if view is None else view.entity
                 if view is not None:  # a session's project counts for the session's todos
@@ -317,6 +319,16 @@ class Scope:
     def check_can_write_at_all(self) -> None:
         if self.principal.role is Role.VIEWER:
             raise ApiError(403, "forbidden", "the viewer role may not change anything")
+
+
+def _is_chitty_id(value: object) -> TypeGuard[str]:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse(value)
+    except InvalidChittyId:
+        return False
+    return True
 
 
 def stamp(message: SyncMessage, principal: Principal) -> SyncMessage:
