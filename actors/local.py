@@ -6,15 +6,19 @@ embedding of the hub would use.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from actors.broker import Broker
 from actors.host import EntityHost
+from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
+from hub.catalog import Catalog, Page, Query
 from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.ids import IdGenerator, Kind
@@ -25,17 +29,29 @@ from hub.subscriptions import Published
 
 
 class LocalHost:
-    """An `EntityHost` behind a mailbox, publishing to an in-process broker."""
+    """An `EntityHost` behind a mailbox, publishing to an in-process broker (and, given one,
+    to `published`: what the catalog follows)."""
 
-    def __init__(self, name: str, store: CheckpointStore, settings: HubSettings, broker: Broker):
+    def __init__(
+        self,
+        name: str,
+        store: CheckpointStore,
+        settings: HubSettings,
+        broker: Broker,
+        published: Callable[[str, list[tuple[int, Published]]], None] | None = None,
+    ):
         self.name = name
         self.host = EntityHost(name, store, settings)
         self.broker = broker
+        self.published = published
         self.mailbox = Mailbox(self.host, self._publish)
         self.down = False  # a test may take the host down
 
     async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
-        self.broker.publish(self.name, [(seq, item) for seq, item, _ in items])
+        rows = [(seq, item) for seq, item, _ in items]
+        self.broker.publish(self.name, rows)
+        if self.published is not None:
+            self.published(self.name, rows)
 
     async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
         if self.down:
@@ -72,29 +88,57 @@ class LocalHostClient:
 
 
 class LocalHub:
-    """Broker, hosts and a router in this process, over one store."""
+    """Broker, hosts, a router and a catalog (with its linker) in this process, over one store.
+
+    The catalog lives beside the shard table (`<its folder>/catalog`) and follows every host's
+    publications as they commit; the link writes it notes are delivered in a task of their own
+    (never inside a host's turn), or at once by `settle`."""
 
     def __init__(self, store: CheckpointStore, settings: HubSettings, table_path: Path) -> None:
         self.settings = settings
         self.broker = Broker(settings.stream_retention)
+        self.catalog = Catalog(table_path.parent / "catalog")
         names = [f"host-{i}" for i in range(settings.hosts)]
-        self.hosts = {n: LocalHost(n, store, settings, self.broker) for n in names}
+        self.hosts = {n: LocalHost(n, store, settings, self.broker, self._published) for n in names}
         ShardTable.build(names, settings.shards).save(table_path)
         self.client = LocalHostClient(self.hosts)
         self.router = Router(table_path, settings, self.client)
+        self.linker = Linker(self.catalog, self.router.route)
         self._ids = IdGenerator(settings.node_id, now_ms=lambda: time.time_ns() // 1_000_000)
+        self._linking: set[asyncio.Task[int]] = set()
+
+    def _published(self, host: str, rows: list[tuple[int, Published]]) -> None:
+        self.catalog.take(host, rows)
+        if self.catalog.links(limit=1):
+            task = asyncio.get_running_loop().create_task(self.linker.deliver())
+            self._linking.add(task)
+            task.add_done_callback(self._linking.discard)
+
+    async def settle(self) -> None:
+        """Deliver every pending link write now (tests and a clean stop)."""
+        await self.linker.deliver()
 
     def host_of(self, entity_id: str) -> LocalHost:
         return self.hosts[self.router.table.host_of(entity_id)]
 
-    async def reconcile(self, project_id: str) -> ReconcileReport:
+    async def list(self, query: Query) -> Page:
+        """A page of the catalog (read-your-writes: hosts feed it as they commit)."""
+        await self.settle()
+        return self.catalog.query(query)
+
+    async def reconcile(
+        self, project_id: str, caller: str, dry_run: bool = False
+    ) -> ReconcileReport:
         """Example 2, in process: the same conversation the Ray host actors have."""
         return await reconcile_project(
             project_id,
             get=self.router.get,
             route=self.router.route,
+            list_page=self.list,
             node_id=f"hub:{self.settings.node_id}",
+            caller=caller,
             timeout_s=self.settings.call_timeout_s,
             max_depth=self.settings.max_call_depth,
-            message_id=lambda session: self._ids.new(Kind.MSG),
+            message_id=lambda todo: self._ids.new(Kind.MSG),
+            dry_run=dry_run,
         )

@@ -29,6 +29,7 @@ from actors.broker import (
     unpack_published,
 )
 from actors.host import OUTBOX_PREFIX, EntityHost, HostMetrics
+from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
@@ -84,7 +85,7 @@ class HostActor:
         # (a no-op for a host the broker knows). Ray may deliver it after a publish: no matter.
         self._broker.register.remote(name, self._host.outbox_seq)
         tune_gc()
-        self._router_handle: Any = None
+        self._handles: dict[str, Any] = {}
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
 
     async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
@@ -160,27 +161,31 @@ class HostActor:
         """Erase a principal from this node's store, in a turn (no message runs meanwhile)."""
         return await self._mailbox.call(lambda: self._host.erase(principal, pseudonym, whole))
 
-    async def reconcile(self, project_id: str, depth: int = 0) -> ReconcileReport:
-        """Example 2: this project actor merges its sessions' todos and sends them back."""
-        router = self._router()
+    async def reconcile(
+        self, project_id: str, caller: str, depth: int = 0, dry_run: bool = False
+    ) -> ReconcileReport:
+        """Example 2: this project actor merges its sessions' todos and writes them back."""
+        router, catalog = self._named(ROUTER.format(0)), self._named("catalog")
         settings = self._host.settings
         return await reconcile_project(
             project_id,
             get=lambda entity_id: router.get.remote(entity_id),
             route=lambda envelopes: router.route.remote(envelopes),
+            list_page=lambda query: catalog.query.remote(query),
             node_id=f"hub:{settings.node_id}",
+            caller=caller,
             timeout_s=settings.call_timeout_s,
             depth=depth,
             max_depth=settings.max_call_depth,
-            message_id=lambda session: self._ids.new(Kind.MSG),
+            message_id=lambda todo: self._ids.new(Kind.MSG),
+            dry_run=dry_run,
         )
 
-    def _router(self) -> Any:
-        if self._router_handle is None:  # looked up once, on first use
-            self._router_handle = ray.get_actor(
-                ROUTER.format(0), namespace=self._host.settings.namespace
-            )
-        return self._router_handle
+    def _named(self, name: str) -> Any:
+        """A named actor of this hub, looked up once, on first use."""
+        if name not in self._handles:
+            self._handles[name] = ray.get_actor(name, namespace=self._host.settings.namespace)
+        return self._handles[name]
 
     async def metrics(self) -> HostMetrics:
         self._host.metrics.extra["mailbox_max_depth"] = self._mailbox.max_depth
@@ -354,17 +359,30 @@ class CatalogActor:
         self._handles: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._router: Any = None
+        self._linker = Linker(self._catalog, self._route)
+
+    async def _route(self, envelopes: list[Envelope]) -> list[Outcome]:
+        if self._router is None:  # looked up on first use: the router starts after us
+            self._router = ray.get_actor(ROUTER.format(0), namespace=self._namespace)
+        outcomes: list[Outcome] = await self._router.route.remote(envelopes)
+        return outcomes
 
     async def _follow(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a host restarting: the next round catches up
                 await self.sync()
+                await self._linker.deliver()
             await asyncio.sleep(0.2)
+
+    async def start(self) -> None:
+        """Follow the hosts' outboxes (and settle link notes) from now on, every 0.2 s."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def sync(self) -> dict[str, int]:
         """Pull every host's outbox up to now; returns the marks."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._follow())
+        await self.start()
         async with self._lock:
             table = ShardTable.load(self._table_path)
             names = set(table.hosts) | set(table.dedicated.values()) if table else set()
@@ -382,9 +400,12 @@ class CatalogActor:
             return self._catalog.marks()
 
     async def query(self, query: Query, fresh: bool = True) -> Page:
-        """A page of the list; `fresh` first catches up, so a client reads its own writes."""
+        """A page of the list; `fresh` first catches up (and settles what the hub owes
+        projects: `actors.linker`), so a client reads its own writes."""
         if fresh:
             await self.sync()
+            with contextlib.suppress(Exception):  # the router restarting: the loop retries
+                await self._linker.deliver()
         return self._catalog.query(query)
 
     async def conflicts(

@@ -189,6 +189,7 @@ class Runtime:
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         ray.get([h.pid.remote() for h in self.hosts.values()], timeout=timeout_s)
         ray.get(self.broker.head.remote(), timeout=timeout_s)
+        ray.get(self.catalog.start.remote(), timeout=timeout_s)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -251,9 +252,13 @@ class Runtime:
         found: list[dict[str, Any]] = await self.host_of(entity_id).history.remote(entity_id)
         return found
 
-    async def reconcile(self, project_id: str) -> ReconcileReport:
-        """Spec Example 2, run by the project's own actor."""
-        report: ReconcileReport = await self.host_of(project_id).reconcile.remote(project_id)
+    async def reconcile(
+        self, project_id: str, caller: str, dry_run: bool = False
+    ) -> ReconcileReport:
+        """Spec Example 2, run by the project's own actor; its writes are `caller`'s."""
+        report: ReconcileReport = await self.host_of(project_id).reconcile.remote(
+            project_id, caller, dry_run=dry_run
+        )
         return report
 
     async def poll(

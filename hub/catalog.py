@@ -34,7 +34,12 @@ class CursorError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A list request: a domain, equality filters on wire fields, a page."""
+    """A list request: a domain, equality filters on wire fields, a page.
+
+    `session_id` matches the session itself and the todos it lists (those it made, and those a
+    reconciliation `listedIn` it); `sessions` does the same for any of several sessions. A
+    todo merged into another (`mergedInto`) is left out unless `include_merged`.
+    """
 
     domain: SyncDomain
     project_id: str | None = None
@@ -46,6 +51,19 @@ class Query:
     cursor: str | None = None
     limit: int = 100
     visible_to: str | None = None  # a ChittyID: only entities it is a member of (scope)
+    include_merged: bool = False
+    sessions: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A write the hub owes a parent because a child named it: `session` joined (or left,
+    `add` False) `project`'s sessions. `key` orders them and names their message."""
+
+    key: bytes
+    project: str
+    session: str
+    add: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +113,7 @@ class Catalog:
         self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True)
         self._rows = self._env.open_db(b"rows")
         self._marks = self._env.open_db(b"marks")
+        self._links = self._env.open_db(b"links")
 
     def close(self) -> None:
         self._env.close()
@@ -165,12 +184,34 @@ class Catalog:
             for _, item in fresh:
                 key = _key(item.domain, item.entity_id)
                 current = txn.get(key, db=self._rows)
-                if current is not None and self._row(current)["seq"] >= item.seq:
+                old = self._row(current) if current is not None else None
+                if old is not None and old["seq"] >= item.seq:
                     continue  # an older change of an entity that moved between hosts
                 txn.put(key, self._codec.encode(_encode_row(item)), db=self._rows)
+                for index, (project, add) in enumerate(_session_links(old, item)):
+                    link = self._codec.encode(msgpack.packb((project, item.entity_id, add)))
+                    txn.put(_link_key(item, index), link, db=self._links)
             mark = fresh[-1][0]
             txn.put(host.encode(), str(mark).encode(), db=self._marks)
         return mark
+
+    def links(self, limit: int = 500) -> list[Link]:
+        """Link writes not yet done: each session's in the order they arose (those of
+        different sessions change different elements of a set, so their order is free)."""
+        found = []
+        with self._env.begin(db=self._links) as txn:
+            for key, raw in txn.cursor():
+                project, session, add = msgpack.unpackb(self._codec.decode(raw), raw=False)
+                found.append(Link(bytes(key), project, session, add))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def linked(self, keys: Iterable[bytes]) -> None:
+        """Forget link writes that are done (durable, or refused for good)."""
+        with self._env.begin(write=True, db=self._links) as txn:
+            for key in keys:
+                txn.delete(key)
 
     def get(self, domain: SyncDomain, entity_id: str) -> EntityView | None:
         with self._env.begin(db=self._rows) as txn:
@@ -263,12 +304,38 @@ def _visible(
     return chitty_id in members(row["domain"], row["entity"], parent)
 
 
+def _session_links(old: Mapping[str, Any] | None, item: Published) -> list[tuple[str, bool]]:
+    """What a session's change owes projects: leave the one it named, join the one it names
+    (a deleted session belongs to none)."""
+    if item.domain is not SyncDomain.SESSIONS:
+        return []
+    before = old["project"] if old is not None and not old["deleted"] else None
+    after = item.project_id if item.kind != "deleted" else None
+    if before == after:
+        return []
+    return [(p, add) for p, add in ((before, False), (after, True)) if p is not None]
+
+
+def _link_key(item: Published, index: int) -> bytes:
+    """Session id, the session's log position, which of its links: unique and the same every
+    time the change is taken (a catalog rebuilt from the outboxes notes the same links)."""
+    return _key(item.domain, item.entity_id) + item.seq.to_bytes(8, "big") + bytes([index])
+
+
+def _in_session(row: Mapping[str, Any], sessions: Iterable[str]) -> bool:
+    """Whether the row is one of these sessions, or a todo one of them lists."""
+    listed = row["entity"].get("listedIn") or ()
+    return any(s == row["session"] or s in listed for s in sessions)
+
+
 def _matches(row: Mapping[str, Any], query: Query) -> bool:
     entity = row["entity"]
     return bool(
         (query.include_deleted or not row["deleted"])
+        and (query.include_merged or not entity.get("mergedInto"))
         and (query.project_id is None or query.project_id == row["project"])
-        and (query.session_id is None or query.session_id == row["session"])
+        and (query.session_id is None or _in_session(row, (query.session_id,)))
+        and (query.sessions is None or _in_session(row, query.sessions))
         and (query.topic_id is None or query.topic_id == row["topic"])
         and (query.status is None or query.status == _status(entity))
         and (query.assignee is None or query.assignee in (entity.get("assignees") or []))

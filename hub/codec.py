@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, get_args
 
 import msgpack
@@ -63,6 +65,40 @@ def json_int(text: str) -> int:
 def from_wire(raw: Any) -> SyncMessage:
     """Validate a wire dict (already decoded from JSON or msgpack)."""
     return _validate(raw)
+
+
+def write_message(
+    *,
+    message_id: str,
+    node_id: str,
+    platform: str,
+    chitty_id: str,
+    domain: str,
+    operation: str,
+    entity_id: str,
+    data: Mapping[str, Any],
+    timestamp: datetime,
+    clock: Any = None,
+    delta: Mapping[str, Any] | None = None,
+) -> SyncMessage:
+    """The `state_update` every edge and actor builds for a write (validated here, once):
+    `chitty_id` is the principal it is attributed to; `clock` None is a blind write."""
+    payload: dict[str, Any] = {
+        "domain": domain,
+        "operation": operation,
+        "entity": {"chittyId": entity_id, "type": domain[:-1], "data": dict(data)},
+    }
+    if delta is not None:
+        payload["delta"] = dict(delta)
+    return _validate(
+        {
+            "id": message_id,
+            "type": "state_update",
+            "source": {"nodeId": node_id, "platform": platform, "chittyId": chitty_id},
+            "payload": payload,
+            "metadata": {"timestamp": timestamp, "vectorClock": {} if clock is None else clock},
+        }
+    )
 
 
 def encode_msgpack(message: SyncMessage) -> bytes:

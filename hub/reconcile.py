@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+
+from pydantic import JsonValue
 
 from hub.models.todo import Priority, Todo, TodoStatus
 
@@ -146,10 +148,12 @@ class _Member:
             )
         return cls(item, frozenset({item.chitty_id}), frozenset({item.session_id}))
 
-    def rank(self) -> tuple[bool, datetime, str, bool, int, str]:
-        """Canonical-first order: earliest created, smallest id, latest modified, then content."""
+    def rank(self) -> tuple[bool, bool, datetime, str, bool, int, str]:
+        """Canonical-first order: not merged away, earliest created, smallest id, latest
+        modified, then content."""
         created, modified = self.todo.metadata.created, self.todo.metadata.modified
         return (
+            self.todo.merged_into is not None,
             created is None,
             created or _EPOCH,
             self.todo.chitty_id,
@@ -162,12 +166,14 @@ class _Member:
 def reconcile(todos: Iterable[Todo | MeshTodo]) -> TodoMesh:
     """Merge the todos of one project's parallel sessions into a deduplicated, ordered mesh.
 
-    Todos with the same `content_key` or the same id are one todo; the canonical one is the
-    earliest created (undated last), then the smallest id. Merged: the most advanced status
-    (`STATUS_RANK`), `completedAt` the earliest of the completed members, union of assignees and
-    dependencies (remapped to canonical ids, self-dependencies made by merging dropped), latest
-    `modified`, earliest deadline, highest priority. `MeshTodo`s may be passed back in (a mesh
-    plus new todos), keeping their provenance, so reconciling a mesh's todos returns that mesh.
+    Todos with the same `content_key` or the same id are one todo, and so is a todo with the
+    one it was `mergedInto` by an earlier reconciliation; the canonical one is the earliest
+    created (undated last) that was not merged away, then the smallest id. Merged: the most
+    advanced status (`STATUS_RANK`), `completedAt` the earliest of the completed members, union
+    of assignees, `listedIn` and dependencies (remapped to canonical ids, self-dependencies
+    made by merging dropped), latest `modified`, earliest deadline, highest priority.
+    `MeshTodo`s may be passed back in (a mesh plus new todos), keeping their provenance, so
+    reconciling a mesh's todos returns that mesh.
 
     A todo is reported `blocked` when it is not completed and one of its dependencies is not
     completed or not in the input (those are listed in `missing_dependencies`); its status is
@@ -228,7 +234,9 @@ def _groups(members: list[_Member]) -> list[list[_Member]]:
     first_seen: dict[str, int] = {}
     for index, member in enumerate(members):
         # Ids and content keys cannot collide: a sha256 hex digest is never a ChittyID.
-        for label in (*member.ids, content_key(member.todo.content)):
+        merged_into = member.todo.merged_into
+        labels = (*member.ids, content_key(member.todo.content))
+        for label in (*labels, merged_into) if merged_into else labels:
             other = first_seen.setdefault(label, index)
             parent[root(other)] = root(index)
     components: dict[int, list[_Member]] = {}
@@ -276,6 +284,8 @@ def _merge(group: list[_Member], canonical_of: Mapping[str, str]) -> MeshTodo:
             "active_form": next((t.active_form for t in todos if t.active_form), ""),
             "project_id": next((t.project_id for t in todos if t.project_id), None),
             "assignees": list(dict.fromkeys(a for t in todos for a in t.assignees)),
+            "listed_in": list(dict.fromkeys(s for t in todos for s in t.listed_in)),
+            "merged_into": None,
             "dependencies": list(dependencies),
             "deadline": min((d for t in todos if (d := t.deadline)), default=None),
             "metadata": metadata,
@@ -333,3 +343,116 @@ def _find_cycle(stuck: set[str], deps: Mapping[str, tuple[str, ...]]) -> tuple[s
     cycle = path[seen[current] :][::-1]  # the walk went against the edges
     start = cycle.index(min(cycle))
     return tuple(cycle[start:] + cycle[:start])
+
+
+# -- writing a mesh back (spec Example 2, steps 6-7) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TodoWrite:
+    """One write that brings a todo in line with its project's mesh: a create (the todo was
+    only listed in a session, never an entity of its own) or an update of the `fields` that
+    differ from what was read."""
+
+    todo_id: str
+    create: bool
+    fields: Mapping[str, JsonValue]
+
+
+# The fields reconciliation decides (others, content first, stay as their writers left them).
+_FIELDS = ("status", "activeForm", "projectId", "deadline", "mergedInto")
+_SET_FIELDS = ("assignees", "dependencies", "listedIn")
+_STAMPED = ("created", "modified")  # metadata the hub stamps on every write
+
+
+def write_back(
+    mesh: TodoMesh,
+    current: Mapping[str, Todo],
+    stored: Collection[str],
+    sessions: Collection[str],
+    project_id: str,
+) -> list[TodoWrite]:
+    """The writes that make every todo of `current` agree with `mesh`, and nothing more.
+
+    `current` holds every todo as read, by id (each `MeshTodo.merged_ids` member is in it);
+    `sessions` are every session of the project. A canonical todo takes its merged status,
+    priority, deadline, assignees and dependencies (remapped), belongs to the project, and is
+    `listedIn` every session of the project but its own; every other member of its group is
+    marked `mergedInto` it with the same status. A todo some session only listed (not an
+    entity of its own: absent from `stored`, as sessions kept their todo lists before todos
+    were entities) is created. Running it on what its writes produced
+    yields no writes: reconciliation is idempotent.
+    """
+    writes: list[TodoWrite] = []
+    for item in mesh.todos:
+        merged = item.todo
+        listed = sorted({*merged.listed_in, *sessions} - {merged.session_id})
+        canonical = merged.model_copy(
+            update={"project_id": project_id, "listed_in": listed, "merged_into": None}
+        )
+        for member_id in item.merged_ids:
+            before = current[member_id]
+            if member_id == item.chitty_id:
+                after = canonical.model_copy(update={"content": before.content})
+            else:
+                after = before.model_copy(
+                    update={
+                        "status": merged.status,
+                        "merged_into": item.chitty_id,
+                        "project_id": project_id,
+                        "metadata": before.metadata.model_copy(
+                            update={"completed_at": merged.metadata.completed_at}
+                        ),
+                    }
+                )
+            if member_id not in stored:
+                writes.append(TodoWrite(member_id, True, _created(after)))
+            elif change := _difference(before, after):
+                writes.append(TodoWrite(member_id, False, change))
+    return writes
+
+
+def written(current: Mapping[str, Todo], writes: Iterable[TodoWrite]) -> dict[str, Todo]:
+    """`current` as `writes` leave it (what reconciling it again starts from)."""
+    after = dict(current)
+    for write in writes:
+        wire = after[write.todo_id].model_dump(mode="json", by_alias=True)
+        for name, value in write.fields.items():
+            if name == "metadata" and isinstance(value, dict):
+                wire["metadata"] = {**wire["metadata"], **value}
+            else:
+                wire[name] = value
+        after[write.todo_id] = Todo.model_validate(wire)
+    return after
+
+
+def _created(todo: Todo) -> dict[str, JsonValue]:
+    """A todo's wire fields as a create sends them (the hub stamps the times it keeps)."""
+    fields: dict[str, JsonValue] = todo.model_dump(mode="json", by_alias=True)
+    metadata = fields["metadata"]
+    assert isinstance(metadata, dict)
+    for stamped in _STAMPED:
+        metadata.pop(stamped, None)
+    return fields
+
+
+def _difference(before: Todo, after: Todo) -> dict[str, JsonValue]:
+    """The wire fields of `after` that differ from `before` (sets compared as sets); a status
+    change carries the `completedAt` it implies."""
+    old = before.model_dump(mode="json", by_alias=True)
+    new = after.model_dump(mode="json", by_alias=True)
+    change: dict[str, JsonValue] = {}
+    for name in _FIELDS:
+        if old[name] != new[name]:
+            change[name] = new[name]
+    for name in _SET_FIELDS:
+        if set(old[name]) != set(new[name]):
+            change[name] = new[name]
+    metadata: dict[str, JsonValue] = {}
+    if old["metadata"]["priority"] != new["metadata"]["priority"]:
+        metadata["priority"] = new["metadata"]["priority"]
+    if "status" in change and new["metadata"]["completedAt"] is not None:
+        metadata["completedAt"] = new["metadata"]["completedAt"]
+    if metadata:
+        change["metadata"] = metadata
+    return change

@@ -109,6 +109,15 @@ async def rest_write(request: web.Request) -> web.Response:
     return web.json_response(body, status=201 if operation == "create" else 200)
 
 
+async def rest_place(request: web.Request) -> web.Response:
+    """A project or session the users write under (the hub needs them to exist; the baseline
+    only answers as the hub does)."""
+    fields = await request.json()
+    return web.json_response(
+        {"entity": fields, "vectorClock": {}, "seq": 1, "conflicts": []}, status=201
+    )
+
+
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -120,6 +129,8 @@ def make_app() -> web.Application:
     app.router.add_get("/ws", ws)
     app.router.add_post("/api/v1/todos", rest_write)
     app.router.add_put("/api/v1/todos/{id}", rest_write)
+    app.router.add_post("/api/v1/projects", rest_place)
+    app.router.add_post("/api/v1/sessions", rest_place)
     return app
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import gevent
 import orjson
+import requests
 import websocket
 from locust import HttpUser, User, between, events, task
 from locust.env import Environment
@@ -102,6 +103,25 @@ def projects(environment: Environment) -> list[str]:
     return [f"CHITTY-PROJ-{options.run_tag}P{n}" for n in range(options.projects)]
 
 
+def ensure(environment: Environment, host: str, domain: str, entity: str, **fields: Any) -> None:
+    """Create an entity the users write under (a todo names a session and a project that
+    exist); one another user made first is fine."""
+    body = {"chittyId": entity, **fields}
+    answer = requests.post(
+        f"{host}/api/v1/{domain}", json=body, headers=auth_headers(environment), timeout=30
+    )
+    if answer.status_code not in (201, 409):
+        raise RuntimeError(f"cannot create {entity}: {answer.status_code} {answer.text[:200]}")
+
+
+def ensure_places(environment: Environment, host: str, sessions: list[str]) -> None:
+    """The run's projects and this user's sessions."""
+    for project in projects(environment):
+        ensure(environment, host, "projects", project, name=project)
+    for session in sessions:
+        ensure(environment, host, "sessions", session, sessionId=session, platform="cli")
+
+
 def publishing(environment: Environment, started: float) -> bool:
     """Writers stop after `--publish-for` s so subscribers can drain before Locust stops."""
     limit = environment.parsed_options.publish_for
@@ -137,6 +157,8 @@ class RestWriter(HttpUser):
         self.ledger = ledger_of(self.environment)
         self.counter = itertools.count()
         self.client.headers.update(auth_headers(self.environment))
+        self.sessions = [f"CHITTY-SESSION-{self.tag}R{self.n}S{i}" for i in range(8)]
+        ensure_places(self.environment, self.host, self.sessions)
 
     @task(1)
     def create(self) -> None:
@@ -149,7 +171,7 @@ class RestWriter(HttpUser):
         body = {
             "content": f"rest {self.n}-{i}",
             "activeForm": form,
-            "sessionId": f"CHITTY-SESSION-{self.tag}R{self.n}S{i % 8}",  # 8 sessions each
+            "sessionId": self.sessions[i % len(self.sessions)],  # 8 sessions each
             "projectId": project,
         }
         with self.client.post(
@@ -241,6 +263,8 @@ class WsPublisher(_WsUser):
         self.started = time.monotonic()
         self.projects = projects(self.environment)
         self.ledger = ledger_of(self.environment)
+        self.session = f"CHITTY-SESSION-{self.tag}W{self.n}"
+        ensure_places(self.environment, self.host, [self.session])
         self.ws = self.connect(f"pub{self.tag}{self.n}", self.environment.parsed_options.acks)
         self.pool: list[tuple[str, str]] = []  # (todo id, project), all created by this user
         self.frames = itertools.count()
@@ -263,7 +287,7 @@ class WsPublisher(_WsUser):
                 fields = {
                     "content": f"ws {self.n}-{i}",
                     "activeForm": form,
-                    "sessionId": f"CHITTY-SESSION-{self.tag}W{self.n}",
+                    "sessionId": self.session,
                     "projectId": project,
                 }
                 frame: Frame = {"operation": "create", "entity": fields}

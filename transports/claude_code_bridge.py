@@ -3,9 +3,11 @@
 Register it as a `PostToolUse` hook on `TodoWrite` (README, "Claude over MCP"). Claude Code pipes
 the hook event as JSON on stdin; each TodoWrite carries the session's whole todo list, so the
 bridge upserts one hub todo per item (its ChittyID derived from the Claude session and the
-item's content, so repeats update rather than duplicate) and sets the hub session's own todo
-list, which is what `chitty sync todos` reconciles. Exit 0 when forwarded or not a TodoWrite,
-1 (shown to the user, never blocking Claude) when the hub refused or could not be reached.
+item's content, so repeats update rather than duplicate) in the hub session standing for the
+Claude session, which then lists them (and `chitty sync todos --project` reconciles them with
+the project's other sessions). A todo Claude drops from its list stays in the hub as it was.
+Exit 0 when forwarded or not a TodoWrite, 1 (shown to the user, never blocking Claude) when the
+hub refused or could not be reached.
 """
 
 from __future__ import annotations
@@ -106,33 +108,29 @@ async def forward(client: ChittyClient, event: HookEvent, project_id: str | None
     """Send one TodoWrite to the hub; the hub todo ids it touched, in list order."""
     todos = TodoWriteInput.model_validate(event.tool_input).todos
     session = await _ensure_session(client, event, project_id)
-    session_id = str(session["chittyId"])
-    page = await client.list("todos", session_id=session_id, limit=500)
-    known = {r.chitty_id: r.entity for r in page.items}
+    known = {
+        str(t["chittyId"]): t
+        for t in session.get("todos") or []  # type: ignore[union-attr]
+        if isinstance(t, dict)
+    }
     touched: list[str] = []
-    views: list[JsonValue] = []
     for todo in todos:
         fields = todo_fields(event.session_id, todo, project_id)
         todo_id = str(fields["chittyId"])
         before = known.get(todo_id)
         if before is None:
-            view = (await client.create("todos", fields)).entity
-        else:
-            changed = {k: v for k, v in fields.items() if before.get(k) != v}
-            view = (await client.update("todos", todo_id, changed)).entity if changed else before
-        views.append(view)
+            try:
+                await client.create("todos", fields)
+                touched.append(todo_id)
+                continue
+            except ChittyApiError as error:
+                if error.status != 409:  # 409: it exists, not listed (merged into another)
+                    raise
+            before = (await client.get("todos", todo_id)).entity
+        if changed := {k: v for k, v in fields.items() if before.get(k) != v}:
+            await client.update("todos", todo_id, changed)
         touched.append(todo_id)
-    if _gist(session.get("todos")) != _gist(views):
-        await client.update("sessions", session_id, {"todos": views})
     return touched
-
-
-def _gist(todos: JsonValue) -> list[tuple[str, ...]]:
-    """What the bridge controls of a todo list (the hub normalises the rest)."""
-    if not isinstance(todos, list):
-        return []
-    keys = ("chittyId", "content", "activeForm", "status")
-    return sorted(tuple(str(t.get(k)) for k in keys) for t in todos if isinstance(t, dict))
 
 
 async def run(raw: str, hub_url: str, project_id: str | None, token: str | None = None) -> int:

@@ -212,10 +212,16 @@ def sync(
     verbose: Annotated[bool, typer.Option(help="Print the hub's full answer.")] = False,
     hub: Hub = DEFAULT_HUB,
 ) -> None:
-    """Sync a domain to platforms, channels and models (the spec's `chitty sync`)."""
+    """Sync a domain to platforms, channels and models (the spec's `chitty sync`).
 
-    async def go() -> dict[str, Any]:
+    `chitty sync todos --project P` first reconciles the project's todos (spec Example 2:
+    duplicates merged, every session listing the same todos) and prints the mesh."""
+
+    async def go() -> tuple[dict[str, Any] | None, dict[str, Any]]:
         async with _client(hub) as client:
+            mesh = None
+            if domain == "todos" and project:
+                mesh = await client.reconcile(project, dry_run=dry_run)
             answer: dict[str, Any] = await client.sync(
                 domain,
                 platforms=_csv(platform),
@@ -225,11 +231,13 @@ def sync(
                 session_id=session,
                 dry_run=dry_run,
             )
-            return answer
+            return mesh, answer
 
-    answer = _run(go())
+    mesh, answer = _run(go())
     if verbose:
-        console.print_json(json.dumps(answer))
+        console.print_json(json.dumps({"reconciled": mesh, "sync": answer}))
+    if mesh is not None:
+        _print_mesh(mesh)
     title = f"sync {domain}: {answer['entities']} entities" + (" (dry run)" if dry_run else "")
     table = Table(title=title)
     for column in ("target", "kind", "status", "detail"):
@@ -239,6 +247,38 @@ def sync(
     console.print(table)
     if watch:
         _run(_watch(hub, domain, session, project, verbose))
+
+
+def _print_mesh(mesh: dict[str, Any]) -> None:
+    """A reconciled mesh as a table: content, status, origin sessions, merged-from."""
+    writes = mesh["writes"]
+    if mesh["dryRun"]:
+        done = f"{len(writes)} write(s) would be made (dry run: nothing was written)"
+    else:
+        failed = [w for w in writes if w["status"] not in ("applied", "duplicate")]
+        done = f"{len(writes) - len(failed)} todo write(s) made" + (
+            f", {len(failed)} refused: "
+            + "; ".join(f"{w['todoId']}: {w['status']}" for w in failed)
+            if failed
+            else ""
+        )
+    table = Table(
+        title=f"project {mesh['projectId']}: {len(mesh['nodes'])} todos in "
+        f"{len(mesh['sessions'])} sessions; {done}"
+    )
+    for column in ("todo", "content", "status", "origin sessions", "merged from"):
+        table.add_column(column)
+    for node in mesh["nodes"]:
+        todo = node["todo"]
+        status = todo["status"] + (" (blocked)" if node["blocked"] else "")
+        table.add_row(
+            todo["chittyId"],
+            todo["content"],
+            status,
+            ", ".join(node["originSessions"]),
+            ", ".join(node["mergedFrom"]) or "-",
+        )
+    console.print(table)
 
 
 async def _watch(

@@ -263,8 +263,14 @@ class ChittyClient:
         *,
         vector_clock: Mapping[str, int] | None = None,
         idempotency_key: str | None = None,
+        base: Record | None = None,
     ) -> Record:
-        """Change some fields; with `vector_clock`, what this client had seen (else blind)."""
+        """Change some fields. `base`: the record this change was made from (what its writer
+        saw), so concurrent edits merge against it (a text field keeps both edits); or
+        `vector_clock`, that record's clock counting this write; neither: a blind write."""
+        if base is not None:
+            vector_clock = {**base.vector_clock}
+            vector_clock[self.node_id] = vector_clock.get(self.node_id, 0) + 1
         body = _with_clock(fields, vector_clock)
         path = f"/{domain}/{entity_id}"
         return await self._record("PUT", path, body=body, idempotency_key=idempotency_key)
@@ -285,10 +291,11 @@ class ChittyClient:
         status: str | None = None,
         assignee: str | None = None,
         include_deleted: bool = False,
+        include_merged: bool = False,
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page:
-        """One page of a domain's entities, filtered."""
+        """One page of a domain's entities, filtered (merged-away todos only if asked)."""
         wanted = {
             "projectId": project_id,
             "sessionId": session_id,
@@ -301,6 +308,8 @@ class ChittyClient:
         query["limit"] = str(limit)
         if include_deleted:
             query["includeDeleted"] = "true"
+        if include_merged:
+            query["includeMerged"] = "true"
         return _parse(Page, await self._call("GET", f"/{domain}", query=query))
 
     async def history(self, domain: str, entity_id: str) -> tuple[Json, ...]:
@@ -363,9 +372,11 @@ class ChittyClient:
         """A project's todo mesh (nodes, dependency edges, origin sessions), changing nothing."""
         return await self._call("GET", "/todos/mesh", query={"projectId": project_id})
 
-    async def reconcile(self, project_id: str) -> Json:
-        """Spec Example 2: merge the todos of a project's sessions and send them back."""
-        return await self._call("POST", "/todos/reconcile", body={"projectId": project_id})
+    async def reconcile(self, project_id: str, dry_run: bool = False) -> Json:
+        """Spec Example 2: merge the todos of a project's sessions and write the result back
+        (`dry_run`: only say what would be written)."""
+        body = {"projectId": project_id, "dryRun": dry_run}
+        return await self._call("POST", "/todos/reconcile", body=body)
 
     # -- stream -----------------------------------------------------------------------------
 

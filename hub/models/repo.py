@@ -15,6 +15,7 @@ from hub.models.parts import ShortText
 class WorkingTree(StrEnum):
     CLEAN = "clean"
     DIRTY = "dirty"
+    UNKNOWN = "unknown"  # nothing has checked it
 
 
 class SyncStatus(StrEnum):
@@ -22,21 +23,22 @@ class SyncStatus(StrEnum):
     AHEAD = "ahead"
     BEHIND = "behind"
     DIVERGED = "diverged"
+    UNKNOWN = "unknown"  # nothing has compared it with its upstream
 
 
 class RepoMetadata(WireModel):
     last_sync: Timestamp | None = None
-    sync_status: SyncStatus = SyncStatus.SYNCED
+    sync_status: SyncStatus = SyncStatus.UNKNOWN
 
 
 class Repo(WireModel):
-    """A repository at a branch and commit."""
+    """A repository at a branch and commit; what no one has checked reads `unknown` (or null)."""
 
     chitty_id: Annotated[RepoId, Policy.FIXED]
     url: Annotated[str, Field(min_length=1, max_length=2048)]
-    branch: ShortText = "main"
+    branch: ShortText | None = None
     commit: Annotated[str, Field(max_length=64)] = ""
-    working_tree: WorkingTree = WorkingTree.CLEAN
+    working_tree: WorkingTree = WorkingTree.UNKNOWN
     services: list[ServiceId] = Field(default_factory=list)
     metadata: RepoMetadata = Field(default_factory=RepoMetadata)
     created_by: CreatedBy = None

@@ -36,7 +36,13 @@ TodoContent = Annotated[str, Field(min_length=1, max_length=10_000)]
 
 
 class Todo(WireModel):
-    """A task with the spec's fields; `activeForm` is the present-continuous label."""
+    """A task with the spec's fields; `activeForm` is the present-continuous label.
+
+    `sessionId` is the session it came from. Two fields are written by the hub's todo
+    reconciliation (spec Example 2) rather than by clients: `listedIn`, the other sessions
+    whose todo list shows it, and `mergedInto`, set on a duplicate that was merged into
+    another todo (kept, not deleted; lists of a session's todos leave it out).
+    """
 
     chitty_id: Annotated[TodoId, Policy.FIXED]
     content: TodoContent
@@ -44,6 +50,8 @@ class Todo(WireModel):
     status: Annotated[TodoStatus, Policy.MV] = TodoStatus.PENDING
     session_id: Annotated[SessionId, Policy.FIXED]
     project_id: ProjectId | None = None
+    listed_in: list[SessionId] = Field(default_factory=list)
+    merged_into: TodoId | None = None
     assignees: list[ChittyIdStr] = Field(default_factory=list)
     dependencies: list[TodoId] = Field(default_factory=list)
     deadline: Annotated[Timestamp | None, Policy.MV] = None

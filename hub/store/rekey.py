@@ -60,8 +60,12 @@ STORE_LAYOUT: Mapping[str, Encoded] = {
 }
 """The checkpoint store (`<data>/lmdb`)."""
 
-CATALOG_LAYOUT: Mapping[str, Encoded] = {"rows": ALL_VALUES, "marks": NO_VALUES}
-"""The catalog (`<data>/catalog`)."""
+CATALOG_LAYOUT: Mapping[str, Encoded] = {
+    "rows": ALL_VALUES,
+    "marks": NO_VALUES,
+    "links": ALL_VALUES,
+}
+"""The catalog (`<data>/catalog`); one made before link notes existed has no `links`."""
 
 
 class RekeyError(StoreError):
@@ -108,8 +112,8 @@ def detect_layout(path: Path) -> Mapping[str, Encoded]:
     names = set(_database_names(path))
     if names == set(DATABASE_NAMES):
         return STORE_LAYOUT
-    if names == set(CATALOG_LAYOUT):
-        return CATALOG_LAYOUT
+    if {"rows", "marks"} <= names <= set(CATALOG_LAYOUT):
+        return {name: CATALOG_LAYOUT[name] for name in sorted(names)}
     raise RekeyError(
         f"{path}: databases {sorted(names)} are neither a checkpoint store's nor a catalog's; "
         "pass layout= naming which values of each database are encoded"

@@ -113,3 +113,84 @@ def test_the_catalog_survives_a_reopen(tmp_path: Path) -> None:
     first.close()
     again = Catalog(tmp_path / "c")
     assert again.mark("h") == 1 and again.get(SyncDomain.TODOS, "CHITTY-TODO-0001") is not None
+
+
+def session_change(sid: str, seq: int, project: str | None, kind: str = "updated") -> Published:
+    data = {"sessionId": "s", "platform": "cli", "projectId": project}
+    return Published(
+        0,
+        SyncDomain.SESSIONS,
+        sid,
+        kind,
+        seq,
+        f"{sid}-{seq}",
+        "cli",
+        "node",
+        project,
+        sid,
+        None,
+        {"a": seq},
+        ("projectId",),
+        data,
+        (),
+        1000 + seq,
+    )
+
+
+def test_a_session_that_names_a_project_notes_the_link_the_project_owes(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    s1, s2 = "CHITTY-SESSION-1", "CHITTY-SESSION-2"
+    catalog.take(
+        "h",
+        [
+            (1, session_change(s1, 1, "CHITTY-PROJ-A", "created")),
+            (2, session_change(s1, 2, "CHITTY-PROJ-A")),  # unchanged: owes nothing
+            (3, session_change(s2, 1, None, "created")),  # no project: nothing
+            (4, session_change(s1, 3, "CHITTY-PROJ-B")),  # moved
+            (5, session_change(s1, 4, "CHITTY-PROJ-B", "deleted")),
+        ],
+    )
+    noted = [(link.project, link.session, link.add) for link in catalog.links()]
+    assert noted == [
+        ("CHITTY-PROJ-A", s1, True),
+        ("CHITTY-PROJ-A", s1, False),
+        ("CHITTY-PROJ-B", s1, True),
+        ("CHITTY-PROJ-B", s1, False),
+    ]
+    keys = [link.key for link in catalog.links()]
+    assert len(set(keys)) == 4
+    catalog.linked(keys[:2])
+    catalog.close()
+    reopened = Catalog(tmp_path / "catalog")  # notes are durable until done
+    assert [link.key for link in reopened.links()] == keys[2:]
+    reopened.take("h", [(6, session_change(s2, 2, "CHITTY-PROJ-A"))])
+    noted = [(link.project, link.session) for link in reopened.links()]
+    assert noted == [("CHITTY-PROJ-B", s1), ("CHITTY-PROJ-B", s1), ("CHITTY-PROJ-A", s2)]
+    assert reopened.links()[-1].key not in keys  # a new note never reuses a settled one's key
+    reopened.close()
+    rebuilt = Catalog(tmp_path / "rebuilt")  # the same outbox gives the same notes, same keys
+    rebuilt.take("h", [(1, session_change(s1, 1, "CHITTY-PROJ-A", "created"))])
+    assert [link.key for link in rebuilt.links()] == keys[:1]
+    rebuilt.close()
+
+
+def test_a_session_lists_the_todos_made_in_it_and_listed_in_it(catalog: Catalog) -> None:
+    a, b = "CHITTY-SESSION-A", "CHITTY-SESSION-B"
+    catalog.take(
+        "h",
+        [
+            (1, published(1, sessionId=a)),
+            (2, published(2, sessionId=b, listedIn=[a])),
+            (3, published(3, sessionId=a, mergedInto="CHITTY-TODO-0001")),
+            (4, published(4, sessionId=b)),
+        ],
+    )
+
+    def ids(**filters: Any) -> list[str]:
+        return [r.entity_id for r in catalog.query(Query(SyncDomain.TODOS, **filters)).rows]
+
+    assert ids(session_id=a) == ["CHITTY-TODO-0001", "CHITTY-TODO-0002"]
+    assert ids(session_id=a, include_merged=True)[-1] == "CHITTY-TODO-0003"
+    assert ids(sessions=(a, b)) == ["CHITTY-TODO-0001", "CHITTY-TODO-0002", "CHITTY-TODO-0004"]
+    assert ids() == ["CHITTY-TODO-0001", "CHITTY-TODO-0002", "CHITTY-TODO-0004"]

@@ -25,6 +25,8 @@ from hub.reconcile import (
     content_key,
     normalize_content,
     reconcile,
+    write_back,
+    written,
 )
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -652,3 +654,75 @@ def test_mesh_invariants(todos: list[Todo]) -> None:
         assert mesh.missing_dependencies.get(item.chitty_id, ()) == tuple(
             d for d in deps if d not in status
         )
+
+
+# --- writing the mesh back (spec Example 2, steps 6-7) -------------------------------------------
+
+
+def listed_by(todos: Sequence[Todo], session: str) -> list[str]:
+    """The todos a session lists: made in it or listed in it, merged duplicates left out."""
+    return sorted(
+        t.chitty_id
+        for t in todos
+        if (t.session_id == session or session in t.listed_in) and t.merged_into is None
+    )
+
+
+def test_example_2_written_back_lists_the_same_five_everywhere_and_a_rerun_writes_nothing(
+    new_id: NewId,
+) -> None:
+    project = new_id(Kind.PROJ)
+    a, b, c = (new_id(Kind.SESSION) for _ in range(3))
+    t1, t2a, t2b, t3, t4, t5 = (new_id(Kind.TODO) for _ in range(6))
+    todos = [
+        make_todo(t1, "Todo 1", a, created=0),
+        make_todo(t2a, "Todo 2", a, TodoStatus.IN_PROGRESS, created=1),
+        make_todo(t2b, "todo 2!", b, TodoStatus.COMPLETED, created=2, completed=30),
+        make_todo(t3, "Todo 3", b, created=3, deps=[t2b], project=project),
+        make_todo(t4, "Todo 4", c, TodoStatus.IN_PROGRESS, created=4),
+        make_todo(t5, "Todo 5", c, created=5),
+    ]
+    current = {t.chitty_id: t for t in todos}
+    writes = write_back(reconcile(todos), current, current.keys(), [a, b, c], project)
+
+    by_id = {w.todo_id: w for w in writes}
+    assert not any(w.create for w in writes)
+    assert by_id[t2b].fields == {"mergedInto": t2a, "projectId": project}  # already completed
+    assert by_id[t2a].fields["status"] == "completed"
+    completed_at = by_id[t2a].fields["metadata"]["completedAt"]  # type: ignore[call-overload,index]
+    assert completed_at == "2025-03-01T09:30:00Z"  # the earliest completion of the two
+    assert by_id[t3].fields["dependencies"] == [t2a]  # remapped to the canonical id
+    assert "projectId" not in by_id[t3].fields  # it had it
+    after = written(current, writes)
+    for session in (a, b, c):
+        assert listed_by(list(after.values()), session) == sorted([t1, t2a, t3, t4, t5])
+    assert after[t2a].status is TodoStatus.COMPLETED and after[t2b].merged_into == t2a
+    again = reconcile(after.values())
+    assert [item.chitty_id for item in again.todos] == [t1, t2a, t3, t4, t5]
+    assert set(again.find(t2b).origin_sessions) == {a, b}  # type: ignore[union-attr]
+    assert write_back(again, after, after.keys(), [a, b, c], project) == []
+
+
+def test_a_todo_only_a_session_listed_is_created(new_id: NewId) -> None:
+    project, session = new_id(Kind.PROJ), new_id(Kind.SESSION)
+    kept = make_todo(new_id(Kind.TODO), "From an old list", session, TodoStatus.COMPLETED)
+    [write] = write_back(reconcile([kept]), {kept.chitty_id: kept}, (), [session], project)
+    assert write.create and write.todo_id == kept.chitty_id
+    assert write.fields["status"] == "completed" and write.fields["projectId"] == project
+    assert "created" not in write.fields["metadata"]  # type: ignore[operator]
+
+
+@given(todo_lists(acyclic=True))
+def test_writing_a_mesh_back_converges_in_one_round(todos: list[Todo]) -> None:
+    current = {t.chitty_id: t for t in todos}  # one stored todo per id
+    mesh = acyclic_mesh(list(current.values()))
+    sessions = sorted({t.session_id for t in current.values()})
+    project = next((t.project_id for t in current.values() if t.project_id), "CHITTY-PROJ-X")
+    after = written(current, write_back(mesh, current, current.keys(), sessions, project))
+    again = reconcile(after.values())
+    assert write_back(again, after, after.keys(), sessions, project) == []
+    assert [item.chitty_id for item in again.todos] == [item.chitty_id for item in mesh.todos]
+    assert [item.todo.status for item in again.todos] == [item.todo.status for item in mesh.todos]
+    canonical = [item.chitty_id for item in mesh.todos]
+    for session in sessions:
+        assert listed_by(list(after.values()), session) == sorted(canonical)

@@ -20,6 +20,7 @@ from tests.actors.conftest import settings_for
 from transports.gateway.auth import AUTH
 
 T = TypeVar("T")
+SESSION = "CHITTY-SESSION-1"  # exists in every test gateway (see `Gateway.ensure`)
 
 
 class Gateway:
@@ -39,6 +40,22 @@ class Gateway:
         _, self.token = self.tokens.create("tests", Role.ADMIN)  # what `chitty up` prints
         self.runner, self.url = self.serve(self.app)
         self.session: aiohttp.ClientSession = self.call(self._session())
+        # The session most tests file their todos in (a todo must name one that exists).
+        self.ensure("sessions", SESSION, {"sessionId": "tests", "platform": "cli"})
+
+    def ensure(self, domain: str, entity_id: str, fields: dict[str, Any]) -> str:
+        """Create `entity_id` with `fields` unless it exists (as the admin); its id."""
+        status, body, _ = self.request(
+            "POST", f"/api/v1/{domain}", {"chittyId": entity_id, **fields}
+        )
+        assert status in (201, 409), body
+        return entity_id
+
+    def project(self, name: str = "a project") -> str:
+        """A new project's id."""
+        status, body, _ = self.request("POST", "/api/v1/projects", {"name": name})
+        assert status == 201, body
+        return str(body["entity"]["chittyId"])
 
     async def _session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(self.url, headers={"Authorization": f"Bearer {self.token}"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from tests.transports.conftest import Gateway
+from tests.transports.conftest import SESSION, Gateway
+from tests.transports.test_rest_workflows import FIVE, FIVE_STATUSES, example_2, listed
 from transports.cli import app
 
 runner = CliRunner(env={"COLUMNS": "250"})  # wide enough that tables never fold an id
@@ -38,11 +39,35 @@ def test_sync_prints_a_report_per_target(gateway: Gateway) -> None:
         app, ["sync", "todos", "--platform", "web,cli", "--channel", "slack", "--hub", gateway.url]
     )
     assert result.exit_code == 0, result.output
-    assert "live" in result.output and "not_connected" in result.output
+    # Nothing subscribes to this hub now: no target is claimed live.
+    assert "not_connected" in result.output and "live" not in result.output
+    assert "chitty sync <domain> --watch" in result.output  # what would connect the CLI
     dry = runner.invoke(
         app, ["sync", "all", "--model", "claude", "--dry-run", "--hub", gateway.url]
     )
-    assert dry.exit_code == 0 and "would_sync" in dry.output and "dry run" in dry.output
+    assert dry.exit_code == 0 and "not_connected" in dry.output and "dry run" in dry.output
+
+
+def test_sync_todos_of_a_project_reconciles_and_prints_the_mesh(gateway: Gateway) -> None:
+    project, sessions = example_2(gateway)
+    dry = cli(gateway, "sync", "todos", "--project", project, "--dry-run")
+    assert "would be made (dry run: nothing was written)" in dry
+    assert listed(gateway, sessions["C"]) == [("Todo 4", "in_progress"), ("Todo 5", "pending")]
+    done = cli(gateway, "sync", "todos", "--project", project)
+    table = {
+        line.split("│")[2].strip(): line for line in done.splitlines() if "CHITTY-TODO-" in line
+    }
+    assert sorted(table) == FIVE
+    todo_2 = table["Todo 2"]
+    assert "completed" in todo_2 and sessions["A"] in todo_2 and sessions["B"] in todo_2
+    assert len(ids_in(todo_2, "TODO")) == 2  # its own id and the duplicate merged from
+    assert "in 3 sessions" in done
+    for sid in sessions.values():
+        assert listed(gateway, sid) == list(zip(FIVE, FIVE_STATUSES, strict=True))
+    again = cli(gateway, "sync", "todos", "--project", project)
+    assert "0 todo write(s) made" in again
+    resumed = cli(gateway, "session", "resume", sessions["C"])  # a session lists its todos
+    assert all(f'"{content}"' in resumed for content in ["Todo 1", "Todo 3", "Todo 5"])
 
 
 def test_sync_errors_are_one_clear_line(gateway: Gateway) -> None:
@@ -97,7 +122,7 @@ def test_session_start_resume_end(gateway: Gateway) -> None:
 
 def test_conflicts_list_and_resolve(gateway: Gateway) -> None:
     _, created, _ = gateway.request(
-        "POST", "/api/v1/todos", {"content": "cli conflict", "sessionId": "CHITTY-SESSION-1"}
+        "POST", "/api/v1/todos", {"content": "cli conflict", "sessionId": SESSION}
     )
     todo = created["entity"]["chittyId"]
     gateway.request(
@@ -128,7 +153,7 @@ def test_state_now_and_at_a_time(gateway: Gateway) -> None:
     from datetime import UTC, datetime
 
     _, created, _ = gateway.request(
-        "POST", "/api/v1/todos", {"content": "before", "sessionId": "CHITTY-SESSION-1"}
+        "POST", "/api/v1/todos", {"content": "before", "sessionId": SESSION}
     )
     todo = created["entity"]["chittyId"]
     time.sleep(0.05)

@@ -4,7 +4,6 @@ reconnects and resumes, and gaps surfaced as their own event type."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -23,10 +22,6 @@ from transports.client import (
 from transports.gateway.ws import WS, open_connections
 
 SESSION = "CHITTY-SESSION-1"
-
-
-def new_project(tag: str) -> str:
-    return f"CHITTY-PROJ-{tag.upper()}{time.time_ns()}"
 
 
 async def next_event(events: Subscription, timeout: float = 15.0) -> StreamEvent:
@@ -72,7 +67,7 @@ def test_an_absent_hub_is_unreachable_not_a_traceback_from_aiohttp(gateway: Gate
 
 
 def test_subscribe_reconnects_and_resumes_after_the_last_offset(gateway: Gateway) -> None:
-    project = new_project("client")
+    project = gateway.project("client")
 
     async def scenario() -> None:
         async with ChittyClient(gateway.url, token=gateway.token, node_id="watcher") as client:
@@ -110,7 +105,7 @@ def test_subscribe_reconnects_and_resumes_after_the_last_offset(gateway: Gateway
 
 
 def test_a_gap_is_its_own_event(gateway: Gateway) -> None:
-    project = new_project("gap")
+    project = gateway.project("gap")
 
     async def scenario() -> None:
         async with ChittyClient(gateway.url, token=gateway.token) as client:

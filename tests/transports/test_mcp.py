@@ -183,10 +183,15 @@ def test_every_tool_resource_and_the_prompt(
         assert [t["chittyId"] for t in listed["todos"]] == [todo_id]
         changed = await call(client, "update_todo", todo_id=todo_id, status="in_progress")
         assert changed["entity"]["status"] == "in_progress"
-        # reconcile merges the todo lists the project's sessions hold (none here yet)
+        session_now = await call(client, "entity_state_at", entity_id=session)
+        assert [t["chittyId"] for t in session_now["entity"]["todos"]] == [todo_id]  # it lists it
+        # one session, one todo: nothing to merge, nothing to write back
         mesh = await call(client, "reconcile_todos", project_id=project)
-        assert mesh["projectId"] == project and mesh["nodes"] == []
-        assert "does not exist" in await fails(
+        assert mesh["projectId"] == project and [n["todo"]["chittyId"] for n in mesh["nodes"]] == [
+            todo_id
+        ]
+        assert mesh["writes"] == []
+        assert "no project CHITTY-PROJ-MISSING" in await fails(
             client, "reconcile_todos", project_id="CHITTY-PROJ-MISSING"
         )
 
@@ -216,7 +221,7 @@ def test_every_tool_resource_and_the_prompt(
         assert now["entity"]["status"] == "in_progress" and now["domain"] == "todos"
         assert past["entity"]["status"] == "pending" and past["domain"] == "todos"
         report = await call(client, "sync_domain", domain="todos", models=["claude"], dry_run=True)
-        assert report["targets"][0]["status"] == "would_sync"
+        assert report["targets"][0]["status"] == "not_connected"  # Claude asks; nothing is pushed
 
         # a conflict made by two writers that had not seen each other, settled through MCP
         gateway.request(
@@ -251,6 +256,43 @@ def test_every_tool_resource_and_the_prompt(
         )
         ended = await fails(client, "resume_session", session_id=session)
         assert "hub refused" in ended
+
+    over(scenario)
+
+
+def test_example_2_over_mcp(gateway: Gateway, over: Callable[[Scenario], None]) -> None:
+    """Three Claude sessions on one project make todos over MCP; reconcile_todos merges the
+    duplicate, every session lists the same five, and a second run writes nothing."""
+    project = make(gateway, "projects", {"name": "Example 2 over MCP"})["chittyId"]
+    plan = {
+        "A": [("Todo 1", "pending"), ("Todo 2", "in_progress")],
+        "B": [("todo 2!", "completed"), ("Todo 3", "pending")],
+        "C": [("Todo 4", "in_progress"), ("Todo 5", "pending")],
+    }
+
+    async def scenario(client: Client) -> None:
+        sessions = {}
+        for name, todos in plan.items():
+            made = await call(client, "start_session", project_id=project)
+            sessions[name] = made["entity"]["chittyId"]
+            for content, status in todos:
+                await call(
+                    client, "create_todo", content=content, status=status, session_id=sessions[name]
+                )
+        mesh = await call(client, "reconcile_todos", project_id=project)
+        assert [n["todo"]["status"] for n in mesh["nodes"]] == [
+            "pending",
+            "completed",
+            "pending",
+            "in_progress",
+            "pending",
+        ]
+        assert sorted(mesh["nodes"][1]["originSessions"]) == sorted([sessions["A"], sessions["B"]])
+        assert mesh["writes"] and {w["status"] for w in mesh["writes"]} == {"applied"}
+        for session in sessions.values():
+            listed = await call(client, "entity_state_at", entity_id=session)
+            assert len(listed["entity"]["todos"]) == 5
+        assert (await call(client, "reconcile_todos", project_id=project))["writes"] == []
 
     over(scenario)
 

@@ -69,7 +69,7 @@ def test_idempotency_key_returns_the_first_result(gateway: Gateway) -> None:
 
 
 def test_list_filters_and_paginates(gateway: Gateway) -> None:
-    project = "CHITTY-PROJ-LISTING1"
+    project = gateway.project("listing")
     made = {
         create_todo(gateway, projectId=project, content=f"item {i}")["entity"]["chittyId"]
         for i in range(7)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.transports.conftest import Gateway
+from tests.transports.conftest import SESSION, Gateway
 
 
 def post(gateway: Gateway, path: str, body: Any, **headers: str) -> tuple[int, Any]:
@@ -19,27 +20,55 @@ def make(gateway: Gateway, domain: str, body: dict[str, Any]) -> dict[str, Any]:
     return answer["entity"]  # type: ignore[no-any-return]
 
 
-def test_sync_reports_per_target_and_refuses_unknown_ones(gateway: Gateway) -> None:
-    project = make(gateway, "projects", {"name": "Sync me"})["chittyId"]
-    make(gateway, "todos", {"content": "a", "sessionId": "CHITTY-SESSION-1", "projectId": project})
-    status, body = post(
-        gateway,
-        "/api/v1/sync/todos",
-        {"platforms": ["web"], "channels": ["slack"], "projectId": project},
-    )
-    assert status == 200 and body["entities"] == 1
-    by_target = {t["target"]: t for t in body["targets"]}
-    assert by_target["web"]["status"] == "live"
-    assert by_target["slack"]["status"] == "not_connected"  # no Slack adapter runs: said plainly
+async def declared_subscriber(gateway: Gateway, platform: str, domains: list[str]) -> Any:
+    """A /ws connection that says it is `platform` and subscribes to `domains`."""
+    headers = {"Authorization": f"Bearer {gateway.token}", "X-Chitty-Platform": platform}
+    socket = await gateway.session.ws_connect("/ws", headers=headers)
+    await socket.send_json({"type": "subscribe", "domains": domains})
+    while (await socket.receive_json(timeout=10))["type"] != "subscribed":
+        pass
+    return socket
+
+
+def test_sync_reports_live_only_for_a_connected_subscriber_and_dry_runs_alike(
+    gateway: Gateway,
+) -> None:
+    project = gateway.project("Sync me")
+    make(gateway, "todos", {"content": "a", "sessionId": SESSION, "projectId": project})
+    request = {"platforms": ["web", "cli"], "channels": ["slack"], "projectId": project}
+
+    def statuses(dry: bool) -> dict[str, str]:
+        status, body = post(gateway, "/api/v1/sync/todos", {**request, "dryRun": dry})
+        assert status == 200 and body["entities"] == 1 and body["dryRun"] is dry, body
+        return {t["target"]: t["status"] for t in body["targets"]}
+
+    nobody = {"web": "not_connected", "cli": "not_connected", "slack": "not_connected"}
+    assert statuses(False) == statuses(True) == nobody  # nothing is connected: nothing claimed
+    web = gateway.call(declared_subscriber(gateway, "web", ["todos"]))
+    elsewhere = gateway.call(declared_subscriber(gateway, "cli", ["sessions"]))  # not todos
+    try:
+        live = {**nobody, "web": "live"}
+        assert statuses(False) == statuses(True) == live
+        status, body = post(gateway, "/api/v1/sync/todos", request)
+        web_report = next(t for t in body["targets"] if t["target"] == "web")
+        assert web_report["subscribers"] == 1 and "nothing else was sent" in web_report["detail"]
+    finally:
+        gateway.call(web.close())
+        gateway.call(elsewhere.close())
+    deadline = time.monotonic() + 5
+    while statuses(False) != nobody:  # the gateway notices the close
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     status, body = post(gateway, "/api/v1/sync/todos", {"channels": ["fax"]})
     assert status == 422 and body["field"] == "channels" and "slack" in body["detail"]
     status, body = post(gateway, "/api/v1/sync/all", {"models": ["claude"], "dryRun": True})
-    assert status == 200 and body["targets"][0]["status"] == "would_sync"
+    assert status == 200 and body["targets"][0]["status"] == "not_connected"
+    assert "MCP" in body["targets"][0]["detail"]
     assert post(gateway, "/api/v1/sync/emails", {})[0] == 404
 
 
 def test_entity_sync_and_status(gateway: Gateway) -> None:
-    todo = make(gateway, "todos", {"content": "b", "sessionId": "CHITTY-SESSION-1"})["chittyId"]
+    todo = make(gateway, "todos", {"content": "b", "sessionId": SESSION})["chittyId"]
     status, body = post(gateway, f"/api/v1/sync/todos/{todo}", {"platforms": ["cli"]})
     assert status == 200 and body["seq"] == 1 and body["targets"][0]["target"] == "cli"
     status, body, _ = gateway.request("GET", f"/api/v1/sync/todos/{todo}/status")
@@ -48,7 +77,7 @@ def test_entity_sync_and_status(gateway: Gateway) -> None:
 
 
 def test_conflicts_are_listed_and_resolved(gateway: Gateway) -> None:
-    created = make(gateway, "todos", {"content": "c", "sessionId": "CHITTY-SESSION-1"})
+    created = make(gateway, "todos", {"content": "c", "sessionId": SESSION})
     todo = created["chittyId"]
     gateway.request(
         "PUT",
@@ -84,64 +113,124 @@ def test_conflicts_are_listed_and_resolved(gateway: Gateway) -> None:
     )
 
 
-def test_example_2_over_rest(gateway: Gateway) -> None:
-    project = make(gateway, "projects", {"name": "Example 2"})["chittyId"]
-    sessions = {}
+FIVE = ["Todo 1", "Todo 2", "Todo 3", "Todo 4", "Todo 5"]
+FIVE_STATUSES = ["pending", "completed", "pending", "in_progress", "pending"]
+
+
+def example_2(gateway: Gateway) -> tuple[str, dict[str, str]]:
+    """Spec Example 2 as a user does it: a project, three sessions that name it, and todos
+    made with POST /todos (the second session's duplicate of Todo 2 completed)."""
+    project = gateway.project("Example 2")
     plan = {
         "A": [("Todo 1", "pending"), ("Todo 2", "in_progress")],
         "B": [("todo 2!", "completed"), ("Todo 3", "pending")],
         "C": [("Todo 4", "in_progress"), ("Todo 5", "pending")],
     }
-    for minute, name in enumerate("ABC"):
-        sid = make(
-            gateway,
-            "sessions",
-            {"sessionId": f"sess-{name}", "platform": "claude-code", "projectId": project},
-        )["chittyId"]
-        sessions[name] = sid
-        todos = [
-            {
-                "chittyId": f"CHITTY-TODO-EX2{name}{i}",
-                "content": c,
-                "status": s,
-                "sessionId": sid,
-                "metadata": {"created": f"2025-10-18T09:{minute}{i}:00Z"},
-            }
-            for i, (c, s) in enumerate(plan[name])
-        ]
-        assert gateway.request("PUT", f"/api/v1/sessions/{sid}", {"todos": todos})[0] == 200
-    assert (
-        gateway.request(
-            "PUT", f"/api/v1/projects/{project}", {"sessions": list(sessions.values())}
-        )[0]
-        == 200
-    )
+    sessions = {}
+    for name in "ABC":
+        fields = {"sessionId": f"sess-{name}", "platform": "claude-code", "projectId": project}
+        sessions[name] = make(gateway, "sessions", fields)["chittyId"]
+        for content, status in plan[name]:
+            todo = make(
+                gateway,
+                "todos",
+                {"content": content, "status": status, "sessionId": sessions[name]},
+            )
+            assert todo["projectId"] == project  # the session's project, inherited
+    return project, sessions
+
+
+def listed(gateway: Gateway, session: str) -> list[tuple[str, str]]:
+    status, body, _ = gateway.request("GET", f"/api/v1/sessions/{session}")
+    assert status == 200, body
+    return sorted((t["content"].title().rstrip("!"), t["status"]) for t in body["entity"]["todos"])
+
+
+def test_example_2_over_rest(gateway: Gateway) -> None:
+    project, sessions = example_2(gateway)
+    assert listed(gateway, sessions["A"]) == [("Todo 1", "pending"), ("Todo 2", "in_progress")]
     status, mesh, _ = gateway.request("GET", f"/api/v1/todos/mesh?projectId={project}")
-    assert status == 200 and len(mesh["nodes"]) == 5
+    assert status == 200 and len(mesh["nodes"]) == 5 and mesh["reconciled"] is False
+    status, dry = post(gateway, "/api/v1/todos/reconcile", {"projectId": project, "dryRun": True})
+    assert status == 200 and dry["writes"] and {w["status"] for w in dry["writes"]} == {"planned"}
+    assert listed(gateway, sessions["C"]) == [("Todo 4", "in_progress"), ("Todo 5", "pending")]
+
     status, body = post(gateway, "/api/v1/todos/reconcile", {"projectId": project})
     assert status == 200, body
-    assert [n["todo"]["content"] for n in body["nodes"]] == [
-        "Todo 1",
-        "Todo 2",
-        "Todo 3",
-        "Todo 4",
-        "Todo 5",
-    ]
+    assert [n["todo"]["content"] for n in body["nodes"]] == FIVE
+    assert [n["todo"]["status"] for n in body["nodes"]] == FIVE_STATUSES
     merged = body["nodes"][1]
-    assert merged["todo"]["status"] == "completed"
     assert sorted(merged["originSessions"]) == sorted([sessions["A"], sessions["B"]])
-    assert set(body["sessions"].values()) == {"applied"}
-    for sid in sessions.values():
-        _, ctx, _ = gateway.request("GET", f"/api/v1/sessions/{sid}")
-        assert sorted(t["content"] for t in ctx["entity"]["todos"]) == [
-            "Todo 1",
-            "Todo 2",
-            "Todo 3",
-            "Todo 4",
-            "Todo 5",
-        ]
+    [duplicate] = merged["mergedFrom"]
+    assert sorted(body["sessions"]) == sorted(sessions.values())
+    assert body["writes"] and {w["status"] for w in body["writes"]} == {"applied"}
+    for sid in sessions.values():  # every session lists the same five, with the same statuses
+        assert listed(gateway, sid) == list(zip(FIVE, FIVE_STATUSES, strict=True))
+    status, kept, _ = gateway.request("GET", f"/api/v1/todos/{duplicate}")
+    assert status == 200 and kept["entity"]["mergedInto"] == merged["todo"]["chittyId"]
+    _, todos, _ = gateway.request("GET", f"/api/v1/todos?projectId={project}")
+    assert len(todos["items"]) == 5  # the merged duplicate is kept, not listed
+    _, todos, _ = gateway.request("GET", f"/api/v1/todos?projectId={project}&includeMerged=true")
+    assert len(todos["items"]) == 6
+    deadline = time.monotonic() + 10  # the hub links each session to its project
+    while True:
+        _, view, _ = gateway.request("GET", f"/api/v1/projects/{project}")
+        if sorted(view["entity"]["sessions"]) == sorted(sessions.values()):
+            break
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+
+    status, again = post(gateway, "/api/v1/todos/reconcile", {"projectId": project})
+    assert status == 200 and again["writes"] == []  # a second run changes nothing
+    assert [n["todo"]["status"] for n in again["nodes"]] == FIVE_STATUSES
+    status, mesh, _ = gateway.request("GET", f"/api/v1/todos/mesh?projectId={project}")
+    assert mesh["reconciled"] is True
     assert post(gateway, "/api/v1/todos/reconcile", {"projectId": "CHITTY-PROJ-MISSING"})[0] == 404
     assert post(gateway, "/api/v1/todos/reconcile", {"projectId": "nope"})[0] == 422
+
+
+def test_references_must_exist_and_a_todo_takes_its_session_s_project(gateway: Gateway) -> None:
+    project = gateway.project("refs")
+    other = gateway.project("other")
+    session = make(gateway, "sessions", {"sessionId": "r", "platform": "cli", "projectId": project})
+    todo = make(gateway, "todos", {"content": "inherits", "sessionId": session["chittyId"]})
+    assert todo["projectId"] == project
+    for body, field in [
+        ({"content": "x", "sessionId": "CHITTY-SESSION-NOSUCH"}, "sessionId"),
+        ({"content": "x", "sessionId": SESSION, "projectId": "CHITTY-PROJ-NOSUCH"}, "projectId"),
+        ({"content": "x", "sessionId": session["chittyId"], "projectId": other}, "projectId"),
+        ({"content": "x", "sessionId": project}, "sessionId"),  # not a session id at all
+    ]:
+        status, answer = post(gateway, "/api/v1/todos", body)
+        assert status == 422 and answer["field"] == field, (body, answer)
+    status, answer = post(
+        gateway,
+        "/api/v1/sessions",
+        {"sessionId": "s", "platform": "cli", "projectId": "CHITTY-PROJ-NOSUCH"},
+    )
+    assert status == 422 and answer["field"] == "projectId", answer
+    status, answer, _ = gateway.request(
+        "PUT", f"/api/v1/sessions/{session['chittyId']}", {"todos": [todo]}
+    )
+    assert status == 422 and answer["field"] == "todos" and "POST /api/v1/todos" in answer["detail"]
+    status, answer, _ = gateway.request(
+        "PUT", f"/api/v1/projects/{project}", {"sessions": [SESSION]}
+    )
+    assert status == 422 and answer["field"] == "sessions", answer
+    status, answer, _ = gateway.request(
+        "PUT", f"/api/v1/sessions/{session['chittyId']}", {"projectId": other}
+    )
+    assert status == 200 and answer["entity"]["projectId"] == other  # a session may move
+    deadline = time.monotonic() + 10  # and the projects' lists follow it
+    while True:
+        _, left, _ = gateway.request("GET", f"/api/v1/projects/{project}")
+        _, joined, _ = gateway.request("GET", f"/api/v1/projects/{other}")
+        if left["entity"]["sessions"] == [] and joined["entity"]["sessions"] == [
+            session["chittyId"]
+        ]:
+            break
+        assert time.monotonic() < deadline, (left, joined)
+        time.sleep(0.05)
 
 
 def test_session_context_sync_and_end(gateway: Gateway) -> None:
@@ -153,7 +242,13 @@ def test_session_context_sync_and_end(gateway: Gateway) -> None:
     status, body, _ = gateway.request("GET", f"/api/v1/sessions/{sid}/context")
     assert status == 200 and body["context"]["state"] == {"cursor": 3}
     status, body = post(gateway, f"/api/v1/sessions/{sid}/sync", {"platforms": ["web"]})
-    assert status == 200 and body["targets"][0]["status"] == "live"
+    assert status == 200 and body["targets"][0]["status"] == "not_connected"
+    web = gateway.call(declared_subscriber(gateway, "web", ["sessions"]))
+    try:
+        status, body = post(gateway, f"/api/v1/sessions/{sid}/sync", {"platforms": ["web"]})
+        assert status == 200 and body["targets"][0]["status"] == "live"
+    finally:
+        gateway.call(web.close())
     status, body, _ = gateway.request("DELETE", f"/api/v1/sessions/{sid}")
     assert status == 200 and body["entity"]["status"] == "ended"
     assert body["entity"]["timestamps"]["ended"] is not None
@@ -194,7 +289,7 @@ def test_contexts_enrich_and_propagate(gateway: Gateway) -> None:
 
 
 def test_broadcast_submits_a_full_sync_message(gateway: Gateway) -> None:
-    todo = make(gateway, "todos", {"content": "d", "sessionId": "CHITTY-SESSION-1"})["chittyId"]
+    todo = make(gateway, "todos", {"content": "d", "sessionId": SESSION})["chittyId"]
     message = {
         "id": f"bcast-{todo}",
         "type": "state_update",
@@ -219,7 +314,7 @@ def test_broadcast_submits_a_full_sync_message(gateway: Gateway) -> None:
 
 
 def test_all_is_a_domain_only_where_many_entities_sync(gateway: Gateway) -> None:
-    todo = make(gateway, "todos", {"content": "e", "sessionId": "CHITTY-SESSION-1"})["chittyId"]
+    todo = make(gateway, "todos", {"content": "e", "sessionId": SESSION})["chittyId"]
     assert post(gateway, f"/api/v1/sync/all/{todo}", {})[0] == 404
     assert gateway.request("GET", f"/api/v1/sync/all/{todo}/status")[0] == 404
     status, body, _ = gateway.request("GET", "/api/v1/sync/conflicts?domain=all")

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.transports.test_rest_workflows import FIVE, FIVE_STATUSES
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -99,6 +101,29 @@ def host_nices(hub: subprocess.Popen[bytes]) -> list[int]:
     return nices
 
 
+def example_2(base: str) -> tuple[str, list[str]]:
+    """Spec Example 2 over REST (see tests/transports/test_rest_workflows.py): its project
+    and sessions."""
+    status, body = call(f"{base}/projects", "POST", {"name": "Example 2"})
+    assert status == 201, body
+    project = body["entity"]["chittyId"]
+    sessions = []
+    plan = [
+        [("Todo 1", "pending"), ("Todo 2", "in_progress")],
+        [("todo 2!", "completed"), ("Todo 3", "pending")],
+        [("Todo 4", "in_progress"), ("Todo 5", "pending")],
+    ]
+    for n, todos in enumerate(plan):
+        fields = {"sessionId": f"sess-{n}", "platform": "claude-code", "projectId": project}
+        status, body = call(f"{base}/sessions", "POST", fields)
+        assert status == 201, body
+        sessions.append(body["entity"]["chittyId"])
+        for content, todo_status in todos:
+            fields = {"content": content, "status": todo_status, "sessionId": sessions[-1]}
+            assert call(f"{base}/todos", "POST", fields)[0] == 201
+    return project, sessions
+
+
 def crash(hub: subprocess.Popen[bytes]) -> None:
     os.killpg(hub.pid, signal.SIGKILL)
     hub.wait(30)
@@ -112,11 +137,16 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
     try:
         # Ray's default would start them at nice 15, behind the gateway (actors.runtime).
         assert host_nices(hub) == [os.getpriority(os.PRIO_PROCESS, hub.pid)] * 2
+        base = f"http://127.0.0.1:{port}/api/v1"
+        project, sessions = example_2(base)
+        status, reconciled = call(f"{base}/todos/reconcile", "POST", {"projectId": project})
+        assert status == 200 and len(reconciled["nodes"]) == 5, reconciled
+        status, body = call(f"{base}/sessions", "POST", {"sessionId": "acked", "platform": "cli"})
+        assert status == 201
+        session = body["entity"]["chittyId"]
         for n in range(40):
             status, body = call(
-                f"http://127.0.0.1:{port}/api/v1/todos",
-                "POST",
-                {"content": f"acked {n}", "sessionId": "CHITTY-SESSION-1"},
+                f"{base}/todos", "POST", {"content": f"acked {n}", "sessionId": session}
             )
             assert status == 201
             acked[body["entity"]["chittyId"]] = f"acked {n}"
@@ -147,7 +177,17 @@ def test_acked_writes_survive_a_sigkill_of_the_whole_hub(tmp_path: Path) -> None
             assert status == 200 and body["entity"]["content"] == content
         status, body = call(f"http://127.0.0.1:{port}/api/v1/todos/{next(iter(acked))}")
         assert body["entity"]["status"] == "completed" and body["seq"] == 2
-        status, listed = call(f"http://127.0.0.1:{port}/api/v1/todos?limit=100")
+        status, listed = call(f"http://127.0.0.1:{port}/api/v1/todos?sessionId={session}&limit=100")
         assert {item["entity"]["chittyId"] for item in listed["items"]} == set(acked)
+        for sid in sessions:  # Example 2's write back survived too: the same five everywhere
+            status, body = call(f"http://127.0.0.1:{port}/api/v1/sessions/{sid}")
+            shown = sorted(
+                (t["content"].title().rstrip("!"), t["status"]) for t in body["entity"]["todos"]
+            )
+            assert shown == list(zip(FIVE, FIVE_STATUSES, strict=True)), shown
+        status, again = call(
+            f"http://127.0.0.1:{port}/api/v1/todos/reconcile", "POST", {"projectId": project}
+        )
+        assert status == 200 and again["writes"] == []
     finally:
         crash(hub)

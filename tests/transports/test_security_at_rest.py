@@ -43,9 +43,13 @@ def test_no_file_of_the_data_dir_holds_what_a_member_wrote_or_its_token(
     _, secret = sealed.tokens.create("at-rest-member", Role.MEMBER)
     member = {"Authorization": f"Bearer {secret}"}
     status, body, _ = sealed.request(
+        "POST", "/api/v1/sessions", {"sessionId": "at-rest", "platform": "cli"}, headers=member
+    )
+    assert status == 201, body
+    status, body, _ = sealed.request(
         "POST",
         "/api/v1/todos",
-        {"content": marker, "sessionId": "CHITTY-SESSION-1"},
+        {"content": marker, "sessionId": body["entity"]["chittyId"]},
         headers=member,
     )
     assert status == 201, body

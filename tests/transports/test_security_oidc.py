@@ -142,6 +142,14 @@ def refused(oidc: Oidc, token: str, reason: str) -> None:
 # -- accepted ---------------------------------------------------------------------------------
 
 
+def own_session(oidc: Oidc, token: str) -> str:
+    """A session the token's principal made (a todo must name a session it may write)."""
+    fields = {"sessionId": "jwt", "platform": "cli"}
+    status, body, _ = call(oidc, token, "POST", "/api/v1/sessions", fields)
+    assert status == 201, body
+    return str(body["entity"]["chittyId"])
+
+
 @pytest.mark.parametrize("kid", ["rsa-1", "ec-1"])
 def test_a_member_jwt_reads_and_writes_as_its_subject(oidc: Oidc, kid: str) -> None:
     subject = user()
@@ -151,7 +159,7 @@ def test_a_member_jwt_reads_and_writes_as_its_subject(oidc: Oidc, kid: str) -> N
         token,
         "POST",
         "/api/v1/todos",
-        {"content": "from a JWT", "sessionId": "CHITTY-SESSION-1"},
+        {"content": "from a JWT", "sessionId": own_session(oidc, token)},
     )
     assert status == 201, body
     assert body["entity"]["createdBy"] == subject
@@ -173,7 +181,7 @@ def test_a_viewer_jwt_reads_but_may_not_write(oidc: Oidc) -> None:
         owner,
         "POST",
         "/api/v1/todos",
-        {"content": "shared", "sessionId": "CHITTY-SESSION-1", "sharedWith": [viewer]},
+        {"content": "shared", "sessionId": own_session(oidc, owner), "sharedWith": [viewer]},
     )
     assert status == 201, body
     todo = body["entity"]["chittyId"]
@@ -188,12 +196,13 @@ def test_a_viewer_jwt_reads_but_may_not_write(oidc: Oidc) -> None:
 
 
 def test_an_admin_jwt_sees_everyone_s_entities(oidc: Oidc) -> None:
+    someone = oidc.issuer.token("rsa-1")
     status, body, _ = call(
         oidc,
-        oidc.issuer.token("rsa-1"),
+        someone,
         "POST",
         "/api/v1/todos",
-        {"content": "someone's", "sessionId": "CHITTY-SESSION-1"},
+        {"content": "someone's", "sessionId": own_session(oidc, someone)},
     )
     assert status == 201
     todo = body["entity"]["chittyId"]

@@ -135,10 +135,6 @@ async def create(gateway: Gateway, **fields: Any) -> Frame:
     return body  # type: ignore[no-any-return]
 
 
-def new_project(tag: str) -> str:
-    return f"CHITTY-PROJ-{tag.upper()}{time.time_ns()}"
-
-
 @pytest.fixture(scope="module")
 def tuned(gateway: Gateway) -> Iterator[str]:
     """A second gateway app (only /ws) on the same hub, with small queues and quick timers."""
@@ -292,7 +288,7 @@ def test_a_restarted_stream_is_a_gap_for_every_subscription() -> None:
 
 def test_a_subscriber_receives_a_rest_created_todo_with_its_full_entity(gateway: Gateway) -> None:
     """Spec Example 1: a WebSocket subscriber filtered on a project sees a todo made over REST."""
-    project = new_project("ex1")
+    project = gateway.project("ex1")
 
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token)
@@ -310,7 +306,7 @@ def test_a_subscriber_receives_a_rest_created_todo_with_its_full_entity(gateway:
 
 
 def test_filters_are_enforced_by_the_hub(gateway: Gateway) -> None:
-    mine, other = new_project("mine"), new_project("other")
+    mine, other = gateway.project("mine"), gateway.project("other")
 
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token)
@@ -341,7 +337,7 @@ def test_filters_are_enforced_by_the_hub(gateway: Gateway) -> None:
 
 
 def test_unsubscribe_and_subscription_ids(gateway: Gateway) -> None:
-    project = new_project("unsub")
+    project = gateway.project("unsub")
 
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token)
@@ -412,7 +408,7 @@ def test_a_ws_state_update_is_acked_after_commit_with_seq_and_clock(gateway: Gat
 
 
 def test_a_batch_is_acked_per_frame_in_order(gateway: Gateway) -> None:
-    project = new_project("batch")
+    project = gateway.project("batch")
 
     def todo(n: int) -> Frame:
         fields = {"content": f"item {n}", "sessionId": SESSION, "projectId": project}
@@ -438,7 +434,7 @@ def test_a_batch_is_acked_per_frame_in_order(gateway: Gateway) -> None:
 
 
 def test_with_acks_batch_a_batch_is_answered_by_one_frame_in_order(gateway: Gateway) -> None:
-    project = new_project("acks")
+    project = gateway.project("acks")
     fields = {"sessionId": SESSION, "projectId": project}
 
     def todo(n: int) -> Frame:
@@ -560,7 +556,7 @@ def test_a_malformed_frame_gets_an_error_and_changes_nothing(
 
 
 def test_resume_delivers_exactly_the_missed_changes(gateway: Gateway) -> None:
-    project = new_project("resume")
+    project, elsewhere = gateway.project("resume"), gateway.project("elsewhere")
 
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token)
@@ -571,7 +567,7 @@ def test_resume_delivers_exactly_the_missed_changes(gateway: Gateway) -> None:
         missed = [
             (await create(gateway, projectId=project, content=f"missed {n}")) for n in range(5)
         ]
-        await create(gateway, projectId=new_project("elsewhere"))  # not for this subscriber
+        await create(gateway, projectId=elsewhere)  # not for this subscriber
         peer = await Peer.connect(gateway.url, token=gateway.token)
         resume = {"epoch": seen["epoch"], "offset": seen["offset"]}
         subscribed = await peer.subscribe(id="r", filters={"projectId": project}, resume=resume)
@@ -587,7 +583,7 @@ def test_resume_delivers_exactly_the_missed_changes(gateway: Gateway) -> None:
 
 
 def test_resume_from_an_unknown_epoch_is_an_explicit_gap(gateway: Gateway) -> None:
-    project = new_project("gap")
+    project = gateway.project("gap")
 
     async def scenario() -> None:
         peer = await Peer.connect(gateway.url, token=gateway.token)
@@ -609,7 +605,7 @@ def test_resume_from_an_unknown_epoch_is_an_explicit_gap(gateway: Gateway) -> No
 def test_a_slow_subscriber_does_not_hold_back_a_fast_one(gateway: Gateway, tuned: str) -> None:
     """The slow one never reads: it loses its subscription (a gap saying where to resume), while
     the fast one gets every event; resuming at the gap's offset then yields exactly the rest."""
-    project = new_project("slow")
+    project = gateway.project("slow")
     wide = "\U0001f600" * 10_000  # 40 KB of UTF-8, so a few events fill the socket buffers
     total = 150
 

@@ -300,6 +300,7 @@ SESSION = "CHITTY-SESSION-WSFUZZ"
 def world(gateway: Gateway) -> Iterator[tuple[Fuzzer, Watcher, dict[str, Any]]]:
     status, project, _ = gateway.request("POST", "/api/v1/projects", {"name": "sentinel"})
     assert status == 201
+    gateway.ensure("sessions", SESSION, {"sessionId": "fuzz", "platform": "cli"})
     body = {"content": "sentinel", "sessionId": SESSION, "projectId": project["entity"]["chittyId"]}
     assert gateway.request("POST", "/api/v1/todos", body)[0] == 201
     watcher = gateway.call(Watcher.open(gateway))

@@ -41,8 +41,10 @@ def _slow(raw: dict[str, Any], origin: Origin, index: int | None) -> Write | Fra
     data = dict(short.entity)
     entity_id = data.pop("chittyId", None)
     kind = DOMAINS[short.domain].kind
+    # No operation: an update of the entity it names, else a create (the spec's "send update").
+    operation = short.operation or ("update" if "chittyId" in short.entity else "create")
     if entity_id is None:
-        if short.operation != "create":
+        if operation != "create":
             detail = "required to update or delete"
             return FrameError("invalid", detail, "entity.chittyId", short.id, index=index)
         entity_id = origin.new_id(kind)
@@ -63,7 +65,7 @@ def _slow(raw: dict[str, Any], origin: Origin, index: int | None) -> Write | Fra
         },
         "payload": {
             "domain": short.domain.value,
-            "operation": short.operation,
+            "operation": operation,
             "entity": {"chittyId": entity_id, "type": short.domain.value[:-1], "data": data},
         },
         "metadata": {

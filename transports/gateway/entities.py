@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +17,20 @@ from hub.ids import InvalidChittyId, parse
 from transports.gateway.auth import scope_of, visible_to
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, parse_clock
+from transports.gateway.references import References
 
 LIST_PARAMS = frozenset(
-    {"projectId", "sessionId", "topicId", "status", "assignee", "cursor", "limit", "includeDeleted"}
+    {
+        "projectId",
+        "sessionId",
+        "topicId",
+        "status",
+        "assignee",
+        "cursor",
+        "limit",
+        "includeDeleted",
+        "includeMerged",
+    }
 )
 MAX_PAGE = 500
 
@@ -42,6 +54,48 @@ def written_body(outcome: Outcome, first: EntityView | None) -> dict[str, Any]:
         "seq": outcome.seq,
         "conflicts": list(outcome.conflicts),
     }
+
+
+async def with_todos(hub: Hub, bodies: list[dict[str, Any]], visible: str | None) -> None:
+    """Fill each answered session's `todos` with the todo entities it lists now: those made
+    in it and those a reconciliation listed in it, merged duplicates left out, oldest first.
+    Todos a session kept in its own list before todos were entities stay as they were stored.
+    The caller's scope applies (`visible`)."""
+    sessions = {str(body["entity"]["chittyId"]): body["entity"] for body in bodies}
+    if not sessions:
+        return
+    found: dict[str, list[dict[str, Any]]] = {sid: [] for sid in sessions}
+    cursor = None
+    while True:
+        page = await hub.list(
+            Query(
+                SyncDomain.TODOS,
+                sessions=tuple(sessions),
+                cursor=cursor,
+                limit=MAX_PAGE,
+                visible_to=visible,
+            )
+        )
+        for row in page.rows:
+            todo = row.entity
+            listed_in = todo.get("listedIn")
+            listed = [todo.get("sessionId"), *(listed_in if isinstance(listed_in, list) else [])]
+            for sid in listed:
+                if isinstance(sid, str) and sid in found:
+                    found[sid].append(dict(todo))
+        cursor = page.cursor
+        if cursor is None:
+            break
+    for sid, entity in sessions.items():
+        todos = found[sid]
+        known = {t["chittyId"] for t in todos}
+        kept = [t for t in entity.get("todos") or [] if t.get("chittyId") not in known]
+        todos.sort(key=_created)
+        entity["todos"] = [*todos, *kept]
+
+
+def _created(todo: dict[str, Any]) -> tuple[str, str]:
+    return str((todo.get("metadata") or {}).get("created") or ""), str(todo.get("chittyId"))
 
 
 def entity_id_of(request: web.Request, domain: SyncDomain) -> str:
@@ -83,9 +137,17 @@ class EntityRoutes:
         except InvalidChittyId as error:
             raise ApiError(422, "invalid", str(error), "chittyId") from None
         await scope_of(request, self.hub.get).check_create(self.domain.value, data)
+        data = await References(self.hub.get).check(self.domain, "create", data)
         message = self.writer.message(request, self.domain, "create", entity_id, data, clock)
         outcome, first = await self.writer.write(message)
-        return web.json_response(written_body(outcome, first), status=201)
+        body = await self._shown(request, written_body(outcome, first))
+        return web.json_response(body, status=201)
+
+    async def _shown(self, request: web.Request, *bodies: dict[str, Any]) -> dict[str, Any]:
+        """A session's answer with the todos it lists (`with_todos`); the first body."""
+        if self.domain is SyncDomain.SESSIONS:
+            await with_todos(self.hub, list(bodies), visible_to(request))
+        return bodies[0] if bodies else {}
 
     def _what(self, entity_id: str) -> str:
         return f"{self.domain.value[:-1]} {entity_id}"
@@ -113,7 +175,9 @@ class EntityRoutes:
             view = current
         if view is None or view.deleted or view.domain != self.domain.value:
             raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
-        return web.json_response(entity_body(view))
+        if at is not None:  # as it was then: a session's own list, not today's todos
+            return web.json_response(entity_body(view))
+        return web.json_response(await self._shown(request, entity_body(view)))
 
     async def update(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)
@@ -121,9 +185,10 @@ class EntityRoutes:
         if data.pop("chittyId", entity_id) != entity_id:
             raise ApiError(422, "invalid", "differs from the id in the path", "chittyId")
         await self._check_write(request, entity_id)
+        data = await References(self.hub.get).check(self.domain, "update", data)
         message = self.writer.message(request, self.domain, "update", entity_id, data, clock)
         outcome, first = await self.writer.write(message)
-        return web.json_response(written_body(outcome, first))
+        return web.json_response(await self._shown(request, written_body(outcome, first)))
 
     async def delete(self, request: web.Request) -> web.Response:
         entity_id = entity_id_of(request, self.domain)
@@ -157,9 +222,10 @@ class EntityRoutes:
             raise ApiError(422, "invalid", "must be a whole number", "limit") from None
         if not 1 <= limit <= MAX_PAGE:
             raise ApiError(422, "invalid", f"must be between 1 and {MAX_PAGE}", "limit")
-        include_deleted = query.get("includeDeleted", "false").lower()
-        if include_deleted not in ("true", "false"):
-            raise ApiError(422, "invalid", "must be true or false", "includeDeleted")
+        include_deleted, include_merged = (
+            _flag(query, "includeDeleted"),
+            _flag(query, "includeMerged"),
+        )
         wanted = Query(
             self.domain,
             project_id=query.get("projectId"),
@@ -167,7 +233,8 @@ class EntityRoutes:
             topic_id=query.get("topicId"),
             status=query.get("status"),
             assignee=query.get("assignee"),
-            include_deleted=include_deleted == "true",
+            include_deleted=include_deleted,
+            include_merged=include_merged,
             cursor=query.get("cursor"),
             limit=limit,
             visible_to=visible_to(request),
@@ -176,12 +243,16 @@ class EntityRoutes:
             page = await self.hub.list(wanted)
         except CursorError as error:
             raise ApiError(422, "invalid", str(error), "cursor") from None
-        return web.json_response(
-            {
-                "items": [entity_body(row) for row in page.rows],
-                "cursor": page.cursor,
-            }
-        )
+        items = [entity_body(row) for row in page.rows]
+        await self._shown(request, *items)
+        return web.json_response({"items": items, "cursor": page.cursor})
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise ApiError(422, "invalid", "must be true or false", name)
+    return value == "true"
 
 
 def add_entity_routes(app: web.Application, hub: Hub, writer: Writer) -> None:

@@ -50,7 +50,9 @@ class Hub(Protocol):
         self, domain: SyncDomain | None = None, visible_to: str | None = None
     ) -> list[dict[str, Any]]: ...
 
-    async def reconcile(self, project_id: str) -> ReconcileReport: ...
+    async def reconcile(
+        self, project_id: str, caller: str, dry_run: bool = False
+    ) -> ReconcileReport: ...
 
     async def poll(
         self, epoch: str | None, after: int, wanted: Filter, limit: int = 1000, wait_s: float = 0.0

@@ -163,11 +163,12 @@ class MeshNode(WireModel):
 
     todo: Todo
     origin_sessions: list[str]
-    merged_ids: list[str]
+    merged_ids: list[str] = Field(description="Every todo id merged into this one, its own too.")
+    merged_from: list[str] = Field(description="The duplicates merged into it (not its own id).")
     blocked: bool
 
 
-class TodoMesh(WireModel):
+class TodoGraph(WireModel):
     """A project's todo graph."""
 
     project_id: str
@@ -178,11 +179,29 @@ class TodoMesh(WireModel):
     missing_dependencies: dict[str, list[str]]
 
 
-class ReconcileReport(TodoMesh):
-    """The reconciled mesh and what became of each session's write."""
+class TodoMesh(TodoGraph):
+    """A project's todos as a reconciliation leaves them (nothing written)."""
 
-    sessions: dict[str, Status]
-    unreachable: list[str]
+    reconciled: bool = Field(description="Whether the stored todos already agree with it.")
+
+
+class ReconcileWrite(WireModel):
+    """One todo reconciliation wrote back (or, dry, would write)."""
+
+    todo_id: str
+    operation: Literal["create", "update"]
+    fields: list[str] = Field(description="The wire fields written.")
+    status: Status | Literal["planned"] = Field(description="planned: a dry run's.")
+    reason: str | None = None
+
+
+class ReconcileReport(TodoGraph):
+    """The reconciled mesh, the project's sessions and each write back."""
+
+    dry_run: bool
+    sessions: list[str] = Field(description="Every session of the project.")
+    writes: list[ReconcileWrite]
+    unreachable: list[str] = Field(description="Sessions the project names that did not answer.")
 
 
 class SessionContextBody(WireModel):
@@ -197,6 +216,7 @@ class SessionSyncReport(WireModel):
     """How a session reaches each platform."""
 
     session_id: str
+    dry_run: bool
     seq: int
     vector_clock: VectorClock
     targets: list[TargetReport]
@@ -354,7 +374,11 @@ def _query(name: str, description: str, schema: Schema | None = None) -> Schema:
 
 LIST_QUERY = (
     _query("projectId", "Only entities of this project (a ChittyID)."),
-    _query("sessionId", "Only entities of this session (a ChittyID)."),
+    _query(
+        "sessionId",
+        "Only entities of this session (a ChittyID): for todos, those made in it and those a "
+        "reconciliation listed in it.",
+    ),
     _query("topicId", "Only entities of this topic (a ChittyID)."),
     _query("status", "Only entities with this status."),
     _query("assignee", "Only entities assigned to this ChittyID."),
@@ -365,6 +389,11 @@ LIST_QUERY = (
         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
     ),
     _query("includeDeleted", "Include deleted entities.", {"type": "boolean", "default": False}),
+    _query(
+        "includeMerged",
+        "Include todos a reconciliation merged into another (`mergedInto`).",
+        {"type": "boolean", "default": False},
+    ),
 )
 AT_QUERY = _query(
     "at", "An ISO-8601 time: the state as it was then.", {"type": "string", "format": "date-time"}
@@ -596,8 +625,9 @@ def _sync() -> dict[str, Operation]:
         "sync_domain": Operation(
             "sync",
             "Sync a domain",
-            "Syncs a domain (or all) to named targets, optionally narrowed to a project or "
-            "session, and reports per target. dryRun reports without changing anything." + targets,
+            "Reports, per named target, whether the domain's entities (optionally of one project "
+            "or session) reach it: live only when a subscriber of it is connected now. A dry run "
+            "answers the same." + targets,
             "SyncReport",
             body="SyncRequest",
             body_required=False,
@@ -607,8 +637,8 @@ def _sync() -> dict[str, Operation]:
         "sync_entity": Operation(
             "sync",
             "Sync an entity",
-            "Syncs one entity to named targets and reports per target with its log position and "
-            "vector clock. dryRun reports without changing anything." + targets,
+            "Reports, per named target, whether one entity reaches it (live only when a "
+            "subscriber of it is connected now), with its log position and vector clock." + targets,
             "EntitySyncReport",
             body="SyncRequest",
             body_required=False,
@@ -630,9 +660,10 @@ def _workflows() -> dict[str, Operation]:
         "reconcile_todos": Operation(
             "todos",
             "Reconcile a project's todos",
-            "Reconciles the todos of every session of a project: merges duplicates, orders them "
-            "by dependency, marks blocked ones and writes the result back to each session. "
-            "Returns the todo mesh and what became of each session.",
+            "Spec Example 2: duplicates merge (most advanced status wins; the others are marked "
+            "mergedInto it) and every session of the project lists every todo. Writes only what "
+            "differs (a rerun writes nothing); dryRun writes nothing. Returns the mesh and each "
+            "write.",
             "ReconcileReport",
             body="ReconcileRequest",
             errors=(400, 403, 404, 409, 413, 422, 500, 503),
@@ -640,9 +671,10 @@ def _workflows() -> dict[str, Operation]:
         "todo_mesh": Operation(
             "todos",
             "Todo mesh of a project",
-            "Returns a project's todo graph, changing nothing: todos with their origin sessions "
-            "and merged duplicates, dependency edges, a dependency order, blocked todos and "
-            "missing dependencies.",
+            "Returns a project's todo graph as a reconciliation would leave it, changing "
+            "nothing: todos with their origin sessions and merged duplicates, dependency edges, "
+            "a dependency order, blocked todos, missing dependencies, and whether the stored "
+            "todos already agree.",
             "TodoMesh",
             query=(
                 _param(
@@ -653,7 +685,7 @@ def _workflows() -> dict[str, Operation]:
                     True,
                 ),
             ),
-            errors=(409, 422, 500, 503),
+            errors=(404, 409, 422, 500, 503),
         ),
         "session_context": Operation(
             "sessions",
@@ -667,7 +699,8 @@ def _workflows() -> dict[str, Operation]:
             "sessions",
             "Sync a session to platforms",
             "Reports how a session reaches each named platform (default web, cli, mobile): live "
-            "platforms receive every change over their WebSocket. dryRun changes nothing.",
+            "when a subscriber of that platform is connected on /ws (it receives every change), "
+            "else not_connected with what would connect one. A dry run answers the same.",
             "SessionSyncReport",
             body="SessionSyncRequest",
             body_required=False,

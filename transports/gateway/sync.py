@@ -18,7 +18,9 @@ from transports.gateway.auth import principal_of, scope_of, stamp, visible_to
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
+from transports.gateway.references import References
 from transports.gateway.targets import DEFAULT_PLATFORMS, TargetKind, check_targets, report
+from transports.gateway.ws import WS
 
 COUNT_CAP = 10_000  # entities counted per sync report; more shows as the cap
 
@@ -98,7 +100,7 @@ class SyncRoutes:
                 "domain": request.match_info["domain"],
                 "dryRun": wanted.dry_run,
                 "entities": entities,
-                "targets": _reports(targets, entities, wanted.dry_run),
+                "targets": _reports(request, targets, entities, domains),
             }
         )
 
@@ -117,7 +119,7 @@ class SyncRoutes:
                 "dryRun": wanted.dry_run,
                 "seq": view.seq,
                 "vectorClock": view.clock,
-                "targets": _reports(targets, 1, wanted.dry_run),
+                "targets": _reports(request, targets, 1, [domain]),
             }
         )
 
@@ -145,6 +147,7 @@ class SyncRoutes:
         except DecodeError as error:
             raise ApiError(422, "invalid", error.reason, error.field or None) from None
         await scope_of(request, self.hub.get).check_message(message)
+        message = await References(self.hub.get).message(message, "payload.entity.data.")
         [outcome] = await self.hub.submit([stamp(message, principal_of(request))])
         if not outcome.durable and outcome.status.value != "ignored":
             raise outcome_error(outcome)
@@ -218,9 +221,14 @@ def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:
 
 
 def _reports(
-    targets: list[tuple[TargetKind, str]], entities: int, dry_run: bool
+    request: web.Request,
+    targets: list[tuple[TargetKind, str]],
+    entities: int,
+    domains: list[SyncDomain],
 ) -> list[dict[str, object]]:
-    return [report(kind, name, entities, dry_run).to_wire() for kind, name in targets]
+    """Each target's report (a dry run's is the same: a sync sends nothing of its own)."""
+    presence = request.app[WS]
+    return [report(kind, name, entities, presence, domains).to_wire() for kind, name in targets]
 
 
 def _valid(entity_id: str, domain: SyncDomain) -> bool:

@@ -1,17 +1,20 @@
-"""Sync targets (platforms, channels, models) and how a sync to each is reported.
+"""Sync targets (platforms, channels, models) and how a sync to each is reported, truthfully.
 
-A target is served by an adapter. Platforms that read the hub over its WebSocket (web, CLI, VS
-Code, Claude Code, mobile) are `live`: their subscribers already receive every change. Channels
-and models need an adapter actor; until one is running for a target, a sync to it reports
-`not_connected`, never a pretend success.
+A target is `live` only when something of its kind is connected now: a platform when a /ws
+subscriber that declared that platform (`X-Chitty-Platform` or `?platform=`) follows the synced
+domains, and so receives every change as it commits. Everything else is `not_connected`, with
+what would connect it: no channel or model adapter runs in this hub yet, and Claude reads the
+hub over MCP when it asks rather than being pushed to. A sync sends nothing of its own, so a dry
+run reports exactly what the real run does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
+from hub.domains import SyncDomain
 from transports.gateway.errors import ApiError
 
 TargetKind = Literal["platforms", "channels", "models"]
@@ -22,17 +25,37 @@ KNOWN: Mapping[TargetKind, frozenset[str]] = {
     "models": frozenset({"claude", "chatgpt", "gemini"}),
 }
 DEFAULT_PLATFORMS = ("web", "cli", "mobile")  # "all platforms" when a sync names none
-LIVE_PLATFORMS = frozenset({"web", "cli", "vscode", "claude-code", "mobile"})
+
+# What connects a platform that has no subscriber now.
+_HOW_TO_CONNECT: Mapping[str, str] = {
+    "web": "a web client subscribes on /ws with ?platform=web",
+    "cli": "run `chitty sync <domain> --watch`",
+    "mobile": "a mobile client subscribes on /ws with X-Chitty-Platform: mobile (this hub ships "
+    "no mobile app)",
+    "vscode": "a VS Code client subscribes on /ws with X-Chitty-Platform: vscode (this hub ships "
+    "no VS Code extension)",
+    "claude-code": "Claude Code reads the hub over MCP when it asks (`chitty mcp`, /mcp); a "
+    "client subscribes on /ws with X-Chitty-Platform: claude-code to be pushed changes",
+}
+
+
+class Presence(Protocol):
+    """Who is connected now (the /ws gateway knows)."""
+
+    def subscribers(self, platform: str, domains: Iterable[SyncDomain]) -> int:
+        """Connections that declared `platform` and follow any of `domains`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class TargetReport:
-    """What a sync did (or, dry, would do) for one target."""
+    """What a sync did for one target (a dry run: would do, which is the same)."""
 
     target: str
     kind: TargetKind
-    status: Literal["live", "would_sync", "not_connected"]
+    status: Literal["live", "not_connected"]
     entities: int
+    subscribers: int
     detail: str
 
     def to_wire(self) -> dict[str, object]:
@@ -41,6 +64,7 @@ class TargetReport:
             "kind": self.kind,
             "status": self.status,
             "entities": self.entities,
+            "subscribers": self.subscribers,
             "detail": self.detail,
         }
 
@@ -59,17 +83,33 @@ def check_targets(requested: Mapping[TargetKind, Iterable[str]]) -> list[tuple[T
     return pairs
 
 
-def report(kind: TargetKind, name: str, entities: int, dry_run: bool) -> TargetReport:
-    if dry_run:
-        return TargetReport(name, kind, "would_sync", entities, f"{entities} entities would sync")
-    if kind == "platforms" and name in LIVE_PLATFORMS:
-        return TargetReport(
-            name, kind, "live", entities, "delivered to its WebSocket subscribers as it changes"
+def report(
+    kind: TargetKind,
+    name: str,
+    entities: int,
+    presence: Presence,
+    domains: Iterable[SyncDomain],
+) -> TargetReport:
+    """The truth about one target now; a dry run gets the same answer."""
+    if kind == "platforms":
+        count = presence.subscribers(name, domains)
+        if count:
+            detail = (
+                f"{count} connected {name} subscriber(s) receive every change to these "
+                "entities as it commits; nothing else was sent"
+            )
+            return TargetReport(name, kind, "live", entities, count, detail)
+        detail = (
+            f"no {name} subscriber is connected; nothing was sent. To connect: "
+            + (_HOW_TO_CONNECT[name])
         )
-    return TargetReport(
-        name,
-        kind,
-        "not_connected",
-        entities,
-        f"no {name} adapter is running on this hub; nothing was sent",
-    )
+        return TargetReport(name, kind, "not_connected", entities, 0, detail)
+    if kind == "models" and name == "claude":
+        detail = (
+            "Claude reads the hub over MCP when it asks (`chitty mcp`, /mcp); nothing is "
+            "pushed to it, nothing was sent"
+        )
+        return TargetReport(name, kind, "not_connected", entities, 0, detail)
+    adapter = "channel" if kind == "channels" else "model"
+    detail = f"no {name} {adapter} adapter runs on this hub; nothing was sent"
+    return TargetReport(name, kind, "not_connected", entities, 0, detail)

@@ -8,23 +8,26 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, JsonValue
 
-from actors.reconciler import ReconcileError
-from hub.catalog import Query
+from actors.reconciler import ReconcileError, ReconcileReport
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.ids import ContextId, ProjectId
-from hub.models import Enrichment, Todo
+from hub.models import Enrichment
 from hub.models.base import WireModel
-from hub.reconcile import DependencyCycle, MixedProjects, TodoMesh, reconcile
-from transports.gateway.auth import scope_of, visible_to
+from hub.reconcile import TodoMesh
+from transports.gateway.auth import principal_of, scope_of
 from transports.gateway.entities import entity_id_of, written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.targets import DEFAULT_PLATFORMS, KNOWN, TargetKind, check_targets, report
+from transports.gateway.ws import WS
 
 
 class ReconcileRequest(WireModel):
+    """Reconcile a project's todos (spec Example 2); dryRun only says what would be written."""
+
     project_id: ProjectId
+    dry_run: bool = False
 
 
 class SessionSyncRequest(WireModel):
@@ -51,6 +54,7 @@ def mesh_body(mesh: TodoMesh) -> dict[str, Any]:
                 "todo": item.todo.model_dump(mode="json"),
                 "originSessions": list(item.origin_sessions),
                 "mergedIds": list(item.merged_ids),
+                "mergedFrom": [i for i in item.merged_ids if i != item.chitty_id],
                 "blocked": item.todo.chitty_id in blocked,
             }
             for item in mesh.todos
@@ -59,6 +63,30 @@ def mesh_body(mesh: TodoMesh) -> dict[str, Any]:
         "order": [item.todo.chitty_id for item in mesh.todos],
         "blocked": list(mesh.blocked),
         "missingDependencies": {k: list(v) for k, v in mesh.missing_dependencies.items()},
+    }
+
+
+def report_body(report: ReconcileReport) -> dict[str, Any]:
+    """A reconciliation as answered: the mesh, the sessions, each write back and its fate."""
+    writes = []
+    for write in report.planned:
+        outcome = report.outcomes.get(write.todo_id)
+        writes.append(
+            {
+                "todoId": write.todo_id,
+                "operation": "create" if write.create else "update",
+                "fields": sorted(write.fields),
+                "status": "planned" if outcome is None else outcome.status.value,
+                **({"reason": outcome.reason} if outcome is not None and outcome.reason else {}),
+            }
+        )
+    return {
+        "projectId": report.project_id,
+        "dryRun": report.dry_run,
+        **mesh_body(report.mesh),
+        "sessions": list(report.sessions),
+        "writes": writes,
+        "unreachable": list(report.unreachable),
     }
 
 
@@ -71,59 +99,32 @@ class WorkflowRoutes:
         wanted = ReconcileRequest.model_validate(await read_json(request))
         scope = scope_of(request, self.hub.get)
         project = await self.hub.get(wanted.project_id)
-        if project is not None:
-            await scope.check_read(project, f"project {wanted.project_id}")
+        await scope.check_read(project, f"project {wanted.project_id}", "projectId")
+        if not wanted.dry_run:
             await scope.check_write(project, f"project {wanted.project_id}")
-        try:
-            result = await self.hub.reconcile(wanted.project_id)
-        except ReconcileError as error:
-            status = 404 if "does not exist" in error.reason else 409
-            raise ApiError(status, "reconcile_failed", error.reason, "projectId") from None
-        return web.json_response(
-            {
-                "projectId": wanted.project_id,
-                **mesh_body(result.mesh),
-                "sessions": {sid: o.status.value for sid, o in result.sessions.items()},
-                "unreachable": list(result.unreachable),
-            }
-        )
+        report = await self._reconcile(request, wanted.project_id, wanted.dry_run)
+        return web.json_response(report_body(report))
 
-    async def _all(self, query: Query, visible: str | None) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = await self.hub.list(
-                Query(
-                    query.domain,
-                    project_id=query.project_id,
-                    cursor=cursor,
-                    limit=500,
-                    visible_to=visible,
-                )
-            )
-            rows += [row.entity for row in page.rows]
-            cursor = page.cursor
-            if cursor is None:
-                return rows
+    async def _reconcile(self, request: web.Request, project: str, dry: bool) -> ReconcileReport:
+        try:
+            return await self.hub.reconcile(project, principal_of(request).chitty_id, dry)
+        except ReconcileError as error:
+            status = 404 if error.missing else 409
+            raise ApiError(status, "reconcile_failed", error.reason, "projectId") from None
 
     async def mesh(self, request: web.Request) -> web.Response:
+        """The project's todo mesh as a reconciliation would leave it (nothing is written);
+        `reconciled` says whether the stored todos already agree with it."""
         project = request.query.get("projectId")
         if not project:
             raise ApiError(422, "invalid", "a projectId query parameter is required", "projectId")
         ReconcileRequest.model_validate({"projectId": project})
-        view = await self.hub.get(project)
-        if view is not None:
-            scope = scope_of(request, self.hub.get)
-            await scope.check_read(view, f"project {project}", "projectId")
-        visible = visible_to(request)
-        todos = await self._all(Query(SyncDomain.TODOS, project_id=project), visible)
-        for session in await self._all(Query(SyncDomain.SESSIONS, project_id=project), visible):
-            todos += session.get("todos") or []
-        try:
-            mesh = reconcile(Todo.model_validate(t) for t in todos)
-        except (DependencyCycle, MixedProjects) as error:
-            raise ApiError(409, "conflict", str(error), "projectId") from None
-        return web.json_response({"projectId": project, **mesh_body(mesh)})
+        scope = scope_of(request, self.hub.get)
+        await scope.check_read(await self.hub.get(project), f"project {project}", "projectId")
+        report = await self._reconcile(request, project, True)
+        return web.json_response(
+            {"projectId": project, **mesh_body(report.mesh), "reconciled": not report.planned}
+        )
 
     async def _session(self, request: web.Request) -> EntityView:
         session_id = entity_id_of(request, SyncDomain.SESSIONS)
@@ -152,14 +153,15 @@ class WorkflowRoutes:
             if request.body_exists
             else SessionSyncRequest()
         )
-        dry = wanted.dry_run
         targets = check_targets({"platforms": wanted.platforms or list(DEFAULT_PLATFORMS)})
+        presence, domains = request.app[WS], [SyncDomain.SESSIONS]
         return web.json_response(
             {
                 "sessionId": session_id,
+                "dryRun": wanted.dry_run,
                 "seq": view.seq,
                 "vectorClock": view.clock,
-                "targets": [report(k, n, 1, dry).to_wire() for k, n in targets],
+                "targets": [report(k, n, 1, presence, domains).to_wire() for k, n in targets],
             }
         )
 
@@ -190,12 +192,8 @@ class WorkflowRoutes:
         )
         outcome, first = await self.writer.write(message)
         kind: TargetKind = "models" if wanted.target in KNOWN["models"] else "platforms"
-        return web.json_response(
-            {
-                **written_body(outcome, first),
-                "propagation": report(kind, wanted.target, 1, False).to_wire(),
-            }
-        )
+        reached = report(kind, wanted.target, 1, request.app[WS], [SyncDomain.CONTEXTS])
+        return web.json_response({**written_body(outcome, first), "propagation": reached.to_wire()})
 
 
 def add_workflow_routes(app: web.Application, hub: Hub, writer: Writer) -> None:

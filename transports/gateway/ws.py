@@ -16,8 +16,8 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Annotated, assert_never
 
@@ -34,6 +34,7 @@ from hub.subscriptions import Published
 from transports.gateway.auth import AUTH, Auth, Scope, bearer, must_sign, principal_of, stamp
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Writer, outcome_error
+from transports.gateway.references import References
 from transports.gateway.stream import StreamFollower, Subscriber
 from transports.gateway.ws_frames import (
     Ack,
@@ -165,8 +166,10 @@ class WsSession:
         caller: Caller,
         scope: WsScope | None = None,
         batch_acks: bool = False,
+        declared: str | None = None,
     ) -> None:
         self.socket = socket
+        self.declared = declared  # the platform the client said it is, if it said
         self.batch_acks = batch_acks  # a batch frame is answered by one `acks` frame
         self.ws = ws
         self.origin = origin
@@ -324,14 +327,16 @@ class WsSession:
         all of them in one `acks` frame)."""
         writes: list[Write] = []
         refused: dict[int, FrameError] = {}
-        scope = Scope(self.caller.principal, self.ws.writer.hub.get)  # parents read once a frame
+        hub = self.ws.writer.hub
+        scope = Scope(self.caller.principal, hub.get)  # parents read once a frame
+        references = References(hub.get)  # and what the writes name
         for position, item in enumerate(items):
             if isinstance(item, Write):
-                error = await self._check(item, scope)
-                if error is None:
-                    writes.append(item)
+                checked = await self._check(item, scope, references)
+                if isinstance(checked, Write):
+                    writes.append(checked)
                 else:
-                    refused[position] = error
+                    refused[position] = checked
         outcomes: list[Outcome] | None = []
         if writes:
             try:
@@ -366,17 +371,21 @@ class WsSession:
             for reply in replies:
                 self.outbox.reply(reply)
 
-    async def _check(self, write: Write, scope: Scope) -> FrameError | None:
-        """None if the write is in the principal's scope, else the error that answers it."""
-        if scope.unrestricted:
-            return None
+    async def _check(
+        self, write: Write, scope: Scope, references: References
+    ) -> Write | FrameError:
+        """The write as it goes to the hub if it is in the principal's scope and what it names
+        exists (`References`), else the error that answers it."""
         try:
-            await scope.check_message(write.message)
+            if not scope.unrestricted:
+                await scope.check_message(write.message)
+            prefix = "entity." if write.short else "payload.entity.data."
+            checked = await references.message(write.message, prefix)
         except ApiError as error:
             return FrameError(
                 error.error, error.detail, error.field, write.message.id, write.index, error.status
             )
-        return None
+        return write if checked is write.message else replace(write, message=checked)
 
     def _answer(self, write: Write, outcome: Outcome) -> Ack | FrameError:
         if outcome.durable:
@@ -439,17 +448,23 @@ class WsGateway:
             chitty_id=caller.principal.chitty_id,
         )
         batch_acks = _acks_mode(request) == "batch"
+        declared = request.headers.get("X-Chitty-Platform") or request.query.get("platform")
         who = caller.principal.chitty_id
         if not caller.auth.connections.acquire(who):
             most = caller.auth.settings.max_ws_per_principal
             raise ApiError(429, "too_many_connections", f"at most {most} WebSockets per principal")
         try:
-            return await self._serve(request, origin, caller, batch_acks)
+            return await self._serve(request, origin, caller, batch_acks, declared)
         finally:
             caller.auth.connections.release(who)
 
     async def _serve(
-        self, request: web.Request, origin: Origin, caller: Caller, batch_acks: bool
+        self,
+        request: web.Request,
+        origin: Origin,
+        caller: Caller,
+        batch_acks: bool,
+        declared: str | None,
     ) -> web.WebSocketResponse:
         scope = await self._scope(caller.principal)
         socket = web.WebSocketResponse(
@@ -457,10 +472,24 @@ class WsGateway:
             heartbeat=self.settings.ping_s,
             max_msg_size=self.settings.max_frame_bytes,
         )
-        session = WsSession(socket, self, origin, caller, scope, batch_acks)
+        session = WsSession(socket, self, origin, caller, scope, batch_acks, declared)
         await session.open(request)
         await session.run()
         return socket
+
+    def subscribers(self, platform: str, domains: Iterable[SyncDomain]) -> int:
+        """Open connections that declared `platform` and have a subscription to any of
+        `domains` (what makes a sync target `live`)."""
+        wanted = set(domains)
+        return sum(
+            1
+            for session in self.sessions
+            if session.declared == platform
+            and any(
+                wanted.intersection(sub.wanted.domains)
+                for sub in session.subscriber.subscriptions.values()
+            )
+        )
 
     async def _scope(self, principal: Principal) -> WsScope | None:
         """A restricted principal's stream scope, starting from the projects and sessions it

@@ -86,11 +86,13 @@ class Ping(WireModel):
 
 
 class ShortUpdate(WireModel):
-    """The spec's short `state_update`: a domain, an operation, the entity's fields."""
+    """The spec's short `state_update`: a domain, an operation, the entity's fields. Without
+    an operation it updates the entity its `chittyId` names, or creates one (the spec's "send
+    update" frame names none)."""
 
     type: Literal["state_update"]
     domain: SyncDomain
-    operation: Literal["create", "update", "delete"] = "update"
+    operation: Literal["create", "update", "delete"] | None = None
     entity: dict[str, JsonValue]
     vector_clock: JsonValue = None  # validated as the message's clock
     id: MessageIdStr | None = None
@@ -251,8 +253,14 @@ def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> 
     except ValidationError as error:
         path, reason = field_path(error)
         return FrameError("invalid", _plain(reason), path or None, _id_of(raw), index=index)
-    fields = (short.domain, short.operation, short.entity, short.vector_clock, short.id)
+    operation = short.operation or _implied_operation(short.entity)
+    fields = (short.domain, operation, short.entity, short.vector_clock, short.id)
     return _short_write(fields, origin, index, checked=False)
+
+
+def _implied_operation(entity: dict[str, JsonValue]) -> str:
+    """A short frame without an operation: an update of the entity it names, else a create."""
+    return "update" if "chittyId" in entity else "create"
 
 
 _SHORT_KEYS = frozenset({"type", "domain", "operation", "entity", "vectorClock", "id"})
@@ -270,16 +278,18 @@ def _plain_short(raw: dict[str, object]) -> _ShortFields | None:
     None: the frame takes the validating path (`ShortUpdate` first)."""
     if not raw.keys() <= _SHORT_KEYS or raw.get("type") != "state_update":
         return None
-    domain, operation = raw.get("domain"), raw.get("operation", "update")
+    domain, operation = raw.get("domain"), raw.get("operation")
     entity, message_id = raw.get("entity"), raw.get("id")
     if (
         not isinstance(domain, str)
         or domain not in _DOMAIN_OF
-        or not isinstance(operation, str)
-        or operation not in _SHORT_OPERATIONS
         or not isinstance(entity, dict)
         or not (message_id is None or isinstance(message_id, str))
     ):
+        return None
+    if operation is None:
+        operation = _implied_operation(entity)
+    if not isinstance(operation, str) or operation not in _SHORT_OPERATIONS:
         return None
     clock: JsonValue = raw.get("vectorClock")  # type: ignore[assignment]
     return _DOMAIN_OF[domain], operation, entity, clock, message_id

@@ -44,9 +44,12 @@ T = TypeVar("T")
 
 MCP_USER = "CHITTY-USER-MCP"  # the writer named in WebSocket messages sent for Claude
 INSTRUCTIONS = (
-    "ChittyChat Hub keeps todos, sessions and their context in sync across Claude, the web, "
-    "Slack and mobile. Start (or resume) a session, create todos in it, and append what you read "
-    "and said to its context so the next tool can pick the work up."
+    "ChittyChat Hub keeps projects, sessions, todos and their context in one place for Claude, "
+    "the CLI and any client subscribed to its WebSocket stream (no Slack, email or other "
+    "channel adapter runs yet: a sync to one reports not_connected). Start (or resume) a "
+    "session in a project, create todos in it, append what you read and said to its context so "
+    "the next tool can pick the work up, and reconcile the project's todos when parallel "
+    "sessions made duplicates."
 )
 
 _DOMAIN_OF_KIND = {
@@ -170,19 +173,11 @@ class HubTools:
         """A project's reconciled todo mesh (read only)."""
         return await self.client.mesh(project_id)
 
-    async def open_todos(self, session_id: str) -> list[Json]:
-        """The session's todos that are not completed (its own list and the todos domain)."""
-        page = await self.client.list("todos", session_id=session_id, limit=500)
-        session = await self.session(session_id)
-        todos = [dict(r.entity) for r in page.items] + list(session.get("todos") or [])
-        seen: set[str] = set()
-        open_ones = []
-        for todo in todos:
-            key = str(todo.get("chittyId"))
-            if key not in seen and todo.get("status") != TodoStatus.COMPLETED:
-                seen.add(key)
-                open_ones.append(todo)
-        return open_ones
+    @staticmethod
+    def open_todos(session: Json) -> list[Json]:
+        """The todos a session lists that are not completed."""
+        todos: list[Json] = session.get("todos") or []
+        return [t for t in todos if t.get("status") != TodoStatus.COMPLETED]
 
 
 def _record(record: Record) -> Json:
@@ -304,9 +299,11 @@ def build_server(client: ChittyClient) -> MCPServer:
         return _record(await _tool_call(client.update("todos", todo_id, fields)))
 
     @server.tool()
-    async def reconcile_todos(project_id: ProjectId) -> Json:
-        """Merge the todos of all a project's sessions (dedupe, most advanced status wins)."""
-        return await _tool_call(client.reconcile(project_id))
+    async def reconcile_todos(project_id: ProjectId, dry_run: bool = False) -> Json:
+        """Reconcile a project's todos (duplicates merge, the most advanced status wins, every
+        session lists the same todos) and write the result back; dry_run only says what would
+        be written. Returns the mesh and each write."""
+        return await _tool_call(client.reconcile(project_id, dry_run=dry_run))
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -444,10 +441,8 @@ def build_server(client: ChittyClient) -> MCPServer:
     @server.prompt(name="resume_session")
     async def resume_session_prompt(session_id: str) -> str:
         """Resume a session: a compact summary of its context and open todos."""
-        checked = _checked(session_id, "SESSION")
-        session = await _resource_call(hub.session(checked))
-        todos = await _resource_call(hub.open_todos(checked))
-        return _summary(session, todos)
+        session = await _resource_call(hub.session(_checked(session_id, "SESSION")))
+        return _summary(session, hub.open_todos(session))
 
     return server
 

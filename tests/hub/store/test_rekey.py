@@ -26,7 +26,7 @@ from hub.store import (
 )
 from hub.store.rekey import ALL_VALUES, NO_VALUES, recover_interrupted_rekey
 from tests.hub.store.conftest import FakeClock
-from tests.hub.test_catalog import published
+from tests.hub.test_catalog import published, session_change
 
 MARKER = b"MARKER-personal-data-7f3a"
 
@@ -211,16 +211,19 @@ def test_the_catalog_is_rekeyed_too(tmp_path: Path) -> None:
     path = tmp_path / "catalog"
     catalog = Catalog(path, codec=old)
     catalog.take("host-1", [(n, published(n)) for n in range(1, 21)])
+    catalog.take("host-1", [(21, session_change("CHITTY-SESSION-1", 1, "CHITTY-PROJ-1"))])
     catalog.close()
 
     report = rekey(path, old, new)
 
-    assert report.records == {"marks": 1, "rows": 20}
+    assert report.records == {"links": 1, "marks": 1, "rows": 21}
     catalog = Catalog(path, codec=new)
     try:
         page = catalog.query(Query(SyncDomain.TODOS, limit=100))
         assert len(page.rows) == 20
-        assert catalog.marks() == {"host-1": 20}
+        assert catalog.marks() == {"host-1": 21}
+        [link] = catalog.links()  # the link note is sealed by the new key too
+        assert (link.project, link.session, link.add) == ("CHITTY-PROJ-1", "CHITTY-SESSION-1", True)
     finally:
         catalog.close()
 
