@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from hub.codec import DecodeError, decode_msgpack
-from hub.entity import EntityState, EntityView, RejectedMessage, apply, entity_view
+from hub.entity import EntityState, EntityView, Refusal, RejectedMessage, apply, entity_view
 from hub.envelope import Envelope, Outcome, Status
 from hub.erasure import Erased, erase
+from hub.protocol import Command, EventMessage
 from hub.replay import EntityReplayer, decode_event, encode_event
 from hub.settings import HubSettings
 from hub.store import (
@@ -29,7 +30,7 @@ from hub.store import (
     state_at,
     take_snapshot,
 )
-from hub.subscriptions import Published, decode_published, encode_published, publication
+from hub.subscriptions import Published, decode_published, encode_published, publication, relay
 
 OUTBOX_PREFIX = "__outbox__:"
 """Entity ids under this prefix hold a host's outbox: its publications, in commit order."""
@@ -195,6 +196,7 @@ class EntityHost:
         staged: dict[str, tuple[EntityState | None, int]] = {}
         new_events: list[NewEvent] = []
         publications: list[Published] = []
+        stamps: list[int] = []  # each publication's time
         seen_ids: set[str] = set()
         recorded = self.store.dedupe_get_many([e.message_id for e in envelopes])
         for index, envelope in enumerate(envelopes):
@@ -210,6 +212,19 @@ class EntityHost:
             state, seq = staged[entity_id]
             try:
                 message = decode_msgpack(envelope.body)
+                if isinstance(message, EventMessage | Command):  # relayed, no state changes
+                    if state is None or state.deleted:
+                        verb = "was deleted" if state is not None else "does not exist"
+                        reason = f"{entity_id} {verb}: a {message.type} needs its entity"
+                        raise RejectedMessage("payload.entity.chittyId", reason, Refusal.NOT_FOUND)
+                    stamp = max(self._stamp(), self._active[entity_id].last_ms)
+                    publications.append(relay(message, state, seq, stamp))
+                    stamps.append(stamp)
+                    clock = state.clock.to_dict()
+                    outcomes[index] = Outcome(
+                        envelope.message_id, Status.APPLIED, entity_id, seq, clock
+                    )
+                    continue
                 result = apply(state, message)
             except DecodeError as error:
                 outcomes[index] = _refused(
@@ -239,7 +254,8 @@ class EntityHost:
             for event in result.events:
                 seq += 1
                 new_events.append(NewEvent(entity_id, stamp, encode_event(event, envelope.body)))
-                publications.append(publication(event, result.state, seq))
+                publications.append(publication(event, result.state, seq, before=state))
+                stamps.append(stamp)
             staged[entity_id] = (result.state, seq)
             outcomes[index] = Outcome(
                 envelope.message_id,
@@ -253,7 +269,7 @@ class EntityHost:
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(envelopes)
-        encoded = self._commit(new_events, publications, final)
+        encoded = self._commit(new_events, publications, stamps, final)
         for entity_id, (state, seq) in staged.items():
             activation = self._active.get(entity_id) or self._activate(entity_id)
             previous = activation.seq
@@ -285,22 +301,26 @@ class EntityHost:
         return None
 
     def _commit(
-        self, events: list[NewEvent], publications: list[Published], outcomes: list[Outcome]
+        self,
+        events: list[NewEvent],
+        publications: list[Published],
+        stamps: list[int],
+        outcomes: list[Outcome],
     ) -> list[bytes]:
-        """Commit the events, their publications' outbox entries and the dedupe records;
-        returns each publication's outbox encoding (what the broker is sent too)."""
+        """Commit the events, the publications' outbox entries (an event's, or a relayed
+        message's, which has none) and the dedupe records; returns each publication's outbox
+        encoding (what the broker is sent too)."""
         started = time.perf_counter()
         encoded = [encode_published(p) for p in publications]
         outbox = [
-            NewEvent(self._outbox, e.timestamp_ms, body)
-            for e, body in zip(events, encoded, strict=True)
+            NewEvent(self._outbox, stamp, body) for stamp, body in zip(stamps, encoded, strict=True)
         ]
         dedupe = [
             DedupeEntry(o.message_id, o.to_bytes())
             for o in outcomes
             if o.status in (Status.APPLIED, Status.REJECTED)
         ]
-        if events or dedupe:
+        if events or outbox or dedupe:
             self.store.append_batch([*events, *outbox], dedupe)
         self._outbox_seq += len(outbox)
         self.metrics.commit_seconds += time.perf_counter() - started

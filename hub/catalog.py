@@ -25,7 +25,7 @@ from hub.erasure import owned_only_by
 from hub.ids import InvalidChittyId, parse
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.rekey import recover_interrupted_rekey
-from hub.subscriptions import Published
+from hub.subscriptions import RELAYED, Published
 
 
 class CursorError(ValueError):
@@ -182,6 +182,8 @@ class Catalog:
             return mark
         with self._env.begin(write=True) as txn:
             for _, item in fresh:
+                if item.kind in RELAYED:  # an event or command: no state to keep
+                    continue
                 key = _key(item.domain, item.entity_id)
                 current = txn.get(key, db=self._rows)
                 old = self._row(current) if current is not None else None

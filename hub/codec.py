@@ -80,9 +80,13 @@ def write_message(
     timestamp: datetime,
     clock: Any = None,
     delta: Mapping[str, Any] | None = None,
+    kind: str = "state_update",
+    target: Any = None,
 ) -> SyncMessage:
-    """The `state_update` every edge and actor builds for a write (validated here, once):
-    `chitty_id` is the principal it is attributed to; `clock` None is a blind write."""
+    """The sync message every edge and actor builds for a write (a `state_update`, or `kind`:
+    a `state_snapshot`, an `event` or a `command` about the entity), validated here, once:
+    `chitty_id` is the principal it is attributed to; `clock` None is a blind write; `target`
+    None reaches everyone."""
     payload: dict[str, Any] = {
         "domain": domain,
         "operation": operation,
@@ -93,8 +97,9 @@ def write_message(
     return _validate(
         {
             "id": message_id,
-            "type": "state_update",
+            "type": kind,
             "source": {"nodeId": node_id, "platform": platform, "chittyId": chitty_id},
+            "target": {"broadcast": True} if target is None else target,
             "payload": payload,
             "metadata": {"timestamp": timestamp, "vectorClock": {} if clock is None else clock},
         }

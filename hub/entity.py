@@ -238,6 +238,9 @@ def _update(
     spec: DomainSpec, state: EntityState, message: StateUpdate | StateSnapshot, write: _Write
 ) -> ApplyResult:
     table = policy_table(spec.model)
+    if isinstance(message, StateSnapshot):
+        leaves = _snapshot(spec, table, state, message.payload.entity.data)
+        return _write(spec, table, state, message, write, leaves, EventKind.UPDATED)
     try:
         raw = flatten(table, message.payload.entity.data)
     except KeyError as error:
@@ -246,6 +249,22 @@ def _update(
         raise RejectedMessage(f"{_DATA}.{error.args[0]}", "must be an object") from None
     leaves = {path: _validated(table.fields[path], value) for path, value in raw.items()}
     return _write(spec, table, state, message, write, leaves, EventKind.UPDATED)
+
+
+def _snapshot(
+    spec: DomainSpec, table: PolicyTable, state: EntityState, data: Mapping[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """A full state (the spec's `state_snapshot`): every field it omits takes its default;
+    fields fixed at creation keep their value (naming another is refused, as on any update)."""
+    if data.get("chittyId", state.entity_id) != state.entity_id:
+        raise RejectedMessage(f"{_DATA}.chittyId", "differs from payload.entity.chittyId")
+    whole = {**nest(dict(state.fixed)), **data, "chittyId": state.entity_id}
+    try:
+        model = spec.model.model_validate(whole)
+    except ValidationError as error:
+        path, reason = field_path(error)
+        raise RejectedMessage(f"{_DATA}.{path}", reason) from None
+    return flatten(table, model.model_dump(mode="json", by_alias=True))
 
 
 def _validated(spec: FieldSpec, value: Any) -> JsonValue:

@@ -13,6 +13,8 @@ from hub.domains import SyncDomain
 from hub.entity import EntityState, Event, view
 from hub.ids import ChittyIdStr
 from hub.models.base import WireModel
+from hub.models.conflict import ConflictResolution
+from hub.protocol import Command, EventMessage, Target
 
 
 class Filter(WireModel):
@@ -27,8 +29,48 @@ class Filter(WireModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Reach:
+    """Who a published message is for (the spec's `target`): everyone, or only the nodes and
+    platforms it names (either list matching is enough); `broadcast` false with no list: no
+    subscriber (the write still happened: REST and later reads see it)."""
+
+    broadcast: bool = True
+    node_ids: tuple[str, ...] | None = None
+    platforms: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, target: Target) -> Reach:
+        return cls(
+            target.broadcast,
+            tuple(target.node_ids) if target.node_ids is not None else None,
+            tuple(target.platforms) if target.platforms is not None else None,
+        )
+
+    def reaches(self, node: str | None, platform: str | None) -> bool:
+        """Whether a subscriber on `node` that declared `platform` (None: did not) gets it."""
+        if self.node_ids is None and self.platforms is None:
+            return self.broadcast
+        return (node is not None and node in (self.node_ids or ())) or (
+            platform is not None and platform in (self.platforms or ())
+        )
+
+    def to_wire(self) -> list[JsonValue]:
+        return [self.broadcast, _list(self.node_ids), _list(self.platforms)]
+
+
+def _list(items: tuple[str, ...] | None) -> JsonValue:
+    return list(items) if items is not None else None
+
+
+EVERYONE = Reach()
+RELAYED = frozenset({"event", "command"})
+"""Kinds of published messages that change no state: relayed to their targets as they are."""
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
-    """One committed change as subscribers see it; `offset` orders the hub's stream."""
+    """One committed change (or, of a `RELAYED` kind, a domain event or command about an
+    entity, its `data` as sent) as subscribers see it; `offset` orders the hub's stream."""
 
     offset: int
     domain: SyncDomain
@@ -47,6 +89,9 @@ class Published:
     conflicts: tuple[str, ...]  # ids this change opened, widened or resolved
     timestamp_ms: int
     open_conflicts: tuple[Mapping[str, JsonValue], ...] = ()  # the entity's open conflicts now
+    reach: Reach = EVERYONE
+    data: Mapping[str, JsonValue] | None = None  # a relayed message's data
+    resolved_conflicts: tuple[Mapping[str, JsonValue], ...] = ()  # closed by this change
 
     def matches(self, wanted: Filter) -> bool:
         """Whether a subscriber with this filter should receive the event."""
@@ -75,10 +120,24 @@ def _scope(
     return project, session, topic
 
 
-def publication(event: Event, state: EntityState, seq: int, offset: int = 0) -> Published:
-    """The published form of an applied event (offset assigned by the broker later)."""
+def publication(
+    event: Event,
+    state: EntityState,
+    seq: int,
+    offset: int = 0,
+    before: EntityState | None = None,
+) -> Published:
+    """The published form of an applied event (offset assigned by the broker later); the
+    conflicts it resolved are taken from the state `before` it, settled by its write."""
     data = view(state)
     project, session, topic = _scope(event.domain, event.entity_id, data)
+    resolved: tuple[Mapping[str, JsonValue], ...] = ()
+    if event.resolved and before is not None:
+        resolved = tuple(
+            _settled(record, data, event.message.id)
+            for record in before.conflicts.values()
+            if record.conflict_id in event.resolved
+        )
     return Published(
         offset,
         event.domain,
@@ -97,7 +156,58 @@ def publication(event: Event, state: EntityState, seq: int, offset: int = 0) -> 
         (*event.opened, *event.resolved),
         event.timestamp_ms,
         tuple(c.model_dump(mode="json") for c in state.conflicts.values()),
+        Reach.of(event.message.target),
+        None,
+        resolved,
     )
+
+
+def relay(
+    message: EventMessage | Command, state: EntityState, seq: int, timestamp_ms: int
+) -> Published:
+    """A domain event or command about an entity, published as it was sent (no state changed:
+    the entity's seq and clock stay as they are)."""
+    data = view(state)
+    payload = message.payload
+    project, session, topic = _scope(payload.domain, state.entity_id, data)
+    return Published(
+        0,
+        payload.domain,
+        state.entity_id,
+        message.type,
+        seq,
+        message.id,
+        message.source.platform,
+        message.source.node_id,
+        project,
+        session,
+        topic,
+        state.clock.to_dict(),
+        (),
+        data,
+        (),
+        timestamp_ms,
+        (),
+        Reach.of(message.target),
+        dict(payload.entity.data),
+    )
+
+
+def _settled(
+    record: ConflictResolution, entity: Mapping[str, JsonValue], by: str
+) -> dict[str, JsonValue]:
+    """A conflict as it closed: settled by the write `by`, on the value the field holds now."""
+    value: JsonValue = dict(entity)
+    for part in record.field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    wire: dict[str, JsonValue] = record.model_dump(mode="json")
+    wire["resolution"] = {
+        "strategy": "manual",
+        "winnerId": by,
+        "mergedState": value,
+        "pending": False,
+    }
+    return wire
 
 
 def encode_published(item: Published) -> bytes:
@@ -120,6 +230,9 @@ def encode_published(item: Published) -> bytes:
             list(item.conflicts),
             item.timestamp_ms,
             [dict(c) for c in item.open_conflicts],
+            item.reach.to_wire(),
+            dict(item.data) if item.data is not None else None,
+            [dict(c) for c in item.resolved_conflicts],
         ],
         use_bin_type=True,
     )
@@ -146,4 +259,18 @@ def decode_published(body: bytes, offset: int = 0) -> Published:
         tuple(raw[13]),
         raw[14],
         tuple(raw[15]),
+        *_since_targets(raw),
     )
+
+
+def _since_targets(raw: list[Any]) -> tuple[Reach, Mapping[str, JsonValue] | None, tuple[Any, ...]]:
+    """The fields outboxes hold since they carry targets (older entries reach everyone)."""
+    if len(raw) <= 16:
+        return EVERYONE, None, ()
+    broadcast, nodes, platforms = raw[16]
+    reach = Reach(
+        broadcast,
+        tuple(nodes) if nodes is not None else None,
+        tuple(platforms) if platforms is not None else None,
+    )
+    return reach, raw[17], tuple(raw[18])

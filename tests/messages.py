@@ -30,11 +30,14 @@ def sync_message(
     ttl: int = 3600,
     timestamp: str | None = None,
     platform: str = "cli",
+    kind: str = "state_update",
+    target: dict[str, Any] | None = None,
 ) -> SyncMessage:
     return from_wire(
         {
             "id": message_id or f"msg-{time.monotonic_ns()}-{next(_ids)}",
-            "type": "state_update",
+            "type": kind,
+            "target": target or {"broadcast": True},
             "source": {"nodeId": node, "platform": platform, "chittyId": "CHITTY-USER-1"},
             "payload": {
                 "domain": domain,

@@ -284,7 +284,7 @@ def _print_mesh(mesh: dict[str, Any]) -> None:
 async def _watch(
     base: str, domain: str, session: str | None, project: str | None, verbose: bool
 ) -> None:
-    from transports.client import Gap
+    from transports.client import ConflictNotice, Gap, Relayed
 
     filters = {k: v for k, v in (("sessionId", session), ("projectId", project)) if v}
     console.print("watching; Ctrl-C stops")
@@ -295,6 +295,13 @@ async def _watch(
         async for event in events:
             if isinstance(event, Gap):
                 console.print(f"[yellow]gap:[/] {event.detail or event.reason}")
+                continue
+            if isinstance(event, ConflictNotice):
+                field = event.conflict.get("field")
+                console.print(f"[red]conflict {event.status}:[/] {event.entity_id} {field}")
+                continue
+            if isinstance(event, Relayed):
+                console.print(f"{event.type} {event.domain} {event.entity_id} {event.data}")
                 continue
             label = next(
                 (str(event.entity[k]) for k in ("content", "name", "title") if event.entity.get(k)),

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -27,6 +27,7 @@ from yarl import URL
 
 from hub.auth.signing import signed_headers
 from hub.auth.tokens import derive_signing_key
+from hub.codec import to_wire, write_message
 
 Json = dict[str, JsonValue]
 
@@ -130,7 +131,48 @@ class Gap(_Answer):
         return Position(self.epoch, self.offset)
 
 
-StreamEvent = Change | Gap
+class Relayed(_Answer):
+    """A domain `event` or `command` about an entity, as its sender's target named this
+    subscriber (no state changed; `data` as sent)."""
+
+    subscription: str
+    type: str  # event / command
+    domain: str
+    entity_id: str
+    data: Json
+    message_id: str = ""
+    epoch: str
+    offset: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.offset)
+
+
+class ConflictNotice(_Answer):
+    """A conflict opened (or widened) or resolved on an entity; `conflict` in the spec's
+    `ConflictResolution` shape. It shares its offset with the change that caused it."""
+
+    subscription: str
+    status: str  # opened / resolved
+    domain: str
+    entity_id: str
+    conflict: Json
+    epoch: str
+    offset: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.offset)
+
+
+StreamEvent = Change | Gap | Relayed | ConflictNotice
+_STREAM_ITEMS: dict[str, type[Change] | type[Relayed] | type[ConflictNotice]] = {
+    "state_update": Change,
+    "event": Relayed,
+    "command": Relayed,
+    "conflict": ConflictNotice,
+}
 
 
 class ChittyClient:
@@ -343,6 +385,31 @@ class ChittyClient:
             body["sessionId"] = session_id
         return await self._call("POST", f"/sync/{domain}", body=body)
 
+    async def relay(
+        self,
+        kind: str,
+        domain: str,
+        entity_id: str,
+        data: Mapping[str, JsonValue],
+        target: Mapping[str, JsonValue] | None = None,
+    ) -> Json:
+        """Send an `event` or `command` about an entity to the subscribers `target` names
+        (default everyone); the hub changes no state. Answers what became of it."""
+        message = write_message(
+            message_id=f"{self.node_id}-{secrets.token_hex(8)}",
+            node_id=self.node_id,
+            platform=self.platform,
+            chitty_id="CHITTY-USER-CLIENT",  # the hub attributes it to this client's credential
+            domain=domain,
+            operation="update",
+            entity_id=entity_id,
+            data=data,
+            timestamp=datetime.now(UTC),
+            kind=kind,
+            target=dict(target) if target is not None else None,
+        )
+        return await self._call("POST", "/sync/broadcast", body=to_wire(message))
+
     async def me(self) -> Json:
         """Who this client's credential names: chittyId, role, kind, tokenId, expiresAt."""
         return await self._call("GET", "/auth/me")
@@ -533,7 +600,7 @@ class Subscription:
         if kind == "batch":
             for event in frame.get("events") or ():
                 self._change(event)
-        elif kind == "state_update":
+        elif kind in _STREAM_ITEMS:
             self._change(frame)
         elif kind == "gap" and frame.get("subscription") == self.id:
             gap = Gap.model_validate(frame)
@@ -548,7 +615,8 @@ class Subscription:
             raise _api_error(int(frame.get("status") or 400), frame, json.dumps(frame))
 
     def _change(self, wire: object) -> None:
+        """A stream item of this subscription: a change, a relayed message, a conflict."""
         if isinstance(wire, dict) and wire.get("subscription") == self.id:
-            change = Change.model_validate(wire)
-            self.position = change.position
-            self._ready.append(change)
+            item = _STREAM_ITEMS[str(wire.get("type"))].model_validate(wire)
+            self.position = item.position
+            self._ready.append(item)

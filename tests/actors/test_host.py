@@ -119,3 +119,32 @@ def test_passivation_skips_snapshots_that_would_not_pay_off(tmp_path: Path) -> N
     assert store.latest_snapshot("CHITTY-TODO-1") is None  # one event: replay is cheaper
     snapshot = store.latest_snapshot("CHITTY-TODO-2")
     assert snapshot is not None and snapshot.seq == 3
+
+
+def test_an_event_or_command_is_relayed_through_the_outbox_and_changes_no_state(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    host = EntityHost("h", store, settings_for(tmp_path))
+    host.handle(envelopes(create_todo("CHITTY-TODO-1", node="a")))
+    event = sync_message(
+        "CHITTY-TODO-1",
+        data={"kind": "reviewed", "by": "CHITTY-USER-2"},
+        kind="event",
+        target={"broadcast": False, "platforms": ["web"]},
+        message_id="ev-1",
+    )
+    missing = sync_message("CHITTY-TODO-9", data={"command": "refresh"}, kind="command")
+    turn = host.handle(envelopes(event, missing))
+    relayed, refused = turn.outcomes
+    assert relayed.status is Status.APPLIED and relayed.seq == 1  # the todo's log is unchanged
+    assert refused.status is Status.REJECTED and refused.refusal == "not_found"
+    [published] = turn.published
+    assert published.kind == "event" and published.seq == 1 and published.changed == ()
+    assert published.data == {"kind": "reviewed", "by": "CHITTY-USER-2"}
+    assert published.entity["content"] == "a todo"  # who may see it follows the entity
+    assert published.reach.reaches("any", "web") and not published.reach.reaches("n", "cli")
+    assert [e.body for e in store.events(outbox_id("h"))][-1] == turn.encoded[0]
+    assert host.get("CHITTY-TODO-1").seq == 1  # type: ignore[union-attr]
+    again = host.handle(envelopes(event)).outcomes[0]
+    assert again.status is Status.DUPLICATE and not host.handle(envelopes(event)).published

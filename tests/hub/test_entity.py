@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hub.clocks import VectorClock
 from hub.codec import from_wire
 from hub.crdt import TextField
-from hub.entity import EntityState, EventKind, RejectedMessage, apply, materialize, view
+from hub.entity import EntityState, EventKind, Refusal, RejectedMessage, apply, materialize, view
 from hub.models import Todo, TodoStatus, Topic
 from hub.protocol import SyncMessage
 
@@ -517,3 +517,62 @@ def test_a_blind_write_without_a_clock_applies_on_top_of_the_current_state() -> 
     # Replaying the same messages recomputes the same clocks.
     replayed = step(step(state, blind), message("api", {}, data={"content": "next"}))
     assert replayed.clock == again.clock
+
+
+def test_a_state_snapshot_replaces_the_entity_fields_it_omits_take_their_defaults() -> None:
+    base = step(
+        created(assignees=["CHITTY-USER-1"], activeForm="Writing"),
+        message(
+            "b", {"a": 1, "b": 1}, data={"status": "in_progress", "metadata": {"priority": "high"}}
+        ),
+    )
+    whole = {"content": "Rewritten", "sessionId": SESSION}
+    snapshot = step(base, message("c", {"a": 1, "b": 1, "c": 1}, data=whole, kind="state_snapshot"))
+    shown = view(snapshot)
+    assert shown["content"] == "Rewritten" and shown["activeForm"] == ""
+    assert shown["assignees"] == [] and shown["status"] == "pending"
+    assert shown["metadata"]["priority"] == "medium"  # type: ignore[index,call-overload]
+    assert (
+        shown["sessionId"] == SESSION
+        and shown["metadata"]["created"] == view(base)["metadata"]["created"]
+    )  # type: ignore[index,call-overload]
+    partial = step(base, message("c", {"a": 1, "b": 1, "c": 1}, data={"content": "Rewritten"}))
+    assert view(partial)["assignees"] == ["CHITTY-USER-1"]  # an update keeps what it omits
+    with pytest.raises(RejectedMessage, match="fixed") as fixed:
+        apply(
+            base,
+            message(
+                "c",
+                {"a": 1, "b": 1, "c": 1},
+                data={**whole, "sessionId": "CHITTY-SESSION-2"},
+                kind="state_snapshot",
+            ),
+        )
+    assert fixed.value.field == "payload.entity.data.sessionId"
+
+
+def test_a_snapshot_cannot_take_a_status_back_its_lifecycle_forbids() -> None:
+    fields = {"sessionId": "s", "platform": "cli"}
+    session = apply(
+        None, message("a", {"a": 1}, "create", fields, domain="sessions", entity="CHITTY-SESSION-9")
+    ).state
+    assert session is not None
+    ended = step(
+        session,
+        message(
+            "a", {"a": 2}, data={"status": "ended"}, domain="sessions", entity="CHITTY-SESSION-9"
+        ),
+    )
+    with pytest.raises(RejectedMessage) as error:  # omitting status means "active" again
+        apply(
+            ended,
+            message(
+                "a",
+                {"a": 3},
+                data=fields,
+                domain="sessions",
+                entity="CHITTY-SESSION-9",
+                kind="state_snapshot",
+            ),
+        )
+    assert error.value.kind is Refusal.TRANSITION

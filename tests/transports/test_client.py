@@ -16,6 +16,7 @@ from transports.client import (
     ChittyUnreachable,
     Gap,
     Position,
+    Relayed,
     StreamEvent,
     Subscription,
 )
@@ -147,5 +148,29 @@ def test_a_client_rotates_its_own_token_without_a_gap(gateway: Gateway) -> None:
             assert after["chittyId"] == before["chittyId"] and after["role"] == "service"
         async with ChittyClient(gateway.url, token=secret, sign=True) as old:
             assert (await old.me())["tokenId"] == before["tokenId"]  # the overlap window
+
+    gateway.call(scenario())
+
+
+def test_a_subscription_yields_conflicts_and_relayed_messages_as_their_own_events(
+    gateway: Gateway,
+) -> None:
+    project = gateway.project("client conflicts")
+
+    async def scenario() -> None:
+        async with ChittyClient(gateway.url, token=gateway.token, node_id="c1") as client:
+            events = client.subscribe(["todos"], {"projectId": project})
+            async with events:
+                fields = {"sessionId": SESSION, "projectId": project, "content": "contested"}
+                made = await client.create("todos", fields)
+                assert isinstance(await next_event(events), Change)
+                await client.update("todos", made.chitty_id, {"status": "completed"}, base=made)
+                async with ChittyClient(gateway.url, token=gateway.token, node_id="c2") as other:
+                    await other.update("todos", made.chitty_id, {"status": "blocked"}, base=made)
+                kinds = [type(await next_event(events)).__name__ for _ in range(3)]
+                assert sorted(kinds) == ["Change", "Change", "ConflictNotice"], kinds
+                await client.relay("event", "todos", made.chitty_id, {"kind": "pinged"})
+                relayed = await next_event(events)
+                assert isinstance(relayed, Relayed) and relayed.data == {"kind": "pinged"}
 
     gateway.call(scenario())

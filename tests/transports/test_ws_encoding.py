@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from hub.domains import SyncDomain
 from hub.subscriptions import Published
-from transports.gateway.ws_frames import Pong, batch_wire, encode, event_wire
+from transports.gateway.ws_frames import Pong, batch_wire, encode, event_wire, stream_wires
 from transports.gateway.ws_outbox import Delivery, Outgoing, frames_of
 
 
@@ -33,13 +34,18 @@ def test_encoded_events_and_batches_read_back_as_the_wire_frames() -> None:
         Delivery("s1", "other-epoch", three),
     ]
     sent = [json.loads(encode(frame)) for frame in frames_of(items)]
+    # Each change comes with a `conflict` frame for the conflict it opened (c1).
     assert sent == [
-        batch_wire([event_wire(one, "s1", "ep"), event_wire(two, "s1", "ep")]),
+        batch_wire([*stream_wires(one, "s1", "ep"), *stream_wires(two, "s1", "ep")]),
         Pong("ep", 2).to_wire(),
-        batch_wire([event_wire(one, 's"2', "ep"), event_wire(three, "s1", "other-epoch")]),
+        batch_wire([*stream_wires(one, 's"2', "ep"), *stream_wires(three, "s1", "other-epoch")]),
     ]
+    assert [e["type"] for e in sent[0]["events"]] == ["state_update", "conflict"] * 2
     again = [json.loads(encode(frame)) for frame in frames_of([Delivery("s9", "ep2", one)])]
-    assert again == [event_wire(one, "s9", "ep2")]  # a new epoch is encoded anew
+    assert again == [batch_wire(stream_wires(one, "s9", "ep2"))]  # a new epoch is encoded anew
+    quiet = replace(one, conflicts=())  # a change that opened or closed nothing: one frame
+    alone = [json.loads(encode(frame)) for frame in frames_of([Delivery("s9", "ep2", quiet)])]
+    assert alone == [event_wire(quiet, "s9", "ep2")]
 
 
 json_values = st.recursive(

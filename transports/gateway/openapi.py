@@ -106,13 +106,27 @@ class SyncState(WireModel):
 
 
 class BroadcastResult(WireModel):
-    """What became of a broadcast sync message."""
+    """What became of a broadcast sync message. A write, event or relayed command: its status
+    (applied, duplicate, ignored) with the entity's log position, clock and any conflict it
+    opened. A state_request, query, heartbeat or hub-run command: status `answered` and what
+    it asked for (an entity, a page of items, the stream's position, a command's result)."""
 
-    id: str
-    status: Status
-    seq: int = Field(description="The entity's durable log position (0 when nothing applied).")
-    vector_clock: VectorClock
-    conflicts: list[ConflictResolution]
+    id: str | None
+    status: Status | Literal["answered"]
+    seq: int | None = Field(
+        default=None, description="The entity's durable log position (0: nothing applied)."
+    )
+    vector_clock: VectorClock | None = None
+    conflicts: list[ConflictResolution] | None = None
+    domain: SyncDomain | None = None
+    entity_id: str | None = None
+    entity: dict[str, JsonValue] | None = Field(default=None, description="A state_request's.")
+    items: list[dict[str, JsonValue]] | None = Field(default=None, description="A query's page.")
+    cursor: str | None = Field(default=None, description="A query's next page, if any.")
+    epoch: str | None = Field(default=None, description="A heartbeat's: the stream's epoch.")
+    offset: int | None = Field(default=None, description="A heartbeat's: the stream's head.")
+    command: str | None = None
+    result: dict[str, JsonValue] | None = Field(default=None, description="A command's answer.")
 
 
 class ConflictList(WireModel):
@@ -615,9 +629,9 @@ def _sync() -> dict[str, Operation]:
         "broadcast": Operation(
             "sync",
             "Broadcast a sync message",
-            "Submits one full SyncMessage as is; its `target` says who receives it. Returns what "
-            "became of it (applied, duplicate, ignored) with the entity's log position, vector "
-            "clock and any conflict opened.",
+            "Submits one whole SyncMessage; its type says what it does (as on /ws): a write, event "
+            "or relayed command returns what became of it, its `target` says who receives it; a "
+            "state_request, query, heartbeat or hub-run command (reconcile) returns its answer.",
             "BroadcastResult",
             body="SyncMessage",
             errors=WRITE,

@@ -71,7 +71,7 @@ class Subscription:
         """Offer a live event; False when the outbox refused it (the caller ends this one)."""
         if event.offset <= self.last or not event.matches(self.wanted):
             return True
-        if not self.visible(event):  # scope isolation: not the subscriber's to see
+        if not self.visible(event):  # not for this subscriber, or not its to see (scope)
             self.last = event.offset
             return True
         if not self.outbox.offer(Delivery(self.id, epoch, event)):
@@ -95,13 +95,28 @@ class Scope(Protocol):
 
 
 class Subscriber:
-    """One connection as the stream sees it: its outbox, its open subscriptions, and (for a
-    principal who may not see everything) its scope."""
+    """One connection as the stream sees it: its outbox, its open subscriptions, (for a
+    principal who may not see everything) its scope, and the node and platform it declared,
+    which a message's `target` may name."""
 
-    def __init__(self, outbox: Outbox, scope: Scope | None = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        scope: Scope | None = None,
+        node: str | None = None,
+        platform: str | None = None,
+    ) -> None:
         self.outbox = outbox
         self.scope = scope
+        self.node = node
+        self.platform = platform
         self.subscriptions: dict[str, Subscription] = {}
+
+    def admits(self, event: Published) -> bool:
+        """Whether the event is for this connection (its target) and it may see it (scope)."""
+        if not event.reach.reaches(self.node, self.platform):
+            return False
+        return self.scope is None or self.scope.visible(event)
 
 
 @dataclass(slots=True)
@@ -161,8 +176,7 @@ class StreamFollower:
     ) -> Subscription:
         """Open a subscription: live from the head, or after catching up from `resume`."""
         start = resume.offset if resume is not None else self.offset
-        visible = subscriber.scope.visible if subscriber.scope is not None else None
-        subscription = Subscription(sub_id, wanted, start, subscriber.outbox, visible)
+        subscription = Subscription(sub_id, wanted, start, subscriber.outbox, subscriber.admits)
         subscriber.subscriptions[sub_id] = subscription
         subscriber.outbox.reply(Subscribed(sub_id, self.epoch, start))
         if resume is None:

@@ -8,7 +8,6 @@ from aiohttp import web
 from pydantic import Field, JsonValue
 
 from hub.catalog import Query
-from hub.codec import DecodeError, from_wire
 from hub.domains import DOMAINS, SyncDomain
 from hub.entity import EntityView
 from hub.fields import nest, policy_table
@@ -18,9 +17,17 @@ from transports.gateway.auth import principal_of, scope_of, stamp, visible_to
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
+from transports.gateway.reads import page_of, run_command, state_of
 from transports.gateway.references import References
-from transports.gateway.targets import DEFAULT_PLATFORMS, TargetKind, check_targets, report
+from transports.gateway.targets import (
+    DEFAULT_PLATFORMS,
+    PRESENCE,
+    TargetKind,
+    check_targets,
+    report,
+)
 from transports.gateway.ws import WS
+from transports.gateway.ws_frames import FrameError, Noted, Ping, Read, Run, parse_message
 
 COUNT_CAP = 10_000  # entities counted per sync report; more shows as the cap
 
@@ -140,13 +147,34 @@ class SyncRoutes:
         )
 
     async def broadcast(self, request: web.Request) -> web.Response:
-        """Submit a full SyncMessage as is (its `target` says where it goes)."""
-        raw = await read_json(request)
-        try:
-            message = from_wire(raw)
-        except DecodeError as error:
-            raise ApiError(422, "invalid", error.reason, error.field or None) from None
-        await scope_of(request, self.hub.get).check_message(message)
+        """Submit one whole SyncMessage; its type says what it does, as on /ws: a write or a
+        relayed event or command (its `target` says who receives it) is answered with what
+        became of it; a state_request, query or hub-run command with what it asked for."""
+        frame = parse_message(await read_json(request))
+        if isinstance(frame, FrameError):
+            raise ApiError(frame.status, frame.error, frame.detail, frame.field)
+        if isinstance(frame, Ping):
+            follower = request.app[WS].follower
+            body = {"epoch": follower.epoch, "offset": follower.offset}
+            return web.json_response({"id": frame.id, "status": "answered", **body})
+        if isinstance(frame, Noted):
+            return web.json_response({"id": frame.id, "status": "ignored"})
+        scope = scope_of(request, self.hub.get)
+        if isinstance(frame, Run):
+            body = await run_command(self.hub, scope, frame.domain, frame.entity_id, frame.command)
+            return web.json_response({"id": frame.id, "status": "answered", **body})
+        if isinstance(frame, Read):
+            visible = visible_to(request)
+            if frame.filters is None:
+                assert frame.entity_id is not None
+                body = await state_of(self.hub, scope, visible, frame.domain, frame.entity_id)
+            else:
+                body = await page_of(
+                    self.hub, visible, frame.domain, frame.filters, frame.limit, frame.cursor
+                )
+            return web.json_response({"id": frame.id, "status": "answered", **body})
+        message = frame.message
+        await scope.check_message(message)
         message = await References(self.hub.get).message(message, "payload.entity.data.")
         [outcome] = await self.hub.submit([stamp(message, principal_of(request))])
         if not outcome.durable and outcome.status.value != "ignored":
@@ -227,7 +255,7 @@ def _reports(
     domains: list[SyncDomain],
 ) -> list[dict[str, object]]:
     """Each target's report (a dry run's is the same: a sync sends nothing of its own)."""
-    presence = request.app[WS]
+    presence = request.app[PRESENCE]
     return [report(kind, name, entities, presence, domains).to_wire() for kind, name in targets]
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from aiohttp import web
+
 from hub.domains import SyncDomain
 from transports.gateway.errors import ApiError
 
@@ -45,6 +47,10 @@ class Presence(Protocol):
     def subscribers(self, platform: str, domains: Iterable[SyncDomain]) -> int:
         """Connections that declared `platform` and follow any of `domains`."""
         ...
+
+
+PRESENCE = web.AppKey("presence", Presence)
+"""The app's `Presence` (its /ws gateway)."""
 
 
 @dataclass(frozen=True, slots=True)

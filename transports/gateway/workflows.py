@@ -19,8 +19,14 @@ from transports.gateway.auth import principal_of, scope_of
 from transports.gateway.entities import entity_id_of, written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
-from transports.gateway.targets import DEFAULT_PLATFORMS, KNOWN, TargetKind, check_targets, report
-from transports.gateway.ws import WS
+from transports.gateway.targets import (
+    DEFAULT_PLATFORMS,
+    KNOWN,
+    PRESENCE,
+    TargetKind,
+    check_targets,
+    report,
+)
 
 
 class ReconcileRequest(WireModel):
@@ -90,6 +96,16 @@ def report_body(report: ReconcileReport) -> dict[str, Any]:
     }
 
 
+async def reconcile(hub: Hub, project: str, caller: str, dry_run: bool) -> ReconcileReport:
+    """Example 2 by the project's actor, as `caller`; a refusal as the ApiError answering it
+    (the caller has checked it may read, and unless dry, write the project)."""
+    try:
+        return await hub.reconcile(project, caller, dry_run)
+    except ReconcileError as error:
+        status = 404 if error.missing else 409
+        raise ApiError(status, "reconcile_failed", error.reason, "projectId") from None
+
+
 class WorkflowRoutes:
     def __init__(self, hub: Hub, writer: Writer) -> None:
         self.hub = hub
@@ -106,11 +122,7 @@ class WorkflowRoutes:
         return web.json_response(report_body(report))
 
     async def _reconcile(self, request: web.Request, project: str, dry: bool) -> ReconcileReport:
-        try:
-            return await self.hub.reconcile(project, principal_of(request).chitty_id, dry)
-        except ReconcileError as error:
-            status = 404 if error.missing else 409
-            raise ApiError(status, "reconcile_failed", error.reason, "projectId") from None
+        return await reconcile(self.hub, project, principal_of(request).chitty_id, dry)
 
     async def mesh(self, request: web.Request) -> web.Response:
         """The project's todo mesh as a reconciliation would leave it (nothing is written);
@@ -154,7 +166,7 @@ class WorkflowRoutes:
             else SessionSyncRequest()
         )
         targets = check_targets({"platforms": wanted.platforms or list(DEFAULT_PLATFORMS)})
-        presence, domains = request.app[WS], [SyncDomain.SESSIONS]
+        presence, domains = request.app[PRESENCE], [SyncDomain.SESSIONS]
         return web.json_response(
             {
                 "sessionId": session_id,
@@ -192,7 +204,7 @@ class WorkflowRoutes:
         )
         outcome, first = await self.writer.write(message)
         kind: TargetKind = "models" if wanted.target in KNOWN["models"] else "platforms"
-        reached = report(kind, wanted.target, 1, request.app[WS], [SyncDomain.CONTEXTS])
+        reached = report(kind, wanted.target, 1, request.app[PRESENCE], [SyncDomain.CONTEXTS])
         return web.json_response({**written_body(outcome, first), "propagation": reached.to_wire()})
 
 

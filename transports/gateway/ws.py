@@ -34,17 +34,23 @@ from hub.subscriptions import Published
 from transports.gateway.auth import AUTH, Auth, Scope, bearer, must_sign, principal_of, stamp
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Writer, outcome_error
+from transports.gateway.reads import page_of, run_command, state_of
 from transports.gateway.references import References
 from transports.gateway.stream import StreamFollower, Subscriber
+from transports.gateway.targets import PRESENCE
 from transports.gateway.ws_frames import (
     Ack,
     Acks,
+    Answer,
     Batch,
     ClientFrame,
     FrameError,
+    Noted,
     Origin,
     Ping,
     Pong,
+    Read,
+    Run,
     Subscribe,
     Unsubscribe,
     Unsubscribed,
@@ -176,7 +182,7 @@ class WsSession:
         self.caller = caller
         self.state = WsState.CONNECTING
         self.outbox = Outbox(ws.settings.outbox_limit)
-        self.subscriber = Subscriber(self.outbox, scope)
+        self.subscriber = Subscriber(self.outbox, scope, origin.node_id, declared)
         self._sub_ids = itertools.count(1)
 
     def _move(self, to: WsState) -> None:
@@ -305,8 +311,35 @@ class WsSession:
             await self._submit([frame])
         elif isinstance(frame, Batch):
             await self._submit(list(frame.items), batched=self.batch_acks)
+        elif isinstance(frame, Read | Run):
+            await self._reply_to(frame)
+        elif isinstance(frame, Noted):
+            pass  # a client's ack: it resumes from its own offset; nothing to answer
         else:
             assert_never(frame)
+
+    async def _reply_to(self, frame: Read | Run) -> None:
+        """Answer a `state_request`, `query` or hub-run `command` to this connection alone."""
+        hub = self.ws.writer.hub
+        scope = Scope(self.caller.principal, hub.get)
+        visible = None if scope.unrestricted else self.caller.principal.chitty_id
+        try:
+            if isinstance(frame, Run):
+                body = await run_command(hub, scope, frame.domain, frame.entity_id, frame.command)
+                self.outbox.reply(Answer("command_result", frame.id, body))
+            elif frame.filters is None:
+                assert frame.entity_id is not None
+                body = await state_of(hub, scope, visible, frame.domain, frame.entity_id)
+                self.outbox.reply(Answer("state_snapshot", frame.id, body))
+            else:
+                body = await page_of(
+                    hub, visible, frame.domain, frame.filters, frame.limit, frame.cursor
+                )
+                self.outbox.reply(Answer("query_result", frame.id, body))
+        except ApiError as error:
+            self._reply_error(
+                FrameError(error.error, error.detail, error.field, frame.id, status=error.status)
+            )
 
     def _subscribe(self, frame: Subscribe) -> None:
         open_now = self.subscriber.subscriptions
@@ -569,6 +602,7 @@ def add_ws_routes(app: web.Application, writer: Writer, settings: WsSettings | N
     """Register /ws; `writer` is the hub and the source of message ids."""
     ws = WsGateway(settings or WsSettings(), writer)
     app[WS] = ws
+    app[PRESENCE] = ws  # who is connected, for sync reports
     app.router.add_get("/ws", ws.handle, name="ws")
     app.cleanup_ctx.append(ws.lifecycle)
     app.on_shutdown.append(ws.close_all)

@@ -7,22 +7,23 @@ frozen value. Nothing here touches a socket, so the protocol is tested by feedin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar, get_args
 
 import orjson
 from pydantic import Field, JsonValue, ValidationError
 
-from hub.codec import DecodeError, field_path, from_wire, json_int
+from hub.codec import DecodeError, field_path, from_wire, json_int, write_message
+from hub.commands import CommandCall, UnknownCommand, check_command
 from hub.domains import DOMAINS, SyncDomain
 from hub.envelope import Outcome
 from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, SessionId, parse
 from hub.models.base import WireModel
-from hub.protocol import MessageIdStr, SyncMessage
-from hub.subscriptions import Filter, Published
+from hub.protocol import MessageIdStr, SyncMessage, SyncMessageType, SyncPayload, Target
+from hub.subscriptions import RELAYED, Filter, Published
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Wire = dict[str, JsonValue]
@@ -88,14 +89,16 @@ class Ping(WireModel):
 class ShortUpdate(WireModel):
     """The spec's short `state_update`: a domain, an operation, the entity's fields. Without
     an operation it updates the entity its `chittyId` names, or creates one (the spec's "send
-    update" frame names none)."""
+    update" frame names none). A `state_snapshot` is the entity's whole state (what it omits
+    is reset); `target` says which subscribers receive the change (default: all)."""
 
-    type: Literal["state_update"]
+    type: Literal["state_update", "state_snapshot"]
     domain: SyncDomain
     operation: Literal["create", "update", "delete"] | None = None
     entity: dict[str, JsonValue]
     vector_clock: JsonValue = None  # validated as the message's clock
     id: MessageIdStr | None = None
+    target: Target | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,90 @@ class Batch:
     items: tuple[Write | FrameError, ...]
 
 
-ClientFrame = Subscribe | Unsubscribe | Ping | Write | Batch | FrameError
+class QueryFilters(WireModel):
+    """What a short `query` frame narrows its list by (every one given must match)."""
+
+    project_id: ProjectId | None = None
+    session_id: SessionId | None = None
+    topic_id: ContextId | None = None
+    status: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    assignee: ChittyIdStr | None = None
+
+
+class QueryPage(WireModel):
+    """The part of a list a `query` asks for (a full message's `payload.entity.data`)."""
+
+    status: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    assignee: ChittyIdStr | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    cursor: Annotated[str, Field(max_length=1024)] | None = None
+
+
+class ShortRequest(WireModel):
+    """The short `state_request`: the state of one entity."""
+
+    type: Literal["state_request"]
+    domain: SyncDomain
+    entity_id: ChittyIdStr
+    id: MessageIdStr | None = None
+
+
+class ShortQuery(QueryPage):
+    """The short `query`: a page of a domain's entities, filtered."""
+
+    type: Literal["query"]
+    domain: SyncDomain
+    filters: QueryFilters = Field(default_factory=QueryFilters)
+    id: MessageIdStr | None = None
+
+
+class ShortRelay(WireModel):
+    """The short `event` / `command`: about one entity, for the subscribers `target` names."""
+
+    type: Literal["event", "command"]
+    domain: SyncDomain
+    entity_id: ChittyIdStr
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+    target: Target | None = None
+    id: MessageIdStr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A `state_request` (the state of `entity_id`) or a `query` (a page of `domain`'s
+    entities matching `filters`), answered to the asker alone."""
+
+    id: str | None
+    domain: SyncDomain
+    entity_id: str | None = None  # state_request
+    filters: Mapping[str, str] | None = None  # query: wire filter name -> value
+    limit: int = 50
+    cursor: str | None = None
+
+    @property
+    def query(self) -> bool:
+        return self.filters is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A command the hub runs itself (`hub.commands`), answered to the asker."""
+
+    id: str
+    domain: SyncDomain
+    entity_id: str
+    command: CommandCall
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """A client's `ack`: what it has seen of the stream is its own to keep (it resumes from
+    an offset); nothing to answer."""
+
+    id: str | None
+
+
+ClientFrame = Subscribe | Unsubscribe | Ping | Write | Batch | FrameError | Read | Run | Noted
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +239,9 @@ class Origin:
     chitty_id: str = "CHITTY-USER-ANONYMOUS"  # the connection's authenticated principal
 
 
-FRAME_TYPES = ("subscribe", "unsubscribe", "state_update", "heartbeat", "batch")
+FRAME_TYPES = ("subscribe", "unsubscribe", "batch", *get_args(SyncMessageType))
+BATCHED = ("state_update", "state_snapshot", "event", "command")  # what a batch may hold
+_ANCHORS = {Kind.PROJ: "projectId", Kind.SESSION: "sessionId", Kind.CONTEXT: "topicId"}
 
 
 def parse_text(text: str, origin: Origin, max_batch: int = 1000) -> ClientFrame:
@@ -179,10 +267,6 @@ def _frame(raw: object, origin: Origin, max_batch: int) -> ClientFrame:
         return _model(Subscribe, raw, frame_id)
     if kind == "unsubscribe":
         return _model(Unsubscribe, raw, frame_id)
-    if kind == "heartbeat":
-        return _model(Ping, raw, frame_id)
-    if kind == "state_update":
-        return _write(raw, origin)
     if kind == "batch":
         extra = sorted(set(raw) - {"type", "frames"})
         if extra:
@@ -191,20 +275,149 @@ def _frame(raw: object, origin: Origin, max_batch: int) -> ClientFrame:
         if not isinstance(frames, list):
             return FrameError("invalid", "must be an array of state_update frames", "frames")
         return _batch(frames, origin, max_batch, "frames")
+    if kind in FRAME_TYPES and _full(raw):  # a whole SyncMessage: its type says what it does
+        return parse_message(raw)
+    if kind == "heartbeat":
+        return _model(Ping, raw, frame_id)
+    if kind in ("state_update", "state_snapshot"):
+        return _write(raw, origin)
+    if kind == "state_request":
+        request = _model(ShortRequest, raw, frame_id)
+        if isinstance(request, FrameError):
+            return request
+        return Read(request.id, request.domain, entity_id=request.entity_id)
+    if kind == "query":
+        query = _model(ShortQuery, raw, frame_id)
+        if isinstance(query, FrameError):
+            return query
+        wanted = query.filters.model_dump(by_alias=True, exclude_none=True)
+        return Read(query.id, query.domain, None, wanted, query.limit, query.cursor)
+    if kind in ("event", "command"):
+        return _short_relay(raw, origin)
+    if kind == "ack":
+        return Noted(frame_id)
+    if kind == "conflict":
+        return _conflict_refused(frame_id)
     known = ", ".join(FRAME_TYPES)
     return FrameError("invalid", f"unknown frame type {kind!r} (known: {known})", "type", frame_id)
 
 
-def _model(
-    model: type[Subscribe] | type[Unsubscribe] | type[Ping],
-    raw: dict[str, object],
-    frame_id: str | None,
-) -> Subscribe | Unsubscribe | Ping | FrameError:
+def _full(raw: dict[str, object]) -> bool:
+    return bool(raw.keys() & {"source", "payload", "metadata"})
+
+
+def _conflict_refused(frame_id: str | None, index: int | None = None) -> FrameError:
+    detail = (
+        "the hub detects conflicts and sends them to subscribers; settle one with "
+        "POST /api/v1/sync/conflicts/{id}/resolve"
+    )
+    return FrameError("invalid", detail, "type", frame_id, index)
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+def _model(model: type[M], raw: dict[str, object], frame_id: str | None) -> M | FrameError:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         path, reason = field_path(error)
         return FrameError("invalid", _plain(reason), path or None, frame_id)
+
+
+MessageFrame = Write | Read | Run | Ping | Noted | FrameError
+"""What a whole SyncMessage can be."""
+
+
+def parse_message(raw: object, index: int | None = None) -> MessageFrame:
+    """A whole SyncMessage (of any type), validated once, as the frame its type makes it: a
+    write, a relayed event or command, a read, a hub-run command, a heartbeat, a client ack;
+    or the error that answers it. (/ws and `POST /sync/broadcast` alike.)"""
+    try:
+        message = from_wire(raw)
+    except DecodeError as error:
+        frame_id = _id_of(raw) if isinstance(raw, dict) else None
+        return FrameError("invalid", _plain(error.reason), error.field or None, frame_id, index)
+    kind = message.type
+    if kind == "heartbeat":
+        return Ping(type="heartbeat", id=message.id)
+    if kind == "ack":
+        return Noted(message.id)
+    if kind == "conflict":
+        return _conflict_refused(message.id, index)
+    payload = message.payload
+    assert payload is not None  # every other type requires one
+    if kind in ("event", "command"):
+        return _relayed(message, False, index)
+    if kind == "state_request":
+        return Read(message.id, payload.domain, entity_id=payload.entity.chitty_id)
+    if kind == "query":
+        return _full_query(message.id, payload.domain, payload.entity.chitty_id, payload)
+    if payload.operation == "query":
+        detail = f"a {kind} creates, updates or deletes"
+        return FrameError("invalid", detail, "payload.operation", message.id, index=index)
+    return Write(message, short=False, index=index)
+
+
+def _full_query(
+    message_id: str, domain: SyncDomain, anchor: str, payload: SyncPayload
+) -> Read | FrameError:
+    """A whole `query`: `payload.entity.chittyId` names the project, session or topic whose
+    entities of `domain` it lists; `payload.entity.data` narrows and pages (`QueryPage`)."""
+    name = _ANCHORS.get(parse(anchor).kind)
+    if name is None:
+        detail = "a query lists what belongs to a project, session or topic: name one"
+        return FrameError("invalid", detail, "payload.entity.chittyId", message_id)
+    try:
+        page = QueryPage.model_validate(payload.entity.data)
+    except ValidationError as error:
+        path, reason = field_path(error)
+        return FrameError("invalid", _plain(reason), f"payload.entity.data.{path}", message_id)
+    filters = {name: anchor, **page.model_dump(exclude={"limit", "cursor"}, exclude_none=True)}
+    return Read(message_id, domain, None, filters, page.limit, page.cursor)
+
+
+def _short_relay(raw: dict[str, object], origin: Origin, index: int | None = None) -> ClientFrame:
+    short = _model(ShortRelay, raw, _id_of(raw))
+    if isinstance(short, FrameError):
+        return replace(short, index=index)
+    try:
+        parse(short.entity_id, expect=DOMAINS[short.domain].kind)
+    except InvalidChittyId as error:
+        return FrameError("invalid", str(error), "entityId", short.id, index)
+    message = write_message(
+        message_id=short.id or origin.new_id(Kind.MSG),
+        node_id=origin.node_id,
+        platform=origin.platform,
+        chitty_id=origin.chitty_id,
+        domain=short.domain.value,
+        operation="update",
+        entity_id=short.entity_id,
+        data=short.data,
+        timestamp=origin.now(),
+        kind=short.type,
+        target=short.target.model_dump(by_alias=True) if short.target is not None else None,
+    )
+    return _relayed(message, True, index)
+
+
+def _relayed(message: SyncMessage, short: bool, index: int | None) -> Write | Run | FrameError:
+    """An event, or a command the hub knows: relayed (a `Write` the entity's host commits to
+    its outbox), or run by the hub itself."""
+    payload = message.payload
+    assert payload is not None
+    if message.type == "command":
+        try:
+            call = check_command(payload.domain, payload.entity.data)
+        except UnknownCommand as error:
+            where = ("data." if short else "payload.entity.data.") + error.field
+            return FrameError("unknown_command", error.reason, where, message.id, index)
+        if call.spec.hub_runs:
+            if index is not None:
+                detail = f"{call.name!r} is answered on its own: send it outside a batch"
+                return FrameError("invalid", detail, "type", message.id, index)
+            return Run(message.id, payload.domain, payload.entity.chitty_id, call)
+    return Write(message, short=short, index=index)
 
 
 def _batch(frames: list[object], origin: Origin, max_batch: int, where: str) -> Batch | FrameError:
@@ -213,12 +426,22 @@ def _batch(frames: list[object], origin: Origin, max_batch: int, where: str) -> 
         return FrameError("invalid", detail, where or None)
     items: list[Write | FrameError] = []
     for index, raw in enumerate(frames):
-        if isinstance(raw, dict) and raw.get("type") == "state_update":
-            items.append(_write(raw, origin, index))
-        else:
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        item: ClientFrame
+        if not isinstance(raw, dict) or kind not in BATCHED:
             frame_id = _id_of(raw) if isinstance(raw, dict) else None
-            detail = "only state_update frames may be batched"
-            items.append(FrameError("invalid", detail, "type", frame_id, index))
+            detail = f"only {', '.join(BATCHED)} frames may be batched"
+            item = FrameError("invalid", detail, "type", frame_id, index)
+        elif _full(raw):
+            item = parse_message(raw, index)
+        elif kind in ("event", "command"):
+            item = _short_relay(raw, origin, index)
+        else:
+            item = _write(raw, origin, index)
+        if not isinstance(item, Write | FrameError):  # a read or a run: never batched
+            detail = "only writes, events and relayed commands may be batched"
+            item = FrameError("invalid", detail, "type", getattr(item, "id", None), index)
+        items.append(item)
     return Batch(tuple(items))
 
 
@@ -232,17 +455,7 @@ def _id_of(raw: dict[str, object]) -> str | None:
 
 
 def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> Write | FrameError:
-    if raw.keys() & {"source", "payload", "metadata"}:  # a full SyncMessage
-        try:
-            message = from_wire(raw)
-        except DecodeError as error:
-            return FrameError(
-                "invalid", _plain(error.reason), error.field or None, _id_of(raw), index=index
-            )
-        if message.payload is None or message.payload.operation == "query":
-            detail = "a state_update creates, updates or deletes"
-            return FrameError("invalid", detail, "payload.operation", message.id, index=index)
-        return Write(message, short=False, index=index)
+    """A short `state_update` (or `state_snapshot`) as a `Write`, or the error answering it."""
     plain = _plain_short(raw)
     if plain is not None:  # one validation: the full message, built from the frame as it is
         written = _short_write(plain, origin, index, checked=True)
@@ -255,7 +468,8 @@ def _write(raw: dict[str, object], origin: Origin, index: int | None = None) -> 
         return FrameError("invalid", _plain(reason), path or None, _id_of(raw), index=index)
     operation = short.operation or _implied_operation(short.entity)
     fields = (short.domain, operation, short.entity, short.vector_clock, short.id)
-    return _short_write(fields, origin, index, checked=False)
+    target = short.target.model_dump(by_alias=True) if short.target is not None else None
+    return _short_write(fields, origin, index, checked=False, kind=short.type, target=target)
 
 
 def _implied_operation(entity: dict[str, JsonValue]) -> str:
@@ -296,9 +510,14 @@ def _plain_short(raw: dict[str, object]) -> _ShortFields | None:
 
 
 def _short_write(
-    fields: _ShortFields, origin: Origin, index: int | None, checked: bool
+    fields: _ShortFields,
+    origin: Origin,
+    index: int | None,
+    checked: bool,
+    kind: str = "state_update",
+    target: JsonValue = None,
 ) -> Write | FrameError | None:
-    """A short `state_update` as a `Write`, or the error that answers it.
+    """A short `state_update` (or `kind`) as a `Write`, or the error that answers it.
 
     `checked`: the fields come from `_plain_short`, not validated; any refusal then returns
     None and the caller answers the frame from the validating path, so a bad frame gets exactly
@@ -306,51 +525,47 @@ def _short_write(
     domain, operation, entity, vector_clock, short_id = fields
     data = dict(entity)
     entity_id = data.pop("chittyId", None)
-    kind = DOMAINS[domain].kind
+    id_kind = DOMAINS[domain].kind
     if entity_id is None:
         if operation != "create":
             if checked:
                 return None
             detail = "required to update or delete"
             return FrameError("invalid", detail, "entity.chittyId", short_id, index=index)
-        entity_id = origin.new_id(kind)
+        entity_id = origin.new_id(id_kind)
     if not isinstance(entity_id, str):
         if checked:
             return None
         return FrameError("invalid", "must be a string", "entity.chittyId", short_id, index=index)
     try:
-        parse(entity_id, expect=kind)
+        parse(entity_id, expect=id_kind)
     except InvalidChittyId as error:
         if checked:
             return None
         return FrameError("invalid", str(error), "entity.chittyId", short_id, index=index)
     message_id = short_id if short_id is not None else origin.new_id(Kind.MSG)
-    wire = {
-        "id": message_id,
-        "type": "state_update",
-        "source": {
-            "nodeId": origin.node_id,
-            "platform": origin.platform,
-            "chittyId": origin.chitty_id,
-        },
-        "payload": {
-            "domain": domain.value,
-            "operation": operation,
-            "entity": {"chittyId": entity_id, "type": domain.value[:-1], "data": data},
-        },
-        "metadata": {
-            "timestamp": origin.now(),  # a datetime: validated as it is, no text round trip
-            "vectorClock": {} if vector_clock is None else vector_clock,
-        },
-    }
     try:
-        return Write(from_wire(wire), short=True, index=index)
+        message = write_message(
+            message_id=message_id,
+            node_id=origin.node_id,
+            platform=origin.platform,
+            chitty_id=origin.chitty_id,
+            domain=domain.value,
+            operation=operation,
+            entity_id=entity_id,
+            data=data,
+            timestamp=origin.now(),  # a datetime: validated as it is, no text round trip
+            clock=vector_clock,
+            kind=kind,
+            target=target,
+        )
     except DecodeError as error:
         if checked:
             return None
         return FrameError(
             "invalid", _plain(error.reason), short_field(error.field), message_id, index=index
         )
+    return Write(message, short=True, index=index)
 
 
 _SHORT_NAMES = (
@@ -500,7 +715,20 @@ class Acks:
         return {"type": "acks", "items": [item.to_wire() for item in self.items]}
 
 
-ServerFrame = Subscribed | Unsubscribed | Gap | Ack | Acks | Pong | FrameError
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a `state_request`, `query` or hub-run `command` asked for, to the asker alone:
+    a `state_snapshot`, `query_result` or `command_result` frame."""
+
+    type: Literal["state_snapshot", "query_result", "command_result"]
+    id: str | None
+    body: Mapping[str, JsonValue]
+
+    def to_wire(self) -> Wire:
+        return {"type": self.type, "id": self.id, **self.body}
+
+
+ServerFrame = Subscribed | Unsubscribed | Gap | Ack | Acks | Pong | FrameError | Answer
 
 _OPERATIONS = {"created": "create", "updated": "update", "deleted": "delete"}
 
@@ -525,6 +753,59 @@ def event_wire(event: Published, subscription: str, epoch: str) -> Wire:
         "source": {"nodeId": event.node_id, "platform": event.platform},
         "timestamp": moment.isoformat(),
     }
+
+
+def relay_wire(event: Published, subscription: str, epoch: str) -> Wire:
+    """A relayed `event` or `command` as the subscribers its target names receive it."""
+    moment = datetime.fromtimestamp(event.timestamp_ms / 1000, UTC)
+    return {
+        "type": event.kind,
+        "domain": event.domain.value,
+        "entityId": event.entity_id,
+        "data": dict(event.data or {}),
+        "subscription": subscription,
+        "epoch": epoch,
+        "offset": event.offset,
+        "seq": event.seq,
+        "messageId": event.message_id,
+        "source": {"nodeId": event.node_id, "platform": event.platform},
+        "timestamp": moment.isoformat(),
+    }
+
+
+def conflict_wires(event: Published, subscription: str, epoch: str) -> list[Wire]:
+    """A `conflict` frame per conflict this change opened (or widened) or resolved, the
+    conflict in the spec's `ConflictResolution` shape (same offset as the change)."""
+    opened = {str(c.get("conflictId")): c for c in event.open_conflicts}
+    closed = {str(c.get("conflictId")): c for c in event.resolved_conflicts}
+    frames: list[Wire] = []
+    for conflict_id in event.conflicts:
+        record = opened.get(conflict_id) or closed.get(conflict_id)
+        if record is None:
+            continue
+        frames.append(
+            {
+                "type": "conflict",
+                "status": "opened" if conflict_id in opened else "resolved",
+                "domain": event.domain.value,
+                "entityId": event.entity_id,
+                "conflict": dict(record),
+                "subscription": subscription,
+                "epoch": epoch,
+                "offset": event.offset,
+                "seq": event.seq,
+                "messageId": event.message_id,
+            }
+        )
+    return frames
+
+
+def stream_wires(event: Published, subscription: str, epoch: str) -> list[Wire]:
+    """What one published message becomes for one subscription: the change and its conflicts,
+    or a relayed event or command."""
+    if event.kind in RELAYED:
+        return [relay_wire(event, subscription, epoch)]
+    return [event_wire(event, subscription, epoch), *conflict_wires(event, subscription, epoch)]
 
 
 def batch_wire(events: list[Wire]) -> Wire:

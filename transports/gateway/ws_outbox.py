@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from hub.subscriptions import Published
-from transports.gateway.ws_frames import ServerFrame, Wire, encode, event_wire
+from transports.gateway.ws_frames import ServerFrame, Wire, encode, stream_wires
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def frames_of(items: list[Outgoing]) -> list[Wire | str]:
     run: list[str] = []
     for item in items:
         if isinstance(item, Delivery):
-            run.append(_event_text(item))
+            run.extend(_event_texts(item))
             continue
         if run:
             frames.append(_batch_text(run))
@@ -111,19 +111,24 @@ def _batch_text(events: list[str]) -> str:
 
 
 _CACHE_SIZE = 8192
-_encoded: dict[int, tuple[Published, str, str]] = {}  # id(event) -> (event, epoch, JSON-"}")
+# id(event) -> (event, epoch, each of its frames' JSON without the closing "}")
+_encoded: dict[int, tuple[Published, str, list[str]]] = {}
 
 
-def _event_text(delivery: Delivery) -> str:
-    """`ws_frames.event_wire` of one delivery, encoded; the part shared by every subscription
-    is encoded once per event (the cache holds the event, so its id cannot be reused)."""
+def _event_texts(delivery: Delivery) -> list[str]:
+    """`ws_frames.stream_wires` of one delivery, encoded; the part shared by every
+    subscription is encoded once per event (the cache holds the event, so its id cannot be
+    reused)."""
     event = delivery.event
     cached = _encoded.get(id(event))
     if cached is None or cached[0] is not event or cached[1] != delivery.epoch:
-        wire = event_wire(event, "", delivery.epoch)
-        del wire["subscription"]
+        texts = []
+        for wire in stream_wires(event, "", delivery.epoch):
+            del wire["subscription"]
+            texts.append(encode(wire)[:-1])
         if len(_encoded) >= _CACHE_SIZE:
             _encoded.clear()
-        cached = (event, delivery.epoch, encode(wire)[:-1])
+        cached = (event, delivery.epoch, texts)
         _encoded[id(event)] = cached
-    return cached[2] + ',"subscription":' + json.dumps(delivery.subscription) + "}"
+    tail = ',"subscription":' + json.dumps(delivery.subscription) + "}"
+    return [text + tail for text in cached[2]]

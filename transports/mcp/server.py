@@ -230,7 +230,8 @@ def build_server(client: ChittyClient) -> MCPServer:
         assignees: list[ChittyIdStr] | None = None,
         deadline: datetime | None = None,
     ) -> Json:
-        """Create a todo in a session; the hub gives it a CHITTY-TODO id and syncs it everywhere."""
+        """Create a todo in a session (it takes the session's project); the hub gives it a
+        CHITTY-TODO id and every subscriber of its stream receives it."""
         fields: Json = {
             "content": content,
             "sessionId": session_id,
@@ -396,7 +397,8 @@ def build_server(client: ChittyClient) -> MCPServer:
         session_id: SessionId | None = None,
         dry_run: bool = False,
     ) -> Json:
-        """Sync a domain (omit for all) to platforms, channels and models; the report per target."""
+        """Report per platform, channel and model whether a domain (omit for all) reaches it:
+        live only while a subscriber of it is connected; no channel or model adapter runs yet."""
         return await _tool_call(
             client.sync(
                 domain.value if domain else "all",

@@ -227,3 +227,13 @@ def test_declared_policies_follow_the_spec() -> None:
     assert topic["description"].policy is Policy.TEXT
     assert topic["metadata.tags"].policy is Policy.SET
     assert policy_table(Session).fields["context.state"].policy is Policy.LWW
+
+
+def test_a_repo_registered_by_url_claims_nothing_unchecked() -> None:
+    repo = Repo(chitty_id="CHITTY-REPO-1", url="https://example.invalid/r.git")
+    wire = repo.model_dump(mode="json", by_alias=True)
+    assert wire["branch"] is None and wire["commit"] == ""
+    assert wire["workingTree"] == "unknown" and wire["metadata"]["syncStatus"] == "unknown"
+    assert wire["metadata"]["lastSync"] is None
+    service = Service(chitty_id="CHITTY-SERVICE-1", name="s")
+    assert service.health.value == "unknown" and service.metadata.last_health_check is None
