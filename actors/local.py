@@ -7,8 +7,9 @@ embedding of the hub would use.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,24 @@ class LocalHub:
         await self.settle()
         return self.catalog.query(query)
 
+    async def route(self, envelopes: Sequence[Envelope]) -> builtins.list[Outcome]:
+        return await self.router.route(envelopes)
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        return await self.router.get(entity_id)
+
+    def hosts_names(self) -> builtins.list[str]:
+        return [*self.hosts]
+
+    async def outbox_after(
+        self, host: str, seq: int, limit: int
+    ) -> builtins.list[tuple[int, bytes]]:
+        """A host's committed outbox entries after `seq` (what adapters follow)."""
+        return self.hosts[host].host.outbox_raw_after(seq, limit)
+
+    def outboxes(self) -> LocalOutboxes:
+        return LocalOutboxes(self)
+
     async def reconcile(
         self, project_id: str, caller: str, dry_run: bool = False
     ) -> ReconcileReport:
@@ -142,3 +161,16 @@ class LocalHub:
             message_id=lambda todo: self._ids.new(Kind.MSG),
             dry_run=dry_run,
         )
+
+
+class LocalOutboxes:
+    """The in-process hosts' outboxes, as an adapter follows them (`actors.adapter.Outboxes`)."""
+
+    def __init__(self, hub: LocalHub) -> None:
+        self._hub = hub
+
+    def hosts(self) -> list[str]:
+        return self._hub.hosts_names()
+
+    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        return await self._hub.outbox_after(host, seq, limit)

@@ -1,0 +1,604 @@
+"""`AdapterRunner`: one channel adapter bridged to the hub (plain asyncio class, no Ray).
+
+Outbound, it follows every host's durable outbox from marks of its own (`AdapterStore`, in
+the same transaction as the deliveries it queues), so a restart resumes exactly where it
+stopped. It delivers the queue oldest first: per entity only the newest state is shown (an
+update edits the message that announced the entity; an unchanged state is not sent again), a
+conflict the change opened is posted in the entity's thread, an event or command its target
+names to this adapter likewise. The service's limits are honoured: a 429 waits `Retry-After`,
+an unreachable service is retried with capped backoff (`transient_disconnect`), refused
+credentials stop delivery (`bad_credentials`), a message refused for good ends `failed`,
+visible and retryable. Nothing is dropped.
+
+Inbound, the adapter's events (a reaction, a thread reply, a command) become hub writes as the
+adapter's own principal through the router, so scope's audit and dedupe apply: their message
+ids derive from the provider's event ids (a redelivered event applies once), and a change that
+came from this adapter never comes back to it as a new message (no echo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import JsonValue
+
+from hub.adapter_store import AdapterStore, Job, JobKind, Shown
+from hub.adapters import (
+    AdapterMessage,
+    AdapterState,
+    AdapterStatus,
+    BadCredentials,
+    CanDelete,
+    CanEdit,
+    ChannelAdapter,
+    DeliveryError,
+    Inbound,
+    NativeRef,
+    PermanentFailure,
+    RateLimited,
+    TransientFailure,
+)
+from hub.catalog import Page, Query
+from hub.codec import write_message
+from hub.domains import SyncDomain
+from hub.entity import EntityView
+from hub.envelope import Envelope, Outcome, Status
+from hub.render import conflict_text, relay_text, state_text, status_of, title
+from hub.subscriptions import RELAYED, Published, decode_published
+
+log = logging.getLogger(__name__)
+
+SHOWN_DOMAINS = frozenset(
+    {SyncDomain.TODOS, SyncDomain.SESSIONS, SyncDomain.PROJECTS, SyncDomain.TOPICS}
+)
+
+
+class HubCalls(Protocol):
+    """What an adapter asks of the hub: route writes, read an entity, list a domain."""
+
+    async def route(self, envelopes: list[Envelope]) -> list[Outcome]: ...
+
+    async def get(self, entity_id: str) -> EntityView | None: ...
+
+    async def list(self, query: Query) -> Page: ...
+
+
+class Outboxes(Protocol):
+    """The hosts' durable outboxes (what the hub committed, in commit order per host)."""
+
+    def hosts(self) -> list[str]: ...
+
+    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Entries after `seq` as (outbox seq, `encode_published` bytes)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What an inbound event came to: whether it changed the hub, and a line for the person
+    (a slash command's reply)."""
+
+    status: str  # applied / duplicate / ignored / refused
+    text: str
+    entity_id: str | None = None
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a sync of current state did on this adapter's channel."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def principal_of(name: str) -> str:
+    """The ChittyID an adapter's writes are attributed to."""
+    return f"CHITTY-SERVICE-ADAPTER{name.upper()}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class AdapterRunner:
+    """One adapter, its store, and the loops that feed it (see the module)."""
+
+    def __init__(
+        self,
+        name: str,
+        adapter: ChannelAdapter,
+        store: AdapterStore,
+        hub: HubCalls,
+        outboxes: Outboxes,
+        *,
+        poll_s: float = 0.1,
+        backoff_cap_s: float = 30.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self.adapter = adapter
+        self.store = store
+        self.hub = hub
+        self.outboxes = outboxes
+        self.node = f"adapter-{name}"
+        self.principal = principal_of(name)
+        self.state = AdapterState.DISABLED
+        self.detail = "not started"
+        self.poll_s = poll_s
+        self.backoff_cap_s = backoff_cap_s
+        self._sleep = sleep
+        self._backoff = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._deliver_lock = asyncio.Lock()
+        self.lag = 0
+        adapter.on_message(self._on_event)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (retrying while the service is unreachable) and run the loops."""
+        self._tasks = [
+            asyncio.create_task(self._run(self._connect_loop), name=f"{self.name}-connect"),
+            asyncio.create_task(self._run(self._follow_loop), name=f"{self.name}-follow"),
+            asyncio.create_task(self._run(self._deliver_loop), name=f"{self.name}-deliver"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.adapter.disconnect()
+        self.state, self.detail = AdapterState.DISABLED, "stopped"
+
+    async def _run(self, loop: Callable[[], Any]) -> None:
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # our bug: counted, logged, and the loop goes on
+                log.exception("%s adapter loop failed; restarting it", self.name)
+                self.store.count(failed=0)
+                await self._sleep(1.0)
+
+    async def _connect_loop(self) -> None:
+        """Connect; while the service is unreachable, retry with capped backoff."""
+        while True:
+            try:
+                await self.adapter.connect()
+            except BadCredentials as error:
+                self._mark(AdapterState.BAD_CREDENTIALS, str(error))
+                return  # fix the settings and restart the adapter
+            except (TransientFailure, DeliveryError, OSError) as error:
+                self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
+                await self._sleep(self._next_backoff())
+                continue
+            self._connected()
+            return
+
+    def _mark(self, state: AdapterState, detail: str) -> None:
+        if state is not self.state:
+            log.info("%s adapter: %s (%s)", self.name, state.value, detail)
+        self.state, self.detail = state, detail
+
+    def _connected(self) -> None:
+        self._backoff = 0.0
+        self._mark(AdapterState.CONNECTED, "connected")
+        self._wake.set()
+
+    def _next_backoff(self) -> float:
+        self._backoff = min(max(self._backoff * 2, 0.25), self.backoff_cap_s)
+        return self._backoff
+
+    # -- following the hosts' outboxes ----------------------------------------------------------
+
+    async def _follow_loop(self) -> None:
+        while True:
+            try:
+                if await self.follow_once():
+                    self._wake.set()
+            except Exception as error:  # a host restarting: the next round catches up
+                log.debug("%s adapter: following outboxes: %r", self.name, error)
+            await self._sleep(self.poll_s)
+
+    async def follow_once(self, limit: int = 2000) -> int:
+        """Take what every host committed since this adapter's marks; how many entries."""
+        taken = 0
+        lag = 0
+        for host in self.outboxes.hosts():
+            rows = await self.outboxes.after(host, self.store.mark(host), limit)
+            if not rows:
+                continue
+            items = [(seq, decode_published(body), body) for seq, body in rows]
+            self.store.take(host, items, self._wanted, self._echo)
+            taken += len(rows)
+            lag += len(rows) == limit
+        self.lag = lag * limit
+        return taken
+
+    def _reaches(self, item: Published) -> bool:
+        return item.reach.reaches(self.node, self.adapter.channel)
+
+    def _wanted(self, item: Published) -> tuple[JobKind, ...]:
+        """The deliveries one published change owes this channel."""
+        if not self._reaches(item):
+            return ()
+        if item.kind in RELAYED:
+            return ("relay",)
+        if item.domain not in SHOWN_DOMAINS:
+            return ()
+        if self.adapter.channel_for(item.project_id) is None:
+            return ()
+        opened = {str(c.get("conflictId")) for c in item.open_conflicts}
+        conflicts: tuple[JobKind, ...] = (
+            ("conflict",) if any(c in opened for c in item.conflicts) else ()
+        )
+        return ("state", *conflicts)
+
+    def _echo(self, item: Published) -> bool:
+        return item.node_id == self.node and item.platform == self.adapter.channel
+
+    # -- delivering ---------------------------------------------------------------------------
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+            if self.state is not AdapterState.CONNECTED:
+                continue
+            wait = await self.deliver_once()
+            if wait:
+                await self._sleep(wait)
+                self._wake.set()
+            elif self.store.pending():
+                self._wake.set()
+
+    async def deliver_once(self, limit: int = 200) -> float:
+        """Deliver queued jobs, oldest first, until the queue is empty or the service asks to
+        wait; how long to wait (0: go on)."""
+        async with self._deliver_lock:
+            jobs = self.store.jobs(limit)
+            newest = {j.entity_id: j.id for j in jobs if j.kind == "state"}
+            for job in jobs:
+                if job.kind == "state" and newest[job.entity_id] != job.id:
+                    self.store.settle([job.id])  # a newer state of the entity is queued
+                    continue
+                try:
+                    shown, counts = await self._deliver(job)
+                except RateLimited as error:
+                    self.store.retry_later(job)
+                    return error.retry_after_s
+                except BadCredentials as error:
+                    self._mark(AdapterState.BAD_CREDENTIALS, str(error))
+                    return 0.0
+                except TransientFailure as error:
+                    self.store.retry_later(job)
+                    self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
+                    self._tasks.append(asyncio.create_task(self._reconnect()))
+                    return 0.0
+                except PermanentFailure as error:
+                    self.store.fail(job, str(error))
+                    continue
+                self.store.settle([job.id], shown, counts)
+            return 0.0
+
+    async def _reconnect(self) -> None:
+        await self._sleep(self._next_backoff())
+        await self._connect_loop()
+
+    async def _deliver(self, job: Job) -> tuple[dict[str, Shown], dict[str, int]]:
+        """One job to the channel: what now shows its entity, and what to count."""
+        item = decode_published(job.body)
+        if job.kind == "state":
+            return await self._show(item, job.seq, job.echo)
+        shown = self.store.shown(item.entity_id)
+        if shown is None:  # a thread reply needs the entity's message first
+            if job.echo:
+                return {}, {"skipped": 1}
+            first, _ = await self._show(item, job.seq, False)
+            shown = first.get(item.entity_id)
+            if shown is None:
+                return {}, {"skipped": 1}
+        if job.kind == "conflict":
+            texts = [
+                conflict_text(c)
+                for c in item.open_conflicts
+                if str(c.get("conflictId")) in item.conflicts
+            ]
+            text = "\n".join(texts)
+        else:
+            text = relay_text(item.kind, item.data or {})
+        ref = await self.adapter.send_message(self._message(item, text, job.kind, shown.ref))
+        self.store.link(item.entity_id, ref)
+        return {item.entity_id: shown}, {"sent": 1}
+
+    def _message(
+        self, item: Published, text: str, kind: str, thread: NativeRef | None = None
+    ) -> AdapterMessage:
+        channel = thread.channel if thread else self.adapter.channel_for(item.project_id)
+        assert channel is not None
+        most = self.adapter.get_capabilities().max_message_length
+        return AdapterMessage(
+            item.entity_id,
+            text[:most],
+            self.principal,
+            channel,
+            title(item.domain.value, item.entity),
+            item.domain.value,
+            item.entity,
+            kind,
+            thread,
+            item.timestamp_ms,
+        )
+
+    async def _show(
+        self, item: Published, seq: int, echo: bool
+    ) -> tuple[dict[str, Shown], dict[str, int]]:
+        """Make the channel show the entity as `item` has it: edit its message, or post one."""
+        deleted = item.kind == "deleted"
+        text = state_text(item.domain.value, item.entity, deleted)
+        digest = _digest(text)
+        shown = self.store.shown(item.entity_id)
+        if shown is not None and (shown.seq > seq or shown.digest == digest):
+            return {}, {"skipped": 1}  # it shows a newer state, or this very one
+        message = self._message(item, text, "state")
+        if shown is not None:
+            if deleted and isinstance(self.adapter, CanDelete):
+                await self.adapter.delete_message(shown.ref)
+                return {item.entity_id: Shown(shown.ref, seq, digest)}, {"sent": 1}
+            if isinstance(self.adapter, CanEdit):
+                try:
+                    ref = await self.adapter.edit_message(shown.ref, message)
+                except PermanentFailure as error:
+                    if "message_not_found" not in str(error):
+                        raise
+                    ref = await self.adapter.send_message(message)  # deleted by someone: anew
+                return {item.entity_id: Shown(ref, seq, digest)}, {"sent": 1}
+            # No edits on this channel: the new state, marked as one, in the entity's thread.
+            updated = self._message(item, "updated: " + text, "state", shown.ref)
+            ref = await self.adapter.send_message(updated)
+            self.store.link(item.entity_id, ref)
+            return {item.entity_id: Shown(shown.ref, seq, digest)}, {"sent": 1}
+        if echo or deleted:
+            return {}, {"skipped": 1}  # never post anew what came from this channel
+        ref = await self.adapter.send_message(message)
+        return {item.entity_id: Shown(ref, seq, digest)}, {"sent": 1}
+
+    # -- sync and test ------------------------------------------------------------------------
+
+    async def sync(self, views: Sequence[EntityView]) -> SyncReport:
+        """Deliver the current state of these entities now: sent, skipped (unchanged), or
+        failed (with why); a rate limit is waited out."""
+        report = SyncReport()
+        for view in views:
+            item = _as_published(view)
+            if self.adapter.channel_for(item.project_id) is None:
+                report.skipped += 1
+                continue
+            while True:
+                try:
+                    shown, counts = await self._show(item, view.seq, False)
+                except RateLimited as error:
+                    self.store.count(retried=1)
+                    await self._sleep(error.retry_after_s)
+                    continue
+                except DeliveryError as error:
+                    report.failed += 1
+                    report.failures.append(f"{view.entity_id}: {error}")
+                    break
+                self.store.settle([], shown, counts)
+                report.sent += counts.get("sent", 0)
+                report.skipped += counts.get("skipped", 0)
+                break
+        return report
+
+    async def test(self, text: str = "ChittyChat Hub: a test message from the hub") -> NativeRef:
+        """Post a test message to the default channel (raises the delivery's error)."""
+        channel = self.adapter.channel_for(None)
+        if channel is None:
+            raise PermanentFailure("no default channel configured")
+        message = AdapterMessage("", text, self.principal, channel, "test", kind="test")
+        ref = await self.adapter.send_message(message)
+        self.store.count(sent=1)
+        return ref
+
+    def status(self) -> AdapterStatus:
+        counts = self.store.counters()
+        return AdapterStatus(
+            self.name,
+            "channel",
+            self.state,
+            True,
+            (),
+            self.detail,
+            counts["sent"],
+            counts["received"],
+            counts["retried"],
+            counts["failed"],
+            self.store.pending(),
+            self.lag,
+        )
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    async def _on_event(self, event: Inbound) -> None:
+        await self.inbound(event)
+
+    async def inbound(self, event: Inbound) -> Answer:
+        """Act on what a person did on the channel (see `Inbound`)."""
+        if event.kind == "command":
+            return await self._command(event)
+        entity_id = (
+            self.store.entity_of(event.ref.channel, event.ref.message_id) if event.ref else None
+        )
+        if entity_id is None:
+            return Answer("ignored", "that message is not one the hub posted")
+        view = await self.hub.get(entity_id)
+        if view is None or view.deleted:
+            return Answer("ignored", f"{entity_id} no longer exists", entity_id)
+        if event.kind == "complete":
+            if view.domain != SyncDomain.TODOS.value:
+                return Answer("ignored", f"{entity_id} is not a todo", entity_id)
+            return await self._write(event, "todos", entity_id, {"status": "completed"})
+        session = entity_id if view.domain == SyncDomain.SESSIONS.value else None
+        if view.domain == SyncDomain.TODOS.value:
+            session = str(view.entity.get("sessionId"))
+        if session is None:
+            return Answer("ignored", f"{entity_id} has no session context to add to", entity_id)
+        note = {"role": f"{self.adapter.channel}:{event.actor}", "content": event.text}
+        delta = {"add": {"context.messages": [note]}}
+        return await self._write(event, "sessions", session, {}, delta)
+
+    async def _write(
+        self,
+        event: Inbound,
+        domain: str,
+        entity_id: str,
+        data: Mapping[str, JsonValue],
+        delta: Mapping[str, Any] | None = None,
+        operation: str = "update",
+        salt: str = "",
+    ) -> Answer:
+        """One write on behalf of the channel, named after the provider's event id."""
+        key = f"{self.name}\x00{event.provider_id}\x00{salt}"
+        message = write_message(
+            message_id="in-" + hashlib.sha256(key.encode()).hexdigest()[:40],
+            node_id=self.node,
+            platform=self.adapter.channel,
+            chitty_id=self.principal,
+            domain=domain,
+            operation=operation,
+            entity_id=entity_id,
+            data=data,
+            timestamp=datetime.now(UTC),
+            delta=delta,
+        )
+        [outcome] = await self.hub.route([Envelope.of(message)])
+        if outcome.status in (Status.APPLIED, Status.DUPLICATE):
+            if outcome.status is Status.APPLIED:
+                self.store.count(received=1)
+            return Answer(outcome.status.value, "done", entity_id)
+        reason = outcome.reason or outcome.status.value
+        return Answer("refused", f"the hub refused it: {reason}", entity_id)
+
+    # -- the /chitty command ------------------------------------------------------------------
+
+    async def _command(self, event: Inbound) -> Answer:
+        """`todo add <text>`, `todo list`, `todo done <n or id>` in the channel's session."""
+        words = event.text.split(maxsplit=2)
+        usage = "usage: /chitty todo add <text> | todo list | todo done <number or CHITTY-TODO id>"
+        if len(words) < 2 or words[0] != "todo" or words[1] not in ("add", "list", "done"):
+            return Answer("ignored", usage)
+        session = await self._session_of(event)
+        if words[1] == "add":
+            if len(words) < 3:
+                return Answer("ignored", usage)
+            todo_id = (
+                "CHITTY-TODO-"
+                + hashlib.sha256(f"{self.name}\x00{event.provider_id}".encode())
+                .hexdigest()[:26]
+                .upper()
+            )
+            fields: dict[str, JsonValue] = {
+                "content": words[2],
+                "sessionId": session,
+                "createdBy": self.principal,
+            }
+            project = self._project_of(event.channel)
+            if project is not None:  # a todo takes its session's project
+                fields["projectId"] = project
+            answer = await self._write(event, "todos", todo_id, fields, operation="create")
+            if answer.status in ("applied", "duplicate"):
+                return Answer(answer.status, f"added {words[2]!r} ({todo_id})", todo_id)
+            return answer
+        todos = await self._open_todos(session)
+        if words[1] == "list":
+            if not todos:
+                return Answer("applied", "no open todos")
+            lines = [f"{n}. {t['content']} ({t['status']})" for n, t in enumerate(todos, 1)]
+            return Answer("applied", "\n".join(lines))
+        target = words[2] if len(words) > 2 else ""
+        chosen = next((t for t in todos if t["chittyId"] == target), None)
+        if chosen is None and target.isdigit() and 0 < int(target) <= len(todos):
+            chosen = todos[int(target) - 1]
+        if chosen is None:
+            return Answer("ignored", f"no open todo {target!r}; `/chitty todo list` shows them")
+        answer = await self._write(event, "todos", chosen["chittyId"], {"status": "completed"})
+        if answer.status in ("applied", "duplicate"):
+            return Answer(answer.status, f"completed {chosen['content']!r}", answer.entity_id)
+        return answer
+
+    async def _session_of(self, event: Inbound) -> str:
+        """The hub session that stands for this channel (made on first use, in the project
+        the channel is mapped to, if any)."""
+        session = (
+            "CHITTY-SESSION-"
+            + hashlib.sha256(f"{self.name}\x00{event.channel}".encode()).hexdigest()[:26].upper()
+        )
+        if await self.hub.get(session) is None:
+            fields: dict[str, JsonValue] = {
+                "sessionId": event.channel,
+                "platform": self.adapter.channel,
+                "createdBy": self.principal,
+            }
+            project = self._project_of(event.channel)
+            if project is not None:
+                fields["projectId"] = project
+            await self._write(event, "sessions", session, fields, operation="create", salt="s")
+        return session
+
+    def _project_of(self, channel: str) -> str | None:
+        find = getattr(self.adapter, "project_of", None)
+        project = find(channel) if find is not None else None
+        return str(project) if project is not None else None
+
+    async def _open_todos(self, session: str) -> list[dict[str, Any]]:
+        page = await self.hub.list(Query(SyncDomain.TODOS, session_id=session, limit=100))
+        return [dict(row.entity) for row in page.rows if status_of(row.entity) != "completed"]
+
+
+def _as_published(view: EntityView) -> Published:
+    """An entity's current view as a publication of its state (what a sync delivers)."""
+    domain = SyncDomain(view.domain)
+    entity = view.entity
+
+    def text(key: str) -> str | None:
+        value = entity.get(key)
+        return value if isinstance(value, str) else None
+
+    return Published(
+        0,
+        domain,
+        view.entity_id,
+        "deleted" if view.deleted else "updated",
+        view.seq,
+        "",
+        "hub",
+        "hub",
+        view.entity_id if domain is SyncDomain.PROJECTS else text("projectId"),
+        view.entity_id if domain is SyncDomain.SESSIONS else text("sessionId"),
+        view.entity_id if domain is SyncDomain.TOPICS else text("topicId"),
+        view.clock,
+        (),
+        entity,
+        (),
+        int(time.time() * 1000),
+        tuple(view.conflicts),
+    )

@@ -1,0 +1,280 @@
+"""`AdapterStore`: one adapter's durable state in an LMDB environment of its own.
+
+- where it stands in each host's outbox (`marks`), stored in the same transaction as the
+  deliveries it queued from them (`jobs`), so a restart resumes exactly where it stopped:
+  nothing skipped, nothing queued twice;
+- its message map: entity -> the native message that shows it (and the thread it roots), with
+  the reverse index native message -> entity (`map`, `native`), so an update edits the message
+  that announced the entity, a reply stays in its thread, and an inbound reaction finds its
+  todo, also after a restart;
+- deliveries that failed for good (`failed`), kept visible until retried;
+- its counters (`meta`).
+
+Values pass through the hub's value codec (encrypted at rest like every other store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lmdb
+import msgpack
+
+from hub.adapters import NativeRef
+from hub.store.codec import IdentityCodec, ValueCodec
+from hub.subscriptions import Published
+
+JobKind = Literal["state", "conflict", "relay"]
+_COUNTERS = ("sent", "received", "retried", "failed", "skipped")
+_NEXT_JOB = b"next-job"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One delivery owed to the channel: a change of `entity_id` (its log position `seq`),
+    as published (`body`: `encode_published` bytes), of `kind`: the entity's state, a
+    conflict it opened, or a relayed event or command. `echo`: the change came from this very
+    adapter (it may edit what shows the entity, never post anew)."""
+
+    id: int
+    entity_id: str
+    seq: int
+    kind: JobKind
+    body: bytes
+    echo: bool = False
+    attempts: int = 0
+    reason: str = ""  # why it failed (failed jobs)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """How an entity shows on the channel: its message, the log position and digest of the
+    state it shows (an unchanged state is not sent again)."""
+
+    ref: NativeRef
+    seq: int
+    digest: str
+
+
+def _native_key(channel: str, message_id: str) -> bytes:
+    return f"{channel}\x00{message_id}".encode("utf-8", "surrogatepass")
+
+
+class AdapterStore:
+    """The durable state of one adapter (see the module)."""
+
+    def __init__(
+        self, path: Path, codec: ValueCodec | None = None, map_size: int = 1 << 30
+    ) -> None:
+        self._codec: ValueCodec = codec if codec is not None else IdentityCodec()
+        path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=8, subdir=True)
+        self._marks = self._env.open_db(b"marks")
+        self._jobs = self._env.open_db(b"jobs")
+        self._failed = self._env.open_db(b"failed")
+        self._map = self._env.open_db(b"map")
+        self._native = self._env.open_db(b"native")
+        self._meta = self._env.open_db(b"meta")
+
+    def close(self) -> None:
+        self._env.close()
+
+    def _pack(self, value: object) -> bytes:
+        return self._codec.encode(msgpack.packb(value, use_bin_type=True))
+
+    def _unpack(self, raw: bytes) -> list[object]:
+        value: list[object] = msgpack.unpackb(self._codec.decode(raw), raw=False)
+        return value
+
+    # -- where it stands in the hosts' outboxes ----------------------------------------------
+
+    def mark(self, host: str) -> int:
+        with self._env.begin(db=self._marks) as txn:
+            raw = txn.get(host.encode())
+        return int(raw) if raw is not None else 0
+
+    def marks(self) -> dict[str, int]:
+        with self._env.begin(db=self._marks) as txn:
+            return {k.decode(): int(v) for k, v in txn.cursor()}
+
+    def take(
+        self,
+        host: str,
+        items: Sequence[tuple[int, Published, bytes]],
+        wanted: Callable[[Published], tuple[JobKind, ...]],
+        echo: Callable[[Published], bool],
+    ) -> int:
+        """Queue the deliveries `wanted` says each new outbox entry owes (none, or several
+        kinds), and move the host's mark past them, in one transaction; the new mark."""
+        mark = self.mark(host)
+        fresh = [(seq, item, body) for seq, item, body in items if seq > mark]
+        if not fresh:
+            return mark
+        with self._env.begin(write=True) as txn:
+            next_id = self._next_id(txn)
+            for _, item, body in fresh:
+                for kind in wanted(item):
+                    job = [item.entity_id, item.seq, kind, body, echo(item), 0, ""]
+                    txn.put(next_id.to_bytes(8, "big"), self._pack(job), db=self._jobs)
+                    next_id += 1
+            txn.put(_NEXT_JOB, str(next_id).encode(), db=self._meta)
+            mark = fresh[-1][0]
+            txn.put(host.encode(), str(mark).encode(), db=self._marks)
+        return mark
+
+    def _next_id(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(_NEXT_JOB, db=self._meta)
+        return int(raw) if raw is not None else 1
+
+    def enqueue(self, jobs: Iterable[tuple[str, int, JobKind, bytes]]) -> list[int]:
+        """Queue deliveries that come from no outbox (a sync of current state); their ids."""
+        ids = []
+        with self._env.begin(write=True) as txn:
+            next_id = self._next_id(txn)
+            for entity_id, seq, kind, body in jobs:
+                job = [entity_id, seq, kind, body, False, 0, ""]
+                txn.put(next_id.to_bytes(8, "big"), self._pack(job), db=self._jobs)
+                ids.append(next_id)
+                next_id += 1
+            txn.put(_NEXT_JOB, str(next_id).encode(), db=self._meta)
+        return ids
+
+    # -- deliveries ---------------------------------------------------------------------------
+
+    def _job(self, key: bytes, raw: bytes) -> Job:
+        entity_id, seq, kind, body, echo, attempts, reason = self._unpack(raw)
+        return Job(
+            int.from_bytes(key, "big"),
+            str(entity_id),
+            int(seq),  # type: ignore[call-overload]
+            kind,  # type: ignore[arg-type]
+            bytes(body),  # type: ignore[call-overload]
+            bool(echo),
+            int(attempts),  # type: ignore[call-overload]
+            str(reason),
+        )
+
+    def jobs(self, limit: int = 500) -> list[Job]:
+        """The oldest queued deliveries, in the order they arose."""
+        found = []
+        with self._env.begin(db=self._jobs) as txn:
+            for key, raw in txn.cursor():
+                found.append(self._job(key, raw))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def pending(self) -> int:
+        with self._env.begin(db=self._jobs) as txn:
+            count: int = txn.stat(self._jobs)["entries"]
+        return count
+
+    def settle(
+        self,
+        done: Iterable[int],
+        shown: dict[str, Shown] | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        """Forget delivered (or superseded) jobs, record what now shows each entity, and add
+        to the counters, in one transaction."""
+        with self._env.begin(write=True) as txn:
+            for job_id in done:
+                txn.delete(job_id.to_bytes(8, "big"), db=self._jobs)
+            for entity_id, now in (shown or {}).items():
+                self._show(txn, entity_id, now)
+            self._count(txn, counts or {})
+
+    def retry_later(self, job: Job) -> None:
+        """Count an attempt on a job that stays queued."""
+        with self._env.begin(write=True) as txn:
+            raw = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts + 1, ""]
+            txn.put(job.id.to_bytes(8, "big"), self._pack(raw), db=self._jobs)
+            self._count(txn, {"retried": 1})
+
+    def fail(self, job: Job, reason: str) -> None:
+        """Move a job to the failed ones (visible, retryable), with why."""
+        key = job.id.to_bytes(8, "big")
+        with self._env.begin(write=True) as txn:
+            txn.delete(key, db=self._jobs)
+            raw = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts + 1, reason]
+            txn.put(key, self._pack(raw), db=self._failed)
+            self._count(txn, {"failed": 1})
+
+    def failed(self, limit: int = 500) -> list[Job]:
+        found = []
+        with self._env.begin(db=self._failed) as txn:
+            for key, raw in txn.cursor():
+                found.append(self._job(key, raw))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def retry(self, ids: Iterable[int] | None = None) -> int:
+        """Queue failed jobs again (all of them, or those of `ids`), in their old places;
+        how many."""
+        moved = 0
+        with self._env.begin(write=True) as txn:
+            keys = (
+                [key for key, _ in txn.cursor(db=self._failed)]
+                if ids is None
+                else [i.to_bytes(8, "big") for i in ids]
+            )
+            for key in keys:
+                raw = txn.pop(key, db=self._failed)
+                if raw is None:
+                    continue
+                job = self._job(key, raw)
+                again = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts, ""]
+                txn.put(key, self._pack(again), db=self._jobs)
+                moved += 1
+        return moved
+
+    # -- the message map -----------------------------------------------------------------------
+
+    def _show(self, txn: lmdb.Transaction, entity_id: str, now: Shown) -> None:
+        ref = now.ref
+        value = [ref.channel, ref.message_id, ref.thread_root, now.seq, now.digest]
+        txn.put(entity_id.encode(), self._pack(value), db=self._map)
+        txn.put(_native_key(ref.channel, ref.message_id), entity_id.encode(), db=self._native)
+
+    def shown(self, entity_id: str) -> Shown | None:
+        """What shows the entity on the channel now, if anything."""
+        with self._env.begin(db=self._map) as txn:
+            raw = txn.get(entity_id.encode())
+        if raw is None:
+            return None
+        channel, message_id, root, seq, digest = self._unpack(raw)
+        ref = NativeRef(str(channel), str(message_id), None if root is None else str(root))
+        return Shown(ref, int(seq), str(digest))  # type: ignore[call-overload]
+
+    def entity_of(self, channel: str, message_id: str) -> str | None:
+        """The entity a native message shows (or is a reply in the thread of), if any."""
+        with self._env.begin(db=self._native) as txn:
+            raw = txn.get(_native_key(channel, message_id))
+        return raw.decode() if raw is not None else None
+
+    def link(self, entity_id: str, ref: NativeRef) -> None:
+        """Note a native message that belongs to the entity (a thread reply it posted), so a
+        reaction or reply on it finds the entity too."""
+        with self._env.begin(write=True, db=self._native) as txn:
+            txn.put(_native_key(ref.channel, ref.message_id), entity_id.encode())
+
+    # -- counters ----------------------------------------------------------------------------
+
+    def _count(self, txn: lmdb.Transaction, counts: dict[str, int]) -> None:
+        for name, add in counts.items():
+            if add:
+                key = f"count:{name}".encode()
+                raw = txn.get(key, db=self._meta)
+                txn.put(key, str((int(raw) if raw else 0) + add).encode(), db=self._meta)
+
+    def count(self, **counts: int) -> None:
+        with self._env.begin(write=True) as txn:
+            self._count(txn, counts)
+
+    def counters(self) -> dict[str, int]:
+        with self._env.begin(db=self._meta) as txn:
+            return {name: int(txn.get(f"count:{name}".encode()) or b"0") for name in _COUNTERS}

@@ -1,0 +1,210 @@
+"""The adapter seam (spec §Cross-Channel Adapters): what a channel adapter must do, what it may
+do, what it reports, and the values that cross the seam. No I/O here: the adapters themselves
+(`transports/channels/`) talk to their services, the actor shell (`actors/adapter.py`) feeds
+them the hub's changes and their inbound events back to the hub.
+
+As in mautrix bridgev2, the required interface is small (`ChannelAdapter`) and each optional
+capability is a Protocol of its own (`CanEdit`, `CanDelete`, `CanThread`, `CanReact`) that an
+adapter implements or not; the runner asks `isinstance` and falls back where one is missing
+(an edit becomes a new message marked "updated", a thread a quoted reply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+
+class AdapterState(StrEnum):
+    """Where an adapter's connection to its service stands (bridge states)."""
+
+    CONNECTED = "connected"
+    TRANSIENT_DISCONNECT = "transient_disconnect"  # retrying with capped backoff
+    BAD_CREDENTIALS = "bad_credentials"  # the service refused its credentials: fix and restart
+    DISABLED = "disabled"  # not configured, or stopped
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCapabilities:
+    """The spec's `ChannelCapabilities`: what decides how a change is shown on a channel."""
+
+    supports_threads: bool
+    supports_reactions: bool
+    supports_attachments: bool
+    supports_rich_text: bool
+    supports_voice: bool
+    supports_video: bool
+    max_message_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRef:
+    """A message as its service names it: where it is, its id, the thread it sits in (if any).
+    Only ids the service assigned are ever kept (never one a client chose)."""
+
+    channel: str
+    message_id: str
+    thread_root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterMessage:
+    """The spec's `AdapterMessage`: one change on its way to a channel.
+
+    `chitty_id` is the entity it is about, `domain` and `entity` its wire view (an adapter with
+    rich text builds its own form from them); `text` the plain rendering every channel can
+    show (`hub.render`), `title` a subject line; `kind` what the change is: the entity's
+    `state`, a `conflict` it opened, a `relay`ed event or command, a `test`; `thread` the
+    native message to reply under."""
+
+    chitty_id: str
+    text: str
+    sender: str
+    channel: str
+    title: str = ""
+    domain: str = ""
+    entity: Mapping[str, JsonValue] = field(default_factory=dict)
+    kind: str = "state"
+    thread: NativeRef | None = None
+    timestamp_ms: int = 0
+
+
+InboundKind = Literal["complete", "reply", "command", "new"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """Something a person did on a channel that the hub should act on.
+
+    `provider_id` is the service's own id of the event (Slack `event_id`, an email's
+    `Message-ID`): the hub's message ids derive from it, so a redelivered event applies once.
+    `ref` is the native message it acts on (a reaction's message, a reply's thread root).
+    """
+
+    kind: InboundKind
+    provider_id: str
+    channel: str
+    actor: str  # the service's id of who did it
+    ref: NativeRef | None = None
+    text: str = ""
+    arguments: Mapping[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """A delivery failed; subclasses say whether and when to try again."""
+
+
+class RateLimited(DeliveryError):
+    """The service said slow down (HTTP 429): try again after `retry_after_s`."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"rate limited: retry after {retry_after_s:g} s")
+        self.retry_after_s = retry_after_s
+
+
+class TransientFailure(DeliveryError):
+    """The service could not be reached or failed on its side: retry with backoff."""
+
+
+class BadCredentials(DeliveryError):
+    """The service refused the adapter's credentials: nothing is sent until they are fixed."""
+
+
+class PermanentFailure(DeliveryError):
+    """The service refused this message for good (an unknown channel, a message too large):
+    the delivery ends `failed`, visible and retryable by hand."""
+
+
+Handler = Callable[[Inbound], Awaitable[None]]
+
+
+@runtime_checkable
+class ChannelAdapter(Protocol):
+    """What every channel adapter does (spec `ChannelAdapter`, Python names)."""
+
+    id: str
+    channel: str
+
+    async def connect(self) -> None:
+        """Reach the service and check the credentials (raise `BadCredentials` /
+        `TransientFailure`)."""
+        ...
+
+    async def disconnect(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    async def send_message(self, message: AdapterMessage) -> NativeRef:
+        """Post a new message (in `message.thread` when given); the service's reference."""
+        ...
+
+    def on_message(self, handler: Handler) -> None:
+        """Where inbound events the adapter receives by itself (a socket) are handed."""
+        ...
+
+    def get_capabilities(self) -> ChannelCapabilities: ...
+
+    def channel_for(self, project_id: str | None) -> str | None:
+        """The native channel an entity of `project_id` is shown in (a per-project mapping,
+        else the default); None: not shown on this channel."""
+        ...
+
+
+@runtime_checkable
+class CanEdit(Protocol):
+    async def edit_message(self, ref: NativeRef, message: AdapterMessage) -> NativeRef: ...
+
+
+@runtime_checkable
+class CanDelete(Protocol):
+    async def delete_message(self, ref: NativeRef) -> None: ...
+
+
+@runtime_checkable
+class CanThread(Protocol):
+    """Posting with `message.thread` set replies in that thread (else: a quoted reply)."""
+
+    def threads(self) -> bool: ...
+
+
+@runtime_checkable
+class CanReact(Protocol):
+    async def react(self, ref: NativeRef, reaction: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterStatus:
+    """What `/health`, `/metrics`, `GET /api/v1/adapters` and `chitty adapters list` show."""
+
+    name: str
+    kind: Literal["channel", "platform", "model"]
+    state: AdapterState
+    configured: bool
+    needs: tuple[str, ...] = ()  # settings it lacks (when not configured)
+    detail: str = ""
+    sent: int = 0
+    received: int = 0
+    retried: int = 0
+    failed: int = 0
+    pending: int = 0
+    lag: int = 0  # committed changes it has not taken yet
+
+    def to_wire(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state.value,
+            "configured": self.configured,
+            "needs": list(self.needs),
+            "detail": self.detail,
+            "sent": self.sent,
+            "received": self.received,
+            "retried": self.retried,
+            "failed": self.failed,
+            "pending": self.pending,
+            "lag": self.lag,
+        }

@@ -1,0 +1,241 @@
+"""An adapter actor's logic in process: the real `slack_sdk` against the Slack emulator on a
+loopback port, the real LMDB adapter store, the in-process hub (no Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from actors.adapter import AdapterRunner
+from actors.local import LocalHub
+from hub.adapter_store import AdapterStore
+from hub.adapters import AdapterState, Inbound
+from hub.envelope import Envelope, Status
+from hub.store import MemoryStore
+from tests.actors.conftest import settings_for
+from tests.emulators.slack import SlackEmulator
+from tests.messages import create_todo, sync_message
+from transports.channels.slack import SlackAdapter, SlackConfig
+
+SESSION = "CHITTY-SESSION-SLACK1"
+PROJECT = "CHITTY-PROJ-SLACK1"
+
+
+class World:
+    """A hub, a Slack workspace, and the adapter between them (re-made by `restart`)."""
+
+    def __init__(self, tmp: Path, slack: SlackEmulator) -> None:
+        self.tmp = tmp
+        self.slack = slack
+        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
+        self.runner = self._runner()
+
+    def _runner(self) -> AdapterRunner:
+        config = SlackConfig(
+            bot_token=self.slack.token,
+            channel="CGENERAL",
+            api_url=self.slack.api_url,
+            project_channels={PROJECT: "CPROJECT"},
+        )
+        store = AdapterStore(self.tmp / "adapters" / "slack")
+        return AdapterRunner(
+            "slack", SlackAdapter(config), store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
+        )
+
+    async def restart(self) -> None:
+        await self.runner.stop()
+        self.runner.store.close()
+        self.runner = self._runner()
+        await self.connect()
+
+    async def connect(self) -> None:
+        await self.runner.adapter.connect()
+        self.runner.state = AdapterState.CONNECTED
+
+    async def write(self, *messages: Any) -> list[Any]:
+        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
+        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
+        return outcomes
+
+    async def pump(self) -> float:
+        """Take what the hub committed and deliver it; the wait the service asked for."""
+        await self.runner.follow_once()
+        return await self.runner.deliver_once()
+
+
+async def _scenario(tmp: Path, body: Callable[[World], Awaitable[None]]) -> None:
+    slack = await SlackEmulator().start()
+    made = World(tmp, slack)
+    try:
+        await made.connect()
+        await made.write(
+            sync_message(PROJECT, "create", {"name": "P"}, domain="projects"),
+            sync_message(
+                SESSION,
+                "create",
+                {"sessionId": "s", "platform": "cli", "projectId": PROJECT},
+                domain="sessions",
+            ),
+        )
+        await body(made)
+    finally:
+        await made.runner.stop()
+        made.runner.store.close()
+        await slack.stop()
+
+
+def in_world(body: Callable[[World], Awaitable[None]]) -> Callable[[Path], None]:
+    """A test that runs `body` in a fresh world (its own event loop)."""
+
+    def test(tmp_path: Path) -> None:
+        asyncio.run(asyncio.wait_for(_scenario(tmp_path, body), 60))
+
+    test.__name__ = body.__name__
+    test.__doc__ = body.__doc__
+    return test
+
+
+@in_world
+async def test_a_change_posts_once_and_later_changes_edit_that_message_across_a_restart(
+    world: World,
+) -> None:
+    await world.pump()
+    todo = "CHITTY-TODO-SLACK1"
+    await world.write(create_todo(todo, "Ship the adapter", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    [posted] = [m for m in world.slack.live("CPROJECT") if "Ship the adapter" in m.text]
+    assert posted.blocks  # Block Kit, in the project's mapped channel
+    assert {m.channel for m in world.slack.live()} == {"CPROJECT"}  # session, project too
+    await world.write(sync_message(todo, data={"status": "in_progress"}, clock={"tester": 2}))
+    await world.pump()
+    assert [m.ts for m in world.slack.live() if "Ship" in m.text] == [posted.ts]
+    assert "in progress" in posted.text and len(posted.edits) == 1
+    await world.restart()  # the message map and the cursor are durable
+    await world.write(sync_message(todo, data={"status": "completed"}, clock={"tester": 3}))
+    await world.pump()
+    assert [m.ts for m in world.slack.live() if "Ship" in m.text] == [posted.ts]
+    assert posted.text.startswith("✅") and len(posted.edits) == 2
+    assert world.runner.status().sent == 5  # project, session, todo, and two edits
+
+
+@in_world
+async def test_a_429_is_waited_out_and_nothing_is_dropped(world: World) -> None:
+    world.slack.rate_limited, world.slack.retry_after = 2, 1
+    await world.runner.follow_once()
+    assert await world.runner.deliver_once() == 1.0  # Retry-After honoured
+    assert await world.runner.deliver_once() == 1.0
+    assert await world.runner.deliver_once() == 0.0
+    assert len(world.slack.live()) == 2 and world.runner.status().retried == 2
+
+
+@in_world
+async def test_an_unreachable_service_queues_then_drains(world: World) -> None:
+    world.slack.down = True
+    await world.runner.follow_once()
+    await world.runner.deliver_once()
+    assert world.runner.state is AdapterState.TRANSIENT_DISCONNECT
+    assert world.runner.store.pending() == 2
+    world.slack.down = False
+    for _ in range(100):  # the runner reconnects by itself, with backoff
+        if world.runner.state is AdapterState.CONNECTED:
+            break
+        await asyncio.sleep(0.05)
+    assert world.runner.state is AdapterState.CONNECTED
+    await world.runner.deliver_once()
+    assert len(world.slack.live()) == 2 and world.runner.store.pending() == 0
+
+
+@in_world
+async def test_a_message_refused_for_good_fails_visibly_and_can_be_retried(world: World) -> None:
+    world.slack.missing_channels.add("CPROJECT")
+    await world.pump()
+    [failed, _] = world.runner.store.failed()
+    assert failed.reason == "channel_not_found" and world.runner.status().failed == 2
+    world.slack.missing_channels.clear()
+    assert world.runner.store.retry() == 2
+    await world.runner.deliver_once()
+    assert len(world.slack.live("CPROJECT")) == 2
+
+
+@in_world
+async def test_bad_credentials_stop_delivery_until_fixed(world: World) -> None:
+    world.slack.token = "xoxb-rotated"
+    await world.pump()
+    assert world.runner.state is AdapterState.BAD_CREDENTIALS
+    assert world.runner.store.pending() == 2 and world.slack.live() == []
+
+
+@in_world
+async def test_a_reaction_completes_the_todo_once_and_never_echoes(world: World) -> None:
+    todo = "CHITTY-TODO-SLACK2"
+    await world.write(create_todo(todo, "React to me", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    [posted] = [m for m in world.slack.live() if "React to me" in m.text]
+    event = Inbound("complete", "Ev1", "CPROJECT", "U1", _ref(posted))
+    assert (await world.runner.inbound(event)).status == "applied"
+    assert (await world.runner.inbound(event)).status == "duplicate"  # the same event_id
+    view = await world.hub.get(todo)
+    assert view is not None and view.entity["status"] == "completed" and view.seq == 2
+    before = len(world.slack.messages)
+    await world.pump()
+    assert len(world.slack.messages) == before  # edited in place, nothing new posted
+    assert posted.text.startswith("✅")
+    stranger = Inbound("complete", "Ev2", "CPROJECT", "U1", _ref(posted, ts="9.9"))
+    assert (await world.runner.inbound(stranger)).status == "ignored"
+
+
+@in_world
+async def test_a_thread_reply_lands_in_the_session_context(world: World) -> None:
+    todo = "CHITTY-TODO-SLACK3"
+    await world.write(create_todo(todo, "Discuss me", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    [posted] = [m for m in world.slack.live() if "Discuss me" in m.text]
+    reply = Inbound("reply", "Ev3", "CPROJECT", "U7", _ref(posted), "use the emulator")
+    assert (await world.runner.inbound(reply)).status == "applied"
+    session = await world.hub.get(SESSION)
+    assert session is not None
+    assert session.entity["context"]["messages"] == [  # type: ignore[index,call-overload]
+        {"role": "slack:U7", "content": "use the emulator", "author": None, "timestamp": None}
+    ]
+
+
+@in_world
+async def test_the_slash_command_adds_lists_and_completes_in_the_channel_s_session(
+    world: World,
+) -> None:
+    def command(text: str, n: int) -> Inbound:
+        return Inbound("command", f"trigger-{n}", "CPROJECT", "U1", text=text)
+
+    added = await world.runner.inbound(command("todo add Write the docs", 1))
+    assert added.status == "applied" and "Write the docs" in added.text
+    listed = await world.runner.inbound(command("todo list", 2))
+    assert listed.text == "1. Write the docs (pending)"
+    done = await world.runner.inbound(command("todo done 1", 3))
+    assert done.status == "applied"
+    assert (await world.runner.inbound(command("todo list", 4))).text == "no open todos"
+    assert "usage" in (await world.runner.inbound(command("fly", 5))).text
+    made = await world.hub.get(str(added.entity_id))
+    assert made is not None and made.entity["projectId"] == PROJECT  # the channel's project
+
+
+@in_world
+async def test_a_conflict_is_posted_in_the_entity_s_thread(world: World) -> None:
+    todo = "CHITTY-TODO-SLACK4"
+    await world.write(create_todo(todo, "Contested", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    await world.write(
+        sync_message(todo, data={"status": "completed"}, node="a", clock={"tester": 1, "a": 1}),
+        sync_message(todo, data={"status": "blocked"}, node="b", clock={"tester": 1, "b": 1}),
+    )
+    await world.pump()
+    [root] = [m for m in world.slack.live() if "Contested" in m.text and m.thread_ts is None]
+    [thread] = [m for m in world.slack.live() if m.thread_ts == root.ts]
+    assert "conflict on status" in thread.text and "chitty conflicts resolve" in thread.text
+
+
+def _ref(posted: Any, ts: str | None = None) -> Any:
+    from hub.adapters import NativeRef
+
+    return NativeRef(posted.channel, ts or posted.ts)
