@@ -38,6 +38,7 @@ from hub.adapters import (
     BadCredentials,
     CanDelete,
     CanEdit,
+    CanFind,
     ChannelAdapter,
     DeliveryError,
     Inbound,
@@ -149,7 +150,7 @@ class AdapterRunner:
     async def start(self) -> None:
         """Connect (retrying while the service is unreachable) and run the loops."""
         self._tasks = [
-            asyncio.create_task(self._run(self._connect_loop), name=f"{self.name}-connect"),
+            asyncio.create_task(self._run(self.connect), name=f"{self.name}-connect"),
             asyncio.create_task(self._run(self._follow_loop), name=f"{self.name}-follow"),
             asyncio.create_task(self._run(self._deliver_loop), name=f"{self.name}-deliver"),
         ]
@@ -165,6 +166,10 @@ class AdapterRunner:
             await self.adapter.disconnect()
         self.state, self.detail = AdapterState.DISABLED, "stopped"
 
+    def poke(self) -> None:
+        """Look at the queue now (after something was queued from outside the loops)."""
+        self._wake.set()
+
     async def _run(self, loop: Callable[[], Any]) -> None:
         while True:
             try:
@@ -177,8 +182,9 @@ class AdapterRunner:
                 self.store.count(failed=0)
                 await self._sleep(1.0)
 
-    async def _connect_loop(self) -> None:
-        """Connect; while the service is unreachable, retry with capped backoff."""
+    async def connect(self) -> None:
+        """Connect; while the service is unreachable, retry with capped backoff. Then settle
+        what a crash left in flight before anything new is delivered."""
         while True:
             try:
                 await self.adapter.connect()
@@ -189,8 +195,26 @@ class AdapterRunner:
                 self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
                 await self._sleep(self._next_backoff())
                 continue
+            await self._recover()
             self._connected()
             return
+
+    async def _recover(self) -> None:
+        """Settle posts a crash interrupted: one the service has is recorded as delivered,
+        one it has not is left queued (posted once, either way)."""
+        for job_id, entity_id, kind, channel in self.store.in_flight():
+            job = self.store.job(job_id)
+            ref = None
+            if job is not None and isinstance(self.adapter, CanFind):
+                ref = await self.adapter.find(channel, entity_id, kind)
+            if job is None or ref is None:
+                self.store.landed(job_id)
+                continue
+            if kind == "state":  # the digest is unknown: the next state is sent as an edit
+                self.store.settle([job_id], {entity_id: Shown(ref, job.seq, "")}, {"sent": 1})
+            else:
+                self.store.link(entity_id, ref)
+                self.store.settle([job_id], counts={"sent": 1})
 
     def _mark(self, state: AdapterState, detail: str) -> None:
         if state is not self.state:
@@ -301,13 +325,13 @@ class AdapterRunner:
 
     async def _reconnect(self) -> None:
         await self._sleep(self._next_backoff())
-        await self._connect_loop()
+        await self.connect()
 
     async def _deliver(self, job: Job) -> tuple[dict[str, Shown], dict[str, int]]:
         """One job to the channel: what now shows its entity, and what to count."""
         item = decode_published(job.body)
         if job.kind == "state":
-            return await self._show(item, job.seq, job.echo)
+            return await self._show(item, job.seq, job.echo, job)
         shown = self.store.shown(item.entity_id)
         if shown is None:  # a thread reply needs the entity's message first
             if job.echo:
@@ -325,6 +349,7 @@ class AdapterRunner:
             text = "\n".join(texts)
         else:
             text = relay_text(item.kind, item.data or {})
+        self.store.posting(job, shown.ref.channel)
         ref = await self.adapter.send_message(self._message(item, text, job.kind, shown.ref))
         self.store.link(item.entity_id, ref)
         return {item.entity_id: shown}, {"sent": 1}
@@ -349,9 +374,10 @@ class AdapterRunner:
         )
 
     async def _show(
-        self, item: Published, seq: int, echo: bool
+        self, item: Published, seq: int, echo: bool, job: Job | None = None
     ) -> tuple[dict[str, Shown], dict[str, int]]:
-        """Make the channel show the entity as `item` has it: edit its message, or post one."""
+        """Make the channel show the entity as `item` has it: edit its message, or post one
+        (noted in flight first when it is a queued job's)."""
         deleted = item.kind == "deleted"
         text = state_text(item.domain.value, item.entity, deleted)
         digest = _digest(text)
@@ -378,6 +404,8 @@ class AdapterRunner:
             return {item.entity_id: Shown(shown.ref, seq, digest)}, {"sent": 1}
         if echo or deleted:
             return {}, {"skipped": 1}  # never post anew what came from this channel
+        if job is not None:
+            self.store.posting(job, message.channel)
         ref = await self.adapter.send_message(message)
         return {item.entity_id: Shown(ref, seq, digest)}, {"sent": 1}
 
@@ -434,6 +462,7 @@ class AdapterRunner:
             counts["failed"],
             self.store.pending(),
             self.lag,
+            counts["ignored"],
         )
 
     # -- inbound ------------------------------------------------------------------------------
@@ -445,6 +474,11 @@ class AdapterRunner:
         """Act on what a person did on the channel (see `Inbound`)."""
         if event.kind == "command":
             return await self._command(event)
+        if event.kind == "ignored":
+            self.store.count(ignored=1)
+            return Answer("ignored", event.text)
+        if event.kind == "new":
+            return await self._new_todo(event)
         entity_id = (
             self.store.entity_of(event.ref.channel, event.ref.message_id) if event.ref else None
         )
@@ -544,6 +578,32 @@ class AdapterRunner:
         if answer.status in ("applied", "duplicate"):
             return Answer(answer.status, f"completed {chosen['content']!r}", answer.entity_id)
         return answer
+
+    async def _new_todo(self, event: Inbound) -> Answer:
+        """A new message to the hub (a mail): a todo in the sender's session, its text added
+        to that session's context."""
+        session = await self._session_of(event)
+        todo_id = (
+            "CHITTY-TODO-"
+            + hashlib.sha256(f"{self.name}\x00{event.provider_id}".encode())
+            .hexdigest()[:26]
+            .upper()
+        )
+        fields: dict[str, JsonValue] = {
+            "content": event.text[:10_000] or "(no subject)",
+            "sessionId": session,
+            "createdBy": self.principal,
+        }
+        project = self._project_of(event.channel)
+        if project is not None:
+            fields["projectId"] = project
+        answer = await self._write(event, "todos", todo_id, fields, operation="create")
+        body = event.arguments.get("body", "")
+        if body and answer.status == "applied":
+            note = {"role": f"{self.adapter.channel}:{event.actor}", "content": body}
+            delta = {"add": {"context.messages": [note]}}
+            await self._write(event, "sessions", session, {}, delta, salt="body")
+        return Answer(answer.status, f"added {fields['content']!r} ({todo_id})", todo_id)
 
     async def _session_of(self, event: Inbound) -> str:
         """The hub session that stands for this channel (made on first use, in the project

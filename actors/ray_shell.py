@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import msgpack
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.adapter import AdapterRunner, Answer, SyncReport
 from actors.broker import (
     Broker,
     EncodedItem,
@@ -33,6 +35,8 @@ from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
+from hub.adapter_store import AdapterStore
+from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Catalog, Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
@@ -354,9 +358,8 @@ class CatalogActor:
     def __init__(self, settings_json: str) -> None:
         settings = HubSettings.model_validate_json(settings_json)
         self._catalog = Catalog(settings.data_dir / "catalog", codec=settings.value_codec())
-        self._table_path = settings.data_dir / SHARD_TABLE
         self._namespace = settings.namespace
-        self._handles: dict[str, Any] = {}
+        self._outboxes = RayOutboxes(settings)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._router: Any = None
@@ -384,15 +387,9 @@ class CatalogActor:
         """Pull every host's outbox up to now; returns the marks."""
         await self.start()
         async with self._lock:
-            table = ShardTable.load(self._table_path)
-            names = set(table.hosts) | set(table.dedicated.values()) if table else set()
-            for name in names - self._handles.keys():
-                self._handles[name] = ray.get_actor(name, namespace=self._namespace)
-            for name in sorted(names):
+            for name in self._outboxes.hosts():
                 while True:
-                    mark = self._catalog.mark(name)
-                    packed = await self._handles[name].outbox_after_packed.remote(mark)
-                    rows: list[list[Any]] = msgpack.unpackb(packed, raw=False)
+                    rows = await self._outboxes.after(name, self._catalog.mark(name), 5000)
                     if not rows:
                         break
                     items = [(seq, decode_published(body)) for seq, body in rows]
@@ -431,3 +428,104 @@ class CatalogActor:
 
 def shard_table_path(settings: HubSettings) -> Path:
     return settings.data_dir / SHARD_TABLE
+
+
+class RayOutboxes:
+    """The hosts' durable outboxes over Ray (`actors.adapter.Outboxes`): the hosts the shard
+    table names now, each asked for its committed entries after a seq."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self._table_path = shard_table_path(settings)
+        self._namespace = settings.namespace
+        self._handles: dict[str, Any] = {}
+
+    def hosts(self) -> list[str]:
+        table = ShardTable.load(self._table_path)
+        names = set(table.hosts) | set(table.dedicated.values()) if table else set()
+        return sorted(names)
+
+    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        if host not in self._handles:
+            self._handles[host] = ray.get_actor(host, namespace=self._namespace)
+        packed = await self._handles[host].outbox_after_packed.remote(seq, limit)
+        rows: list[list[Any]] = msgpack.unpackb(packed, raw=False)
+        return [(int(seq), bytes(body)) for seq, body in rows]
+
+
+class RayHubCalls:
+    """What an adapter asks of the hub, over Ray (`actors.adapter.HubCalls`): the router
+    routes and reads, the catalog lists."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._handles: dict[str, Any] = {}
+
+    def _named(self, name: str) -> Any:
+        if name not in self._handles:
+            self._handles[name] = ray.get_actor(name, namespace=self._namespace)
+        return self._handles[name]
+
+    async def route(self, envelopes: list[Envelope]) -> list[Outcome]:
+        outcomes: list[Outcome] = await self._named(ROUTER.format(0)).route.remote(envelopes)
+        return outcomes
+
+    async def get(self, entity_id: str) -> EntityView | None:
+        view: EntityView | None = await self._named(ROUTER.format(0)).get.remote(entity_id)
+        return view
+
+    async def list(self, query: Query) -> Page:
+        page: Page = await self._named("catalog").query.remote(query)
+        return page
+
+
+def adapter_name(name: str) -> str:
+    """The Ray actor name of an adapter."""
+    return f"adapter-{name}"
+
+
+@ray.remote(num_cpus=0)
+class AdapterActor:
+    """One configured adapter (its own supervised actor: restarted on failure, resuming from
+    its durable cursor). `factory` names the function that builds the adapter from the
+    environment (`module:function`), so the actor layer imports no adapter."""
+
+    def __init__(self, name: str, factory: str, settings_json: str) -> None:
+        settings = HubSettings.model_validate_json(settings_json)
+        module, _, function = factory.partition(":")
+        adapter = getattr(importlib.import_module(module), function)(settings.adapter_env)
+        store = AdapterStore(settings.data_dir / "adapters" / name, codec=settings.value_codec())
+        self._runner = AdapterRunner(
+            name, adapter, store, RayHubCalls(settings.namespace), RayOutboxes(settings)
+        )
+        tune_gc()
+        # An async actor's __init__ runs in its event loop: start following right away, and
+        # again after every restart, with no one having to ask.
+        asyncio.get_event_loop().create_task(self._runner.start())
+
+    async def status(self) -> AdapterStatus:
+        return self._runner.status()
+
+    async def inbound(self, event: Inbound) -> Answer:
+        return await self._runner.inbound(event)
+
+    async def sync(self, entity_ids: list[str]) -> SyncReport:
+        views = [v for v in [await self._runner.hub.get(e) for e in entity_ids] if v is not None]
+        return await self._runner.sync(views)
+
+    async def test(self, text: str) -> str:
+        ref = await self._runner.test(text)
+        return ref.message_id
+
+    async def retry(self) -> int:
+        moved = self._runner.store.retry()
+        self._runner.poke()
+        return moved
+
+    async def failed(self) -> list[dict[str, Any]]:
+        return [
+            {"id": j.id, "entityId": j.entity_id, "seq": j.seq, "kind": j.kind, "reason": j.reason}
+            for j in self._runner.store.failed()
+        ]
+
+    def pid(self) -> int:
+        return os.getpid()

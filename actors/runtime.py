@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import time
@@ -18,20 +19,24 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors.adapter import Answer, SyncReport
 from actors.broker import Poll, decode_poll
 from actors.host import HostMetrics
 from actors.ray_shell import (
     BROKER,
     ROUTER,
+    AdapterActor,
     BrokerActor,
     CatalogActor,
     HostActor,
     RayHostClient,
     RouterActor,
+    adapter_name,
     shard_table_path,
 )
 from actors.reconciler import ReconcileReport
 from actors.router import Router
+from hub.adapters import AdapterSpec, AdapterState, AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
@@ -80,7 +85,9 @@ def init_ray(address: str | None = None, **options: Any) -> None:
 class Runtime:
     """A handle on a running hub: submit messages, read entities, follow the stream."""
 
-    def __init__(self, settings: HubSettings, started_ray: bool) -> None:
+    def __init__(
+        self, settings: HubSettings, started_ray: bool, adapters: Sequence[AdapterSpec] = ()
+    ) -> None:
         self.settings = settings
         self._started_ray = started_ray
         self._options = {"namespace": settings.namespace, "get_if_exists": True}
@@ -124,6 +131,15 @@ class Runtime:
         # the hosts' own calls (the reconciler) and anyone without a Runtime.
         self._client = RayHostClient(settings.namespace)
         self._client.resolve(table)
+        # Every configured adapter is an actor of its own, restarted on failure.
+        self.adapter_specs = {spec.name: spec for spec in adapters}
+        self.adapters: dict[str, Any] = {
+            spec.name: AdapterActor.options(  # type: ignore[attr-defined]
+                name=adapter_name(spec.name), **self._central
+            ).remote(spec.name, spec.factory, settings.model_dump_json())
+            for spec in adapters
+            if not spec.missing(settings.adapter_env)
+        }
         self._local: Router | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table_stamp: tuple[int, int] | None = None
@@ -175,14 +191,15 @@ class Runtime:
                 self._spawn(name, self._node_of[name])
 
     @classmethod
-    def start(cls, settings: HubSettings) -> Runtime:
-        """Start (or attach to) the hub described by `settings`."""
+    def start(cls, settings: HubSettings, adapters: Sequence[AdapterSpec] = ()) -> Runtime:
+        """Start (or attach to) the hub described by `settings`, with every one of `adapters`
+        its settings configure."""
         started = False
         if not ray.is_initialized():
             init_ray(settings.ray_address, namespace=settings.namespace)
             started = settings.ray_address is None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        runtime = cls(settings, started)
+        runtime = cls(settings, started, adapters)
         runtime.wait_ready()
         return runtime
 
@@ -190,6 +207,7 @@ class Runtime:
         ray.get([h.pid.remote() for h in self.hosts.values()], timeout=timeout_s)
         ray.get(self.broker.head.remote(), timeout=timeout_s)
         ray.get(self.catalog.start.remote(), timeout=timeout_s)
+        ray.get([a.pid.remote() for a in self.adapters.values()], timeout=timeout_s)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -312,6 +330,54 @@ class Runtime:
             "rewrittenRows": rows,
         }
 
+    # -- adapters ---------------------------------------------------------------------------
+
+    async def adapter_statuses(self) -> builtins.list[AdapterStatus]:
+        """Every adapter the hub knows: the running ones as they report, the others as
+        disabled with the settings they need."""
+        found = []
+        for name, spec in sorted(self.adapter_specs.items()):
+            actor = self.adapters.get(name)
+            if actor is None:
+                found.append(spec.disabled(self.settings.adapter_env))
+                continue
+            try:
+                found.append(await asyncio.wait_for(actor.status.remote(), 5.0))
+            except Exception as error:  # restarting: say so rather than hang /health
+                detail = f"not answering ({type(error).__name__}); restarting"
+                found.append(
+                    AdapterStatus(
+                        name, spec.kind, AdapterState.TRANSIENT_DISCONNECT, True, (), detail
+                    )
+                )
+        return found
+
+    def _adapter(self, name: str) -> Any:
+        actor = self.adapters.get(name)
+        if actor is None:
+            raise KeyError(name)
+        return actor
+
+    async def adapter_inbound(self, name: str, event: Inbound) -> Answer:
+        answer: Answer = await self._adapter(name).inbound.remote(event)
+        return answer
+
+    async def adapter_sync(self, name: str, entity_ids: Sequence[str]) -> SyncReport:
+        report: SyncReport = await self._adapter(name).sync.remote([*entity_ids])
+        return report
+
+    async def adapter_test(self, name: str, text: str) -> str:
+        message_id: str = await self._adapter(name).test.remote(text)
+        return message_id
+
+    async def adapter_retry(self, name: str) -> int:
+        moved: int = await self._adapter(name).retry.remote()
+        return moved
+
+    async def adapter_failed(self, name: str) -> builtins.list[dict[str, Any]]:
+        failed: builtins.list[dict[str, Any]] = await self._adapter(name).failed.remote()
+        return failed
+
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Which of the hub's actors answer within `timeout_s` (router, broker, catalog, hosts)."""
         checks: dict[str, Any] = {
@@ -319,6 +385,7 @@ class Runtime:
             "broker": self.broker.head.remote(),
             "catalog": self.catalog.marks.remote(),
             **{name: handle.pid.remote() for name, handle in self.hosts.items()},
+            **{adapter_name(n): handle.pid.remote() for n, handle in self.adapters.items()},
         }
         result: dict[str, bool] = {}
         for name, ref in checks.items():
@@ -375,7 +442,8 @@ class Runtime:
         except Exception as error:  # every acked write is already durable: stop anyway
             log.warning("snapshots at shutdown did not finish (%s); the log replays", error)
         finally:
-            for handle in [self.router, self.catalog, *self.hosts.values(), self.broker]:
+            actors = [*self.adapters.values(), self.router, self.catalog]
+            for handle in [*actors, *self.hosts.values(), self.broker]:
                 ray.kill(handle, no_restart=True)
             if self._started_ray:
                 ray.shutdown()

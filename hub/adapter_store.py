@@ -8,6 +8,8 @@
   that announced the entity, a reply stays in its thread, and an inbound reaction finds its
   todo, also after a restart;
 - deliveries that failed for good (`failed`), kept visible until retried;
+- posts that may have happened before a crash (`inflight`): looked for before posting again,
+  so nothing is posted twice;
 - its counters (`meta`).
 
 Values pass through the hub's value codec (encrypted at rest like every other store).
@@ -28,7 +30,7 @@ from hub.store.codec import IdentityCodec, ValueCodec
 from hub.subscriptions import Published
 
 JobKind = Literal["state", "conflict", "relay"]
-_COUNTERS = ("sent", "received", "retried", "failed", "skipped")
+_COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored")
 _NEXT_JOB = b"next-job"
 
 
@@ -78,6 +80,7 @@ class AdapterStore:
         self._map = self._env.open_db(b"map")
         self._native = self._env.open_db(b"native")
         self._meta = self._env.open_db(b"meta")
+        self._inflight = self._env.open_db(b"inflight")
 
     def close(self) -> None:
         self._env.close()
@@ -172,17 +175,43 @@ class AdapterStore:
             count: int = txn.stat(self._jobs)["entries"]
         return count
 
+    def posting(self, job: Job, channel: str) -> None:
+        """Note, before a new message is posted, that it may be out there (a crash before
+        `settle` leaves the note: the next start looks for the message before posting again)."""
+        with self._env.begin(write=True, db=self._inflight) as txn:
+            txn.put(job.id.to_bytes(8, "big"), self._pack([job.entity_id, job.kind, channel]))
+
+    def job(self, job_id: int) -> Job | None:
+        with self._env.begin(db=self._jobs) as txn:
+            raw = txn.get(job_id.to_bytes(8, "big"))
+        return self._job(job_id.to_bytes(8, "big"), raw) if raw is not None else None
+
+    def landed(self, job_id: int) -> None:
+        """Forget an in-flight note: the post did not happen (the job stays queued)."""
+        with self._env.begin(write=True, db=self._inflight) as txn:
+            txn.delete(job_id.to_bytes(8, "big"))
+
+    def in_flight(self) -> list[tuple[int, str, str, str]]:
+        """Posts that may have happened: (job id, entity id, kind, channel)."""
+        with self._env.begin(db=self._inflight) as txn:
+            found = []
+            for key, raw in txn.cursor():
+                entity_id, kind, channel = self._unpack(raw)
+                found.append((int.from_bytes(key, "big"), str(entity_id), str(kind), str(channel)))
+            return found
+
     def settle(
         self,
         done: Iterable[int],
         shown: dict[str, Shown] | None = None,
         counts: dict[str, int] | None = None,
     ) -> None:
-        """Forget delivered (or superseded) jobs, record what now shows each entity, and add
-        to the counters, in one transaction."""
+        """Forget delivered (or superseded) jobs and their in-flight notes, record what now
+        shows each entity, and add to the counters, in one transaction."""
         with self._env.begin(write=True) as txn:
             for job_id in done:
                 txn.delete(job_id.to_bytes(8, "big"), db=self._jobs)
+                txn.delete(job_id.to_bytes(8, "big"), db=self._inflight)
             for entity_id, now in (shown or {}).items():
                 self._show(txn, entity_id, now)
             self._count(txn, counts or {})

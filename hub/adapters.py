@@ -73,7 +73,7 @@ class AdapterMessage:
     timestamp_ms: int = 0
 
 
-InboundKind = Literal["complete", "reply", "command", "new"]
+InboundKind = Literal["complete", "reply", "command", "new", "ignored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +172,39 @@ class CanThread(Protocol):
 
 
 @runtime_checkable
+class CanFind(Protocol):
+    """Finds a message this adapter posted about an entity (of a kind), if the service has
+    one: what lets a post interrupted by a crash count once, not twice."""
+
+    async def find(self, channel: str, chitty_id: str, kind: str) -> NativeRef | None: ...
+
+
+@runtime_checkable
 class CanReact(Protocol):
     async def react(self, ref: NativeRef, reaction: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """One adapter the registry knows: the variables it reads, those it cannot start without,
+    and where the function that builds it from them lives (`module:function`)."""
+
+    name: str
+    kind: Literal["channel", "platform", "model"]
+    env: tuple[str, ...]
+    needs: tuple[str, ...]
+    factory: str
+    summary: str = ""
+
+    def missing(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """The settings it needs that `env` lacks (nothing: it can start)."""
+        return tuple(name for name in self.needs if not env.get(name))
+
+    def disabled(self, env: Mapping[str, str]) -> AdapterStatus:
+        """Its status when it does not run here."""
+        needs = self.missing(env)
+        detail = f"set {', '.join(needs)} to start it" if needs else "not started"
+        return AdapterStatus(self.name, self.kind, AdapterState.DISABLED, not needs, needs, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +223,7 @@ class AdapterStatus:
     failed: int = 0
     pending: int = 0
     lag: int = 0  # committed changes it has not taken yet
+    ignored: int = 0  # inbound events it would not act on (an unknown sender)
 
     def to_wire(self) -> dict[str, JsonValue]:
         return {
@@ -207,4 +239,5 @@ class AdapterStatus:
             "failed": self.failed,
             "pending": self.pending,
             "lag": self.lag,
+            "ignored": self.ignored,
         }

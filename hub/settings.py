@@ -11,6 +11,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.crypto import AesGcmCodec, load_key, parse_key
 
+ADAPTER_ENV_PREFIXES = (
+    "SLACK_",
+    "CHITTY_SLACK_",
+    "SMTP_",
+    "IMAP_",
+    "CHITTY_EMAIL_",
+    "DISCORD_",
+    "CHITTY_DISCORD_",
+    "TWILIO_",
+    "CHITTY_TWILIO_",
+    "CHITTY_SMS_",
+    "WHATSAPP_",
+    "CHITTY_WHATSAPP_",
+    "CHITTY_BLUEBUBBLES_",
+    "CHITTY_IMESSAGE_",
+    "ANTHROPIC_",
+    "OPENAI_",
+    "GOOGLE_AI_",
+)
+"""Where the adapters' variables begin (each adapter reads the spec's names under these)."""
+
 
 class HubSettings(BaseModel):
     """Settings of one hub deployment; `from_env` is the only place the environment is read."""
@@ -50,15 +71,22 @@ class HubSettings(BaseModel):
     rate_per_s: Annotated[float, Field(gt=0)] = 100.0
     rate_burst: Annotated[int, Field(ge=1)] = 200
     max_ws_per_principal: Annotated[int, Field(ge=1)] = 32
+    # The adapters' own variables (the spec's names, e.g. SLACK_BOT_TOKEN, SMTP_HOST, and each
+    # adapter's base-URL variable), as the environment held them at start.
+    adapter_env: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:
-        """Settings from `CHITTY_*` variables (e.g. CHITTY_RAY_ADDRESS), then `overrides`."""
+        """Settings from `CHITTY_*` variables (e.g. CHITTY_RAY_ADDRESS) and the adapters'
+        variables (`ADAPTER_ENV_PREFIXES`), then `overrides`."""
         values: dict[str, object] = {}
         for name in cls.model_fields:
             raw = environ.get(f"CHITTY_{name.upper()}")
-            if raw:
+            if raw and name != "adapter_env":
                 values[name] = raw
+        values["adapter_env"] = {
+            k: v for k, v in environ.items() if v and k.startswith(ADAPTER_ENV_PREFIXES)
+        }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

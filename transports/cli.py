@@ -84,8 +84,14 @@ def up(
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
 
+    from transports.channels import CHANNELS
+
     console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
-    runtime = Runtime.start(settings)
+    runtime = Runtime.start(settings, CHANNELS)
+    for spec in CHANNELS:
+        missing = spec.missing(settings.adapter_env)
+        state = "starting" if not missing else f"off (set {', '.join(missing)})"
+        console.print(f"adapter {spec.name}: {state}")
     tune_gc()
     try:
         asyncio.run(_serve(runtime, settings, host, port, tls, tls_cert))
@@ -312,12 +318,14 @@ async def _watch(
                 console.print_json(json.dumps(event.entity))
 
 
+adapters = typer.Typer(help="Adapters: list, test, failed, retry.", no_args_is_help=True)
 todo = typer.Typer(help="Todos: add, list, complete.", no_args_is_help=True)
 session = typer.Typer(help="Sessions: start, resume, end.", no_args_is_help=True)
 conflicts = typer.Typer(help="Conflicts: list, resolve.", no_args_is_help=True)
 app.add_typer(todo, name="todo")
 app.add_typer(session, name="session")
 app.add_typer(conflicts, name="conflicts")
+app.add_typer(adapters, name="adapters")
 add_admin_commands(app, lambda: _settings(), console)
 
 
@@ -611,6 +619,75 @@ def state(
     record = _run(go())
     when = f"at {moment.isoformat()}" if moment else "now"
     _show(f"{when}:", record.entity, record.vector_clock)
+
+
+@adapters.command("list")
+def adapters_list(hub: Hub = DEFAULT_HUB) -> None:
+    """Every adapter: its state, what it needs to start, and its counters."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with _client(hub) as client:
+            found: list[dict[str, Any]] = await client.adapters()
+            return found
+
+    found = _run(go())
+    table = Table(title=f"{len(found)} adapters")
+    counters = ("sent", "received", "retried", "failed", "pending")
+    for column in ("adapter", "state", *counters, "detail"):
+        table.add_column(column)
+    for a in found:
+        counts = [str(a[k]) for k in counters]
+        table.add_row(a["name"], a["state"], *counts, a["detail"])
+    console.print(table)
+
+
+@adapters.command("test")
+def adapters_test(
+    name: Annotated[str, typer.Argument(help="The adapter, e.g. slack.")], hub: Hub = DEFAULT_HUB
+) -> None:
+    """Send a test message through an adapter to its default channel."""
+
+    async def go() -> dict[str, Any]:
+        async with _client(hub) as client:
+            answer: dict[str, Any] = await client.adapter_test(name)
+            return answer
+
+    answer = _run(go())
+    console.print(f"sent through {name}: message {answer['messageId']}")
+
+
+@adapters.command("failed")
+def adapters_failed(
+    name: Annotated[str, typer.Argument(help="The adapter.")], hub: Hub = DEFAULT_HUB
+) -> None:
+    """The deliveries an adapter could not make, and why."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with _client(hub) as client:
+            found: list[dict[str, Any]] = await client.adapter_failed(name)
+            return found
+
+    found = _run(go())
+    table = Table(title=f"{len(found)} failed deliveries of {name}")
+    for column in ("job", "entity", "kind", "reason"):
+        table.add_column(column)
+    for job in found:
+        table.add_row(str(job["id"]), job["entityId"], job["kind"], job["reason"])
+    console.print(table)
+
+
+@adapters.command("retry")
+def adapters_retry(
+    name: Annotated[str, typer.Argument(help="The adapter.")], hub: Hub = DEFAULT_HUB
+) -> None:
+    """Queue an adapter's failed deliveries again."""
+
+    async def go() -> int:
+        async with _client(hub) as client:
+            moved: int = await client.adapter_retry(name)
+            return moved
+
+    console.print(f"{_run(go())} deliveries of {name} queued again")
 
 
 @app.command()

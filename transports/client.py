@@ -9,6 +9,7 @@ a hole the hub cannot fill arrives as a `Gap` event.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import secrets
 import ssl
@@ -409,6 +410,25 @@ class ChittyClient:
             target=dict(target) if target is not None else None,
         )
         return await self._call("POST", "/sync/broadcast", body=to_wire(message))
+
+    async def adapters(self) -> builtins.list[Json]:
+        """Every adapter the hub knows: state, what it needs to start, counters."""
+        answer = await self._call("GET", "/adapters")
+        return list(answer.get("adapters") or [])  # type: ignore[arg-type]
+
+    async def adapter_test(self, name: str) -> Json:
+        """Have an adapter post a test message to its default channel."""
+        return await self._call("POST", f"/adapters/{name}/test")
+
+    async def adapter_failed(self, name: str) -> builtins.list[Json]:
+        """An adapter's deliveries that failed for good, with why."""
+        answer = await self._call("GET", f"/adapters/{name}/failed")
+        return list(answer.get("failed") or [])  # type: ignore[arg-type]
+
+    async def adapter_retry(self, name: str) -> int:
+        """Queue an adapter's failed deliveries again; how many."""
+        answer = await self._call("POST", f"/adapters/{name}/retry")
+        return int(answer["retried"])  # type: ignore[arg-type]
 
     async def me(self) -> Json:
         """Who this client's credential names: chittyId, role, kind, tokenId, expiresAt."""

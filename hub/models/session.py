@@ -19,6 +19,7 @@ class Platform(StrEnum):
     SLACK = "slack"
     CLI = "cli"
     MOBILE = "mobile"
+    EMAIL = "email"  # a correspondent's mail thread (the email adapter)
 
 
 class SessionStatus(StrEnum):

@@ -11,9 +11,10 @@ from typing import Any
 from actors.adapter import AdapterRunner
 from actors.local import LocalHub
 from hub.adapter_store import AdapterStore
-from hub.adapters import AdapterState, Inbound
+from hub.adapters import AdapterMessage, AdapterState, Inbound
 from hub.envelope import Envelope, Status
 from hub.store import MemoryStore
+from hub.subscriptions import decode_published
 from tests.actors.conftest import settings_for
 from tests.emulators.slack import SlackEmulator
 from tests.messages import create_todo, sync_message
@@ -51,8 +52,8 @@ class World:
         await self.connect()
 
     async def connect(self) -> None:
-        await self.runner.adapter.connect()
-        self.runner.state = AdapterState.CONNECTED
+        await self.runner.connect()
+        assert self.runner.state is AdapterState.CONNECTED
 
     async def write(self, *messages: Any) -> list[Any]:
         outcomes = await self.hub.route([Envelope.of(m) for m in messages])
@@ -239,3 +240,24 @@ def _ref(posted: Any, ts: str | None = None) -> Any:
     from hub.adapters import NativeRef
 
     return NativeRef(posted.channel, ts or posted.ts)
+
+
+@in_world
+async def test_a_post_a_crash_interrupted_is_found_not_posted_again(world: World) -> None:
+    """Posted, then killed before the post was recorded: the next start finds the message by
+    its metadata and records it; the entity is posted once."""
+    await world.runner.follow_once()
+    job = world.runner.store.jobs()[0]
+    item = decode_published(job.body)
+    world.runner.store.posting(job, "CPROJECT")
+    message = AdapterMessage(item.entity_id, "posted before the crash", "x", "CPROJECT")
+    await world.runner.adapter.send_message(message)
+    await world.restart()
+    await world.pump()
+    about = [
+        m
+        for m in world.slack.live()
+        if (m.metadata or {}).get("event_payload", {}).get("chittyId") == item.entity_id
+    ]
+    assert len(about) == 1 and about[0].edits == ["posted before the crash"]  # edited, not again
+    assert world.runner.store.in_flight() == []

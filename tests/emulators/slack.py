@@ -82,6 +82,7 @@ class SlackEmulator:
     async def start(self) -> SlackEmulator:
         app = web.Application(middlewares=[self._faults])
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # conversations.history and other reads
         app.router.add_get("/socket-mode", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -110,8 +111,10 @@ class SlackEmulator:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls.append(method)
-        if request.content_type == "application/json":
-            args: dict[str, Any] = await request.json()
+        if request.method == "GET":
+            args: dict[str, Any] = dict(request.query)
+        elif request.content_type == "application/json":
+            args = await request.json()
         else:
             args = dict(await request.post())
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -178,6 +181,17 @@ class SlackEmulator:
     async def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         self.reactions.append((str(args["channel"]), str(args["timestamp"]), str(args["name"])))
         return {}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args["channel"])
+        newest = [m for m in reversed(self.messages) if m.channel == channel and not m.deleted]
+        limit = int(args.get("limit", 100))
+        return {
+            "messages": [
+                {"ts": m.ts, "text": m.text, "thread_ts": m.thread_ts, "metadata": m.metadata}
+                for m in newest[:limit]
+            ]
+        }
 
     async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"members": self.members.get(str(args["channel"]), [])}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from hub.adapters import AdapterSpec
 from hub.auth.principal import Role
 from hub.settings import HubSettings
 from tests.actors.conftest import settings_for
@@ -26,12 +27,12 @@ SESSION = "CHITTY-SESSION-1"  # exists in every test gateway (see `Gateway.ensur
 class Gateway:
     """The gateway's event loop runs in a thread; tests drive it with `call` or `request`."""
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, adapters: Sequence[AdapterSpec] = ()) -> None:
         from actors.runtime import Runtime
         from transports.gateway import make_app
 
         self.settings = settings
-        self.runtime = Runtime.start(settings)
+        self.runtime = Runtime.start(settings, adapters)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()

@@ -487,7 +487,42 @@ def _ws(w: World, case: str) -> None:
     w.gateway.call(_ws_scenario(w, case))
 
 
+def _adapters(w: World, case: str) -> None:
+    """Every principal may see the adapters' states (none runs in this hub: all disabled)."""
+    answer = w.send(case, "GET", "/api/v1/adapters")
+    assert answer.status == 200, answer
+    assert {a["state"] for a in answer.body["adapters"]} <= {"disabled"}, answer
+
+
+def _operate_adapter(method: str, action: str) -> Check:
+    """Only admins and services operate adapters (here: none runs, so theirs is a 404 for an
+    unknown adapter); a member or viewer is refused."""
+
+    def check(w: World, case: str) -> None:
+        answer = w.send(case, method, f"/api/v1/adapters/nosuch/{action}")
+        assert answer.status == (404 if case in UNRESTRICTED else 403), answer
+
+    return check
+
+
+def _webhook(path: str) -> Check:
+    """A service's webhook reads no hub credential: without that service configured it is a
+    404 for everyone, whoever calls it."""
+
+    def check(w: World, case: str) -> None:
+        answer = w.send(case, "POST", path, {})
+        assert answer.status == 404, answer
+
+    return check
+
+
 MATRIX: dict[tuple[str, str], Check] = {
+    ("GET", "/api/v1/adapters"): _adapters,
+    ("GET", "/api/v1/adapters/{name}/failed"): _operate_adapter("GET", "failed"),
+    ("POST", "/api/v1/adapters/{name}/retry"): _operate_adapter("POST", "retry"),
+    ("POST", "/api/v1/adapters/{name}/test"): _operate_adapter("POST", "test"),
+    ("POST", "/adapters/slack/events"): _webhook("/adapters/slack/events"),
+    ("POST", "/adapters/slack/commands"): _webhook("/adapters/slack/commands"),
     ("GET", "/health"): _open("/health"),
     ("GET", "/metrics"): _open("/metrics"),
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),
@@ -566,6 +601,9 @@ def test_refused_callers(world: World, route: tuple[str, str], case: str) -> Non
         return
     if template == "/ws":
         world.gateway.call(_ws_refused(world, case))
+        return
+    if template.startswith("/adapters/"):  # a webhook: the service's signature, not ours
+        MATRIX[route](world, case)
         return
     path, body = _concrete(world, method, template)
     answer = world.send(case, method, path, body)

@@ -1,0 +1,31 @@
+"""The channel adapters, one file each, and the registry that lists them.
+
+Adding a channel is one file here (its configuration block, its adapter, a `make` that builds
+it from the environment) plus one `AdapterSpec` below; `chitty up` starts every configured one
+as its own supervised actor.
+"""
+
+from __future__ import annotations
+
+from hub.adapters import AdapterSpec
+from transports.channels import email, slack
+
+CHANNELS: tuple[AdapterSpec, ...] = (
+    AdapterSpec(
+        "slack",
+        "channel",
+        slack.ENV,
+        slack.NEEDS,
+        "transports.channels.slack:make",
+        "Slack: Block Kit messages, reactions, threads, /chitty (slack_sdk)",
+    ),
+    AdapterSpec(
+        "email",
+        "channel",
+        email.ENV,
+        email.NEEDS,
+        "transports.channels.email:make",
+        "Email: a thread per entity over SMTP (aiosmtplib); replies over IMAP (imaplib)",
+    ),
+)
+"""Every channel adapter, by name."""

@@ -210,6 +210,18 @@ class SlackAdapter:
             "reactions_add", channel=ref.channel, timestamp=ref.message_id, name=reaction
         )
 
+    async def find(self, channel: str, chitty_id: str, kind: str) -> NativeRef | None:
+        """A message this app posted about `chitty_id` (of `kind`), by the metadata every post
+        carries: the newest 200 of the channel are looked at."""
+        answer = await self._call(
+            "conversations_history", channel=channel, limit=200, include_all_metadata=True
+        )
+        for message in answer.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("chittyId") == chitty_id and payload.get("kind") == kind:
+                return NativeRef(channel, str(message["ts"]), message.get("thread_ts"))
+        return None
+
     async def members(self, channel: str) -> list[str]:
         """The Slack users in a channel."""
         answer = await self._call("conversations_members", channel=channel)
@@ -249,6 +261,11 @@ class SlackAdapter:
                 await self._handler(inbound)
             except Exception:  # a socket listener's failure would vanish in the SDK
                 log.exception("Slack event %s failed", inbound.provider_id)
+
+
+def make(env: Mapping[str, str]) -> SlackAdapter:
+    """The adapter, from the environment (`CHANNELS` names this function)."""
+    return SlackAdapter(SlackConfig.from_env(env))
 
 
 def verifier(config: SlackConfig) -> SignatureVerifier | None:

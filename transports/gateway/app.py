@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
+from transports.gateway.adapters import add_adapter_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
@@ -28,12 +29,18 @@ MAX_BODY = 1 << 20  # 1 MiB: a larger request body is a 413
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness (this process answers) and readiness (the router, broker and hosts answer)."""
-    parts = await request.app[HUB].health()
+    """Liveness (this process answers) and readiness (the router, broker and hosts answer),
+    and each adapter's state (a disconnected channel does not make the hub unready)."""
+    hub = request.app[HUB]
+    parts = await hub.health()
     ready = all(parts.values())
+    adapters = [
+        {"name": s.name, "state": s.state.value, "detail": s.detail}
+        for s in await hub.adapter_statuses()
+    ]
+    body = {"status": "ok" if ready else "degraded", "live": True, "ready": ready}
     return web.json_response(
-        {"status": "ok" if ready else "degraded", "live": True, "ready": ready, "actors": parts},
-        status=200 if ready else 503,
+        {**body, "actors": parts, "adapters": adapters}, status=200 if ready else 503
     )
 
 
@@ -77,6 +84,7 @@ def make_app(
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
     add_principal_routes(app, hub)
+    add_adapter_routes(app, hub, settings.adapter_env)
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import JsonValue
 
+from actors.adapter import Answer, SyncReport
 from actors.reconciler import ReconcileReport
+from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.clocks.vector import VectorClock
 from hub.codec import from_wire
@@ -65,6 +67,18 @@ class Hub(Protocol):
     async def erase(self, principal: str) -> dict[str, Any]: ...
 
     async def metrics(self) -> dict[str, Any]: ...
+
+    async def adapter_statuses(self) -> list[AdapterStatus]: ...
+
+    async def adapter_inbound(self, name: str, event: Inbound) -> Answer: ...
+
+    async def adapter_sync(self, name: str, entity_ids: Sequence[str]) -> SyncReport: ...
+
+    async def adapter_test(self, name: str, text: str) -> str: ...
+
+    async def adapter_retry(self, name: str) -> int: ...
+
+    async def adapter_failed(self, name: str) -> list[dict[str, Any]]: ...
 
 
 class Writer:

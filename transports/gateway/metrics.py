@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from actors.host import HostMetrics
+from hub.adapters import AdapterState, AdapterStatus
 from transports.gateway.hub_api import Hub
 from transports.gateway.ws import WS, WsGateway, open_connections
 
@@ -90,6 +91,47 @@ class ActorCollector(Collector):
             yield gauge
 
 
+ADAPTER_COUNTERS: Mapping[str, str] = {
+    "sent": "Messages an adapter delivered to its service (posts and edits)",
+    "received": "Inbound events an adapter turned into hub changes",
+    "retried": "Deliveries an adapter tried again (rate limits, outages)",
+    "failed": "Deliveries that failed for good (listed by GET /api/v1/adapters/{name}/failed)",
+    "ignored": "Inbound events an adapter would not act on (a sender not on its allowlist)",
+}
+ADAPTER_GAUGES: Mapping[str, str] = {
+    "pending": "Deliveries an adapter has queued",
+    "lag": "Committed changes an adapter has not taken yet (a lower bound)",
+}
+
+
+class AdapterCollector(Collector):
+    """Each adapter's state and counters as of the scrape in progress."""
+
+    def __init__(self) -> None:
+        self.statuses: list[AdapterStatus] = []
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "chitty_adapter_state",
+            "1 for each adapter's current state",
+            labels=["adapter", "state"],
+        )
+        for status in self.statuses:
+            for each in AdapterState:
+                state.add_metric([status.name, each.value], float(each is status.state))
+        yield state
+        for attr, text in ADAPTER_COUNTERS.items():
+            counter = CounterMetricFamily(f"chitty_adapter_{attr}", text, labels=["adapter"])
+            for status in self.statuses:
+                counter.add_metric([status.name], float(getattr(status, attr)))
+            yield counter
+        for attr, text in ADAPTER_GAUGES.items():
+            gauge = GaugeMetricFamily(f"chitty_adapter_{attr}", text, labels=["adapter"])
+            for status in self.statuses:
+                gauge.add_metric([status.name], float(getattr(status, attr)))
+            yield gauge
+
+
 class WebSocketCollector(Collector):
     """Open /ws connections and the /ws counters, read from the app's `WsGateway` at scrape time."""
 
@@ -136,6 +178,8 @@ class GatewayMetrics:
         )
         self.actors = ActorCollector()
         self.registry.register(self.actors)
+        self.adapters = AdapterCollector()
+        self.registry.register(self.adapters)
         if app is not None:
             self.registry.register(WebSocketCollector(app))
 
@@ -155,9 +199,15 @@ class GatewayMetrics:
             log.warning("host metrics unavailable: %r", error)
             self.scrape_failures.inc()
             hosts, up = {}, False
+        try:
+            adapters = await asyncio.wait_for(self.hub.adapter_statuses(), SCRAPE_TIMEOUT_S)
+        except Exception as error:
+            log.warning("adapter states unavailable: %r", error)
+            adapters, up = [], False
         encoder, content_type = choose_encoder(accept or "")
         # No await from here on: concurrent scrapes cannot interleave their host snapshots.
         self.actors.hosts, self.actors.up = hosts, up
+        self.adapters.statuses = adapters
         return encoder(self.registry), content_type
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, creat
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import CoreSchema, core_schema
 
+from hub.adapters import AdapterState
 from hub.auth.principal import Role
 from hub.auth.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hub.clocks.vector import VectorClock
@@ -31,7 +32,7 @@ from hub.ids import Kind
 from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
 from hub.models.base import WireModel
 from hub.protocol import SYNC_MESSAGE
-from transports.gateway.auth import PUBLIC
+from transports.gateway.auth import PUBLIC, WEBHOOKS
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
 from transports.gateway.targets import KNOWN, TargetReport
@@ -236,13 +237,80 @@ class SessionSyncReport(WireModel):
     targets: list[TargetReport]
 
 
+class AdapterHealth(WireModel):
+    """An adapter's state, as /health shows it."""
+
+    name: str
+    state: AdapterState
+    detail: str
+
+
 class HealthReport(WireModel):
-    """Liveness and readiness, with the state of each actor."""
+    """Liveness and readiness, with the state of each actor and adapter."""
 
     status: Literal["ok", "degraded"]
     live: bool
     ready: bool
     actors: dict[str, bool] = Field(description="Actor name -> whether it answered.")
+    adapters: list[AdapterHealth] = Field(
+        description="Each adapter's state (a disconnected one does not make the hub unready)."
+    )
+
+
+class AdapterInfo(WireModel):
+    """An adapter: its state, the settings it lacks (if any), its counters."""
+
+    name: str
+    kind: Literal["channel", "platform", "model"]
+    state: AdapterState
+    configured: bool
+    needs: list[str]
+    detail: str
+    sent: int
+    received: int
+    retried: int
+    failed: int
+    pending: int
+    lag: int
+    ignored: int
+
+
+class AdapterList(WireModel):
+    """Every adapter the hub knows."""
+
+    adapters: list[AdapterInfo]
+
+
+class FailedDelivery(WireModel):
+    """A delivery an adapter could not make, and why."""
+
+    id: int
+    entity_id: str
+    seq: int
+    kind: str
+    reason: str
+
+
+class AdapterFailures(WireModel):
+    adapter: str
+    failed: list[FailedDelivery]
+
+
+class AdapterRetried(WireModel):
+    adapter: str
+    retried: int = Field(description="Deliveries queued again.")
+
+
+class AdapterTested(WireModel):
+    adapter: str
+    sent: bool
+    message_id: str = Field(description="The service's id of the test message.")
+
+
+class WebhookAnswer(BaseModel):
+    """What the hub answers a service's webhook (Slack: an event, a url_verification)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class TokenInfo(BaseModel):
@@ -461,6 +529,7 @@ ERRORS: Mapping[int, tuple[str, str]] = {
         "the entity's mailbox is full (retry shortly).",
     ),
     500: ("Internal", "The hub failed to answer (a bug)."),
+    502: ("BadGateway", "The service behind an adapter refused or failed the request."),
     503: ("Unavailable", "No host could take the request; retry shortly."),
 }
 # Headers of the shared error responses, by status.
@@ -793,13 +862,74 @@ def _principals() -> dict[str, Operation]:
     }
 
 
+def _adapters() -> dict[str, Operation]:
+    name = {"name": _param("path", "name", "The adapter, e.g. slack.", {"type": "string"})}
+    operator = " Admins and services only."
+    slack = (
+        " Authenticated by Slack's v0 signature (X-Slack-Signature, X-Slack-Request-Timestamp "
+        "within 5 minutes), not a hub credential."
+    )
+    return {
+        "list_adapters": Operation(
+            "adapters",
+            "List adapters",
+            "Every adapter the hub knows: its state (connected, transient_disconnect, "
+            "bad_credentials, disabled), the settings it lacks, and its counters.",
+            "AdapterList",
+            errors=(500, 503),
+        ),
+        "adapter_failed": Operation(
+            "adapters",
+            "Failed deliveries",
+            "The deliveries an adapter could not make, and why." + operator,
+            "AdapterFailures",
+            path=name,
+            errors=(403, 404, 409, 500, 503),
+        ),
+        "retry_adapter": Operation(
+            "adapters",
+            "Retry failed deliveries",
+            "Queues an adapter's failed deliveries again, in their old places." + operator,
+            "AdapterRetried",
+            path=name,
+            errors=(403, 404, 409, 500, 503),
+        ),
+        "test_adapter": Operation(
+            "adapters",
+            "Send a test message",
+            "Posts a test message through an adapter to its default channel." + operator,
+            "AdapterTested",
+            path=name,
+            errors=(403, 404, 409, 500, 502, 503),
+        ),
+        "slack_events": Operation(
+            "adapters",
+            "Slack Events API",
+            "Slack's events: url_verification, a check-mark reaction on a todo's message "
+            "(completes it), a thread reply (added to the session's context)." + slack,
+            "WebhookAnswer",
+            body_required=True,
+            body="WebhookAnswer",
+            errors=(400, 401, 404, 409, 413, 500, 503),
+        ),
+        "slack_commands": Operation(
+            "adapters",
+            "Slack slash command",
+            "`/chitty todo add <text>`, `todo list`, `todo done <n>`, answered to the person "
+            "who typed it (form-encoded, as Slack sends it)." + slack,
+            "WebhookAnswer",
+            errors=(400, 401, 404, 409, 500, 503),
+        ),
+    }
+
+
 def _operations() -> dict[str, Operation]:
     ops: dict[str, Operation] = {
         "health": Operation(
             "operations",
             "Health",
             "Liveness and readiness: 200 when the router, broker, catalog and every host "
-            "answer, 503 (degraded) otherwise, with the state of each actor.",
+            "answer, 503 (degraded) otherwise, with the state of each actor and adapter.",
             "HealthReport",
             also={503: "Degraded: some actor did not answer."},
         ),
@@ -821,6 +951,7 @@ def _operations() -> dict[str, Operation]:
         **_sync(),
         **_workflows(),
         **_principals(),
+        **_adapters(),
     }
     for domain in SyncDomain:
         ops.update(_crud(domain))
@@ -857,6 +988,11 @@ def _models() -> list[Any]:
         HealthReport,
         PrincipalExport,
         ErasureReport,
+        AdapterList,
+        AdapterFailures,
+        AdapterRetried,
+        AdapterTested,
+        WebhookAnswer,
         Me,
         RotatedToken,
     ]
@@ -1021,7 +1157,7 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
     responses: dict[str, Schema] = {str(op.status): {"description": op.summary, "content": content}}
     for status, text in op.also.items():
         responses[str(status)] = {"description": text, "content": content}
-    public = template in PUBLIC
+    public = template in PUBLIC or template.startswith(WEBHOOKS)
     errors = set(op.errors) if public else {*op.errors, *AUTHENTICATED}
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}

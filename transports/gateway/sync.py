@@ -19,13 +19,7 @@ from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
 from transports.gateway.reads import page_of, run_command, state_of
 from transports.gateway.references import References
-from transports.gateway.targets import (
-    DEFAULT_PLATFORMS,
-    PRESENCE,
-    TargetKind,
-    check_targets,
-    report,
-)
+from transports.gateway.targets import DEFAULT_PLATFORMS, TargetKind, check_targets, reports
 from transports.gateway.ws import WS
 from transports.gateway.ws_frames import FrameError, Noted, Ping, Read, Run, parse_message
 
@@ -74,13 +68,14 @@ class SyncRoutes:
         self.hub = hub
         self.writer = writer
 
-    async def _count(
+    async def _select(
         self, domains: list[SyncDomain], wanted: SyncRequest, visible: str | None
-    ) -> int:
-        total = 0
+    ) -> list[str]:
+        """The ids of the entities in scope (up to `COUNT_CAP`)."""
+        ids: list[str] = []
         for domain in domains:
             cursor = None
-            while total < COUNT_CAP:
+            while len(ids) < COUNT_CAP:
                 page = await self.hub.list(
                     Query(
                         domain,
@@ -91,23 +86,23 @@ class SyncRoutes:
                         visible_to=visible,
                     )
                 )
-                total += len(page.rows)
+                ids += [row.entity_id for row in page.rows]
                 cursor = page.cursor
                 if cursor is None:
                     break
-        return min(total, COUNT_CAP)
+        return ids[:COUNT_CAP]
 
     async def sync_domain(self, request: web.Request) -> web.Response:
         domains = _domains(request.match_info["domain"])
         wanted: SyncRequest = await _body(request, SyncRequest)
         targets = _targets(wanted)  # an unknown target is refused before anything is counted
-        entities = await self._count(domains, wanted, visible_to(request))
+        ids = await self._select(domains, wanted, visible_to(request))
         return web.json_response(
             {
                 "domain": request.match_info["domain"],
                 "dryRun": wanted.dry_run,
-                "entities": entities,
-                "targets": _reports(request, targets, entities, domains),
+                "entities": len(ids),
+                "targets": await reports(request, self.hub, targets, ids, domains, wanted.dry_run),
             }
         )
 
@@ -126,7 +121,9 @@ class SyncRoutes:
                 "dryRun": wanted.dry_run,
                 "seq": view.seq,
                 "vectorClock": view.clock,
-                "targets": _reports(request, targets, 1, [domain]),
+                "targets": await reports(
+                    request, self.hub, targets, [entity_id], [domain], wanted.dry_run
+                ),
             }
         )
 
@@ -246,17 +243,6 @@ def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:
     if not any(requested.values()):
         requested["platforms"] = list(DEFAULT_PLATFORMS)
     return check_targets(requested)
-
-
-def _reports(
-    request: web.Request,
-    targets: list[tuple[TargetKind, str]],
-    entities: int,
-    domains: list[SyncDomain],
-) -> list[dict[str, object]]:
-    """Each target's report (a dry run's is the same: a sync sends nothing of its own)."""
-    presence = request.app[PRESENCE]
-    return [report(kind, name, entities, presence, domains).to_wire() for kind, name in targets]
 
 
 def _valid(entity_id: str, domain: SyncDomain) -> bool:

@@ -2,10 +2,11 @@
 
 A target is `live` only when something of its kind is connected now: a platform when a /ws
 subscriber that declared that platform (`X-Chitty-Platform` or `?platform=`) follows the synced
-domains, and so receives every change as it commits. Everything else is `not_connected`, with
-what would connect it: no channel or model adapter runs in this hub yet, and Claude reads the
-hub over MCP when it asks rather than being pushed to. A sync sends nothing of its own, so a dry
-run reports exactly what the real run does.
+domains, and so receives every change as it commits; a channel when its adapter is connected,
+and then a sync delivers the entities' current state through it (what was sent, skipped as
+unchanged, or failed). Everything else is `not_connected`, with what would connect it (Claude
+reads the hub over MCP when it asks rather than being pushed to). A dry run reports the same
+statuses and sends nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
+from actors.adapter import SyncReport
+from hub.adapters import AdapterState, AdapterStatus
 from hub.domains import SyncDomain
 from transports.gateway.errors import ApiError
+from transports.gateway.hub_api import Hub
 
 TargetKind = Literal["platforms", "channels", "models"]
 
@@ -63,6 +67,9 @@ class TargetReport:
     entities: int
     subscribers: int
     detail: str
+    sent: int = 0  # an adapter's deliveries of current state
+    skipped: int = 0  # unchanged since it last showed them
+    failed: int = 0
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -72,6 +79,9 @@ class TargetReport:
             "entities": self.entities,
             "subscribers": self.subscribers,
             "detail": self.detail,
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "failed": self.failed,
         }
 
 
@@ -95,8 +105,15 @@ def report(
     entities: int,
     presence: Presence,
     domains: Iterable[SyncDomain],
+    adapter: AdapterStatus | None = None,
+    delivered: SyncReport | None = None,
 ) -> TargetReport:
-    """The truth about one target now; a dry run gets the same answer."""
+    """The truth about one target now. A platform is live while subscribers of it are
+    connected (a sync sends them nothing more); a channel or model while its adapter is
+    connected, and then a real sync `delivered` the entities' current state through it (a dry
+    run says it would)."""
+    if adapter is not None:
+        return _adapter_report(kind, name, entities, adapter, delivered)
     if kind == "platforms":
         count = presence.subscribers(name, domains)
         if count:
@@ -119,3 +136,56 @@ def report(
     adapter = "channel" if kind == "channels" else "model"
     detail = f"no {name} {adapter} adapter runs on this hub; nothing was sent"
     return TargetReport(name, kind, "not_connected", entities, 0, detail)
+
+
+def _adapter_report(
+    kind: TargetKind,
+    name: str,
+    entities: int,
+    adapter: AdapterStatus,
+    delivered: SyncReport | None,
+) -> TargetReport:
+    if adapter.state is not AdapterState.CONNECTED:
+        detail = f"the {name} adapter is {adapter.state.value}: {adapter.detail}; nothing was sent"
+        return TargetReport(name, kind, "not_connected", entities, 0, detail)
+    if delivered is None:
+        detail = (
+            f"the {name} adapter is connected: a sync would deliver the current state of "
+            f"these {entities} entities (unchanged ones are skipped); nothing was sent"
+        )
+        return TargetReport(name, kind, "live", entities, 0, detail)
+    detail = (
+        f"delivered through the {name} adapter: {delivered.sent} sent, {delivered.skipped} "
+        f"unchanged, {delivered.failed} failed"
+    )
+    if delivered.failures:
+        detail += " (" + "; ".join(delivered.failures[:5]) + ")"
+    sent, skipped, failed = delivered.sent, delivered.skipped, delivered.failed
+    return TargetReport(name, kind, "live", entities, 0, detail, sent, skipped, failed)
+
+
+async def reports(
+    request: web.Request,
+    hub: Hub,
+    targets: list[tuple[TargetKind, str]],
+    entity_ids: list[str],
+    domains: list[SyncDomain],
+    dry_run: bool,
+) -> list[dict[str, object]]:
+    """Each target's report; a connected adapter delivers the entities' current state (not
+    on a dry run, which reports the same statuses and sends nothing)."""
+    presence = request.app[PRESENCE]
+    adapters = (
+        {s.name: s for s in await hub.adapter_statuses()}
+        if any(kind != "platforms" for kind, _ in targets)
+        else {}
+    )
+    out = []
+    for kind, name in targets:
+        adapter = adapters.get(name) if kind != "platforms" else None
+        delivered = None
+        if adapter is not None and adapter.state is AdapterState.CONNECTED and not dry_run:
+            delivered = await hub.adapter_sync(name, entity_ids)
+        found = report(kind, name, len(entity_ids), presence, domains, adapter, delivered)
+        out.append(found.to_wire())
+    return out

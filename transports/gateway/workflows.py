@@ -26,6 +26,7 @@ from transports.gateway.targets import (
     TargetKind,
     check_targets,
     report,
+    reports,
 )
 
 
@@ -37,9 +38,11 @@ class ReconcileRequest(WireModel):
 
 
 class SessionSyncRequest(WireModel):
-    """Platforms to sync a session to (default web, cli, mobile); dryRun changes nothing."""
+    """Platforms (default web, cli, mobile) and channels to sync a session to; dryRun sends
+    nothing."""
 
     platforms: list[str] | None = None
+    channels: list[str] = Field(default_factory=list)
     dry_run: bool = False
 
 
@@ -165,15 +168,18 @@ class WorkflowRoutes:
             if request.body_exists
             else SessionSyncRequest()
         )
-        targets = check_targets({"platforms": wanted.platforms or list(DEFAULT_PLATFORMS)})
-        presence, domains = request.app[PRESENCE], [SyncDomain.SESSIONS]
+        platforms = wanted.platforms or ([] if wanted.channels else list(DEFAULT_PLATFORMS))
+        targets = check_targets({"platforms": platforms, "channels": wanted.channels})
+        found = await reports(
+            request, self.hub, targets, [session_id], [SyncDomain.SESSIONS], wanted.dry_run
+        )
         return web.json_response(
             {
                 "sessionId": session_id,
                 "dryRun": wanted.dry_run,
                 "seq": view.seq,
                 "vectorClock": view.clock,
-                "targets": [report(k, n, 1, presence, domains).to_wire() for k, n in targets],
+                "targets": found,
             }
         )
 
