@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 from pydantic import JsonValue
 
-from hub.adapter_store import AdapterStore, Job, JobKind, Shown
+from hub.adapter_store import AdapterStore, InFlight, Job, JobKind, Shown
 from hub.adapters import (
     AdapterMessage,
     AdapterState,
@@ -102,6 +103,28 @@ class SyncReport:
     failures: list[str] = field(default_factory=list)
 
 
+ROUND = 500  # jobs a delivery round takes at most
+LANES = 16  # entities a round delivers to at once
+FIRST = ".state"  # the delivery id of a post that shows an entity before a reply in its thread
+
+
+@dataclass(slots=True)
+class _Round:
+    """What a round of deliveries did, recorded in one store transaction at its end."""
+
+    done: list[int] = field(default_factory=list)
+    again: list[int] = field(default_factory=list)  # tried; stays queued
+    failed: dict[int, str] = field(default_factory=dict)
+    shown: dict[str, Shown] = field(default_factory=dict)
+    links: list[tuple[str, NativeRef]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    stop: DeliveryError | None = None  # why the round stopped early
+
+    def current(self, store: AdapterStore, entity_id: str) -> Shown | None:
+        """What shows the entity: as this round left it, else as stored."""
+        return self.shown.get(entity_id) or store.shown(entity_id)
+
+
 def principal_of(name: str) -> str:
     """The ChittyID an adapter's writes are attributed to."""
     return f"CHITTY-SERVICE-ADAPTER{name.upper()}"
@@ -142,6 +165,7 @@ class AdapterRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._deliver_lock = asyncio.Lock()
+        self._lanes = asyncio.Semaphore(LANES)
         self.lag = 0
         adapter.on_message(self._on_event)
 
@@ -177,9 +201,8 @@ class AdapterRunner:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # our bug: counted, logged, and the loop goes on
+            except Exception:  # our bug: logged, and the loop goes on
                 log.exception("%s adapter loop failed; restarting it", self.name)
-                self.store.count(failed=0)
                 await self._sleep(1.0)
 
     async def connect(self) -> None:
@@ -188,6 +211,7 @@ class AdapterRunner:
         while True:
             try:
                 await self.adapter.connect()
+                await self._recover()
             except BadCredentials as error:
                 self._mark(AdapterState.BAD_CREDENTIALS, str(error))
                 return  # fix the settings and restart the adapter
@@ -195,26 +219,48 @@ class AdapterRunner:
                 self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
                 await self._sleep(self._next_backoff())
                 continue
-            await self._recover()
             self._connected()
             return
 
     async def _recover(self) -> None:
         """Settle posts a crash interrupted: one the service has is recorded as delivered,
         one it has not is left queued (posted once, either way)."""
-        for job_id, entity_id, kind, channel in self.store.in_flight():
-            job = self.store.job(job_id)
-            ref = None
-            if job is not None and isinstance(self.adapter, CanFind):
-                ref = await self.adapter.find(channel, entity_id, kind)
-            if job is None or ref is None:
-                self.store.landed(job_id)
-                continue
-            if kind == "state":  # the digest is unknown: the next state is sent as an edit
-                self.store.settle([job_id], {entity_id: Shown(ref, job.seq, "")}, {"sent": 1})
-            else:
-                self.store.link(entity_id, ref)
-                self.store.settle([job_id], counts={"sent": 1})
+        notes = self.store.in_flight()
+        found: dict[str, NativeRef] = {}
+        if notes and isinstance(self.adapter, CanFind):
+            places: dict[tuple[str, str | None], list[InFlight]] = {}
+            for note in notes:
+                places.setdefault((note.channel, note.thread_root), []).append(note)
+            for (channel, root), some in places.items():
+                since = min(n.at_s for n in some)
+                ids = {self._delivery(n.job_id) + end for n in some for end in ("", FIRST)}
+                found |= await self.adapter.find(channel, root, ids, since)
+                for n in some:  # a reply under the entity's first post, made in the same job
+                    if (first := found.get(self._delivery(n.job_id) + FIRST)) is not None:
+                        ids = {self._delivery(n.job_id)}
+                        found |= await self.adapter.find(channel, first.message_id, ids, since)
+        rnd = _Round()
+        for note in notes:
+            job = self.store.job(note.job_id)
+            delivery = self._delivery(note.job_id)
+            posts = [found[d] for d in (delivery + FIRST, delivery) if d in found]
+            if job is None or not posts:
+                continue  # not posted: the job stays queued
+            rnd.done.append(job.id)
+            for ref in posts:
+                rnd.counts["sent"] += 1
+                if ref.thread_root is None:  # the digest is unknown: the next state is an edit
+                    rnd.shown[job.entity_id] = Shown(ref, job.seq, "")
+                else:
+                    rnd.links.append((job.entity_id, ref))
+        if notes:
+            self.store.finish(
+                done=rnd.done,
+                noted=[n.job_id for n in notes],
+                shown=rnd.shown,
+                links=rnd.links,
+                counts=rnd.counts,
+            )
 
     def _mark(self, state: AdapterState, detail: str) -> None:
         if state is not self.state:
@@ -294,52 +340,94 @@ class AdapterRunner:
             elif self.store.pending():
                 self._wake.set()
 
-    async def deliver_once(self, limit: int = 200) -> float:
-        """Deliver queued jobs, oldest first, until the queue is empty or the service asks to
-        wait; how long to wait (0: go on)."""
+    def _delivery(self, job_id: int) -> str:
+        """The id a post of this job carries (where the channel keeps one), to find it again."""
+        return f"{self.store.instance}:{job_id}"
+
+    async def deliver_once(self, limit: int = ROUND) -> float:
+        """One round: the oldest queued jobs (up to `limit`), a newer state of an entity
+        superseding an older one, entities delivered concurrently (each in order), settled in
+        one store transaction; how long the service asked to wait (0: go on)."""
         async with self._deliver_lock:
             jobs = self.store.jobs(limit)
+            if not jobs:
+                return 0.0
             newest = {j.entity_id: j.id for j in jobs if j.kind == "state"}
+            rnd = _Round()
+            groups: dict[str, list[tuple[Job, Published]]] = {}
+            notes = []
+            now = time.time()
             for job in jobs:
                 if job.kind == "state" and newest[job.entity_id] != job.id:
-                    self.store.settle([job.id])  # a newer state of the entity is queued
+                    rnd.done.append(job.id)  # a newer state of the entity is queued
                     continue
+                item = decode_published(job.body)
+                shown = self.store.shown(job.entity_id)
+                if shown is not None:  # an edit (never found: done again) or a thread reply
+                    root = shown.ref.message_id
+                    notes.append(InFlight(job.id, job.entity_id, shown.ref.channel, root, now))
+                elif channel := self.adapter.channel_for(item.project_id):
+                    notes.append(InFlight(job.id, job.entity_id, channel, None, now))
+                groups.setdefault(job.entity_id, []).append((job, item))
+            self.store.posting(notes)
+            outcomes = await asyncio.gather(
+                *(self._deliver_entity(g, rnd) for g in groups.values()), return_exceptions=True
+            )
+            self.store.finish(
+                done=rnd.done,
+                again=rnd.again,
+                failed=rnd.failed,
+                noted=[n.job_id for n in notes],
+                shown=rnd.shown,
+                links=rnd.links,
+                counts=rnd.counts,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome  # our bug, after what the round did is recorded
+            if isinstance(rnd.stop, BadCredentials):
+                self._mark(AdapterState.BAD_CREDENTIALS, str(rnd.stop))
+            elif isinstance(rnd.stop, TransientFailure):
+                self._mark(AdapterState.TRANSIENT_DISCONNECT, str(rnd.stop))
+                self._tasks.append(asyncio.create_task(self._reconnect()))
+            return rnd.stop.retry_after_s if isinstance(rnd.stop, RateLimited) else 0.0
+
+    async def _deliver_entity(self, jobs: list[tuple[Job, Published]], rnd: _Round) -> None:
+        """One entity's jobs of a round, in order; a stop (rate limit, refused credentials,
+        unreachable service) leaves the rest queued."""
+        async with self._lanes:
+            for job, item in jobs:
+                if rnd.stop is not None:
+                    return
                 try:
-                    shown, counts = await self._deliver(job)
-                except RateLimited as error:
-                    self.store.retry_later(job)
-                    return error.retry_after_s
-                except BadCredentials as error:
-                    self._mark(AdapterState.BAD_CREDENTIALS, str(error))
-                    return 0.0
-                except TransientFailure as error:
-                    self.store.retry_later(job)
-                    self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
-                    self._tasks.append(asyncio.create_task(self._reconnect()))
-                    return 0.0
+                    await self._deliver(job, item, rnd)
+                except (RateLimited, BadCredentials, TransientFailure) as error:
+                    rnd.again.append(job.id)
+                    rnd.stop = error
+                    return
                 except PermanentFailure as error:
-                    self.store.fail(job, str(error))
+                    rnd.failed[job.id] = str(error)
                     continue
-                self.store.settle([job.id], shown, counts)
-            return 0.0
+                rnd.done.append(job.id)
 
     async def _reconnect(self) -> None:
         await self._sleep(self._next_backoff())
         await self.connect()
 
-    async def _deliver(self, job: Job) -> tuple[dict[str, Shown], dict[str, int]]:
-        """One job to the channel: what now shows its entity, and what to count."""
-        item = decode_published(job.body)
+    async def _deliver(self, job: Job, item: Published, rnd: _Round) -> None:
+        """One job to the channel (what it did goes to `rnd`)."""
+        delivery = self._delivery(job.id)
         if job.kind == "state":
-            return await self._show(item, job.seq, job.echo, job)
-        shown = self.store.shown(item.entity_id)
+            await self._show(item, job.seq, job.echo, rnd, delivery)
+            return
+        shown = rnd.current(self.store, item.entity_id)
         if shown is None:  # a thread reply needs the entity's message first
-            if job.echo:
-                return {}, {"skipped": 1}
-            first, _ = await self._show(item, job.seq, False)
-            shown = first.get(item.entity_id)
+            if not job.echo:
+                await self._show(item, job.seq, False, rnd, delivery + FIRST)
+            shown = rnd.current(self.store, item.entity_id)
             if shown is None:
-                return {}, {"skipped": 1}
+                rnd.counts["skipped"] += 1
+                return
         if job.kind == "conflict":
             texts = [
                 conflict_text(c)
@@ -349,13 +437,17 @@ class AdapterRunner:
             text = "\n".join(texts)
         else:
             text = relay_text(item.kind, item.data or {})
-        self.store.posting(job, shown.ref.channel)
-        ref = await self.adapter.send_message(self._message(item, text, job.kind, shown.ref))
-        self.store.link(item.entity_id, ref)
-        return {item.entity_id: shown}, {"sent": 1}
+        message = self._message(item, text, job.kind, shown.ref, delivery)
+        rnd.links.append((item.entity_id, await self.adapter.send_message(message)))
+        rnd.counts["sent"] += 1
 
     def _message(
-        self, item: Published, text: str, kind: str, thread: NativeRef | None = None
+        self,
+        item: Published,
+        text: str,
+        kind: str,
+        thread: NativeRef | None = None,
+        delivery: str = "",
     ) -> AdapterMessage:
         channel = thread.channel if thread else self.adapter.channel_for(item.project_id)
         assert channel is not None
@@ -371,43 +463,43 @@ class AdapterRunner:
             kind,
             thread,
             item.timestamp_ms,
+            delivery,
         )
 
     async def _show(
-        self, item: Published, seq: int, echo: bool, job: Job | None = None
-    ) -> tuple[dict[str, Shown], dict[str, int]]:
+        self, item: Published, seq: int, echo: bool, rnd: _Round, delivery: str = ""
+    ) -> None:
         """Make the channel show the entity as `item` has it: edit its message, or post one
-        (noted in flight first when it is a queued job's)."""
+        (what it did goes to `rnd`)."""
         deleted = item.kind == "deleted"
         text = state_text(item.domain.value, item.entity, deleted)
         digest = _digest(text)
-        shown = self.store.shown(item.entity_id)
+        shown = rnd.current(self.store, item.entity_id)
         if shown is not None and (shown.seq > seq or shown.digest == digest):
-            return {}, {"skipped": 1}  # it shows a newer state, or this very one
-        message = self._message(item, text, "state")
-        if shown is not None:
-            if deleted and isinstance(self.adapter, CanDelete):
-                await self.adapter.delete_message(shown.ref)
-                return {item.entity_id: Shown(shown.ref, seq, digest)}, {"sent": 1}
-            if isinstance(self.adapter, CanEdit):
-                try:
-                    ref = await self.adapter.edit_message(shown.ref, message)
-                except PermanentFailure as error:
-                    if "message_not_found" not in str(error):
-                        raise
-                    ref = await self.adapter.send_message(message)  # deleted by someone: anew
-                return {item.entity_id: Shown(ref, seq, digest)}, {"sent": 1}
-            # No edits on this channel: the new state, marked as one, in the entity's thread.
-            updated = self._message(item, "updated: " + text, "state", shown.ref)
-            ref = await self.adapter.send_message(updated)
-            self.store.link(item.entity_id, ref)
-            return {item.entity_id: Shown(shown.ref, seq, digest)}, {"sent": 1}
-        if echo or deleted:
-            return {}, {"skipped": 1}  # never post anew what came from this channel
-        if job is not None:
-            self.store.posting(job, message.channel)
-        ref = await self.adapter.send_message(message)
-        return {item.entity_id: Shown(ref, seq, digest)}, {"sent": 1}
+            rnd.counts["skipped"] += 1  # it shows a newer state, or this very one
+            return
+        message = self._message(item, text, "state", delivery=delivery)
+        if shown is None:
+            if echo or deleted:
+                rnd.counts["skipped"] += 1  # never post anew what came from this channel
+                return
+            ref = await self.adapter.send_message(message)
+        elif deleted and isinstance(self.adapter, CanDelete):
+            await self.adapter.delete_message(shown.ref)
+            ref = shown.ref
+        elif isinstance(self.adapter, CanEdit):
+            try:
+                ref = await self.adapter.edit_message(shown.ref, message)
+            except PermanentFailure as error:
+                if "message_not_found" not in str(error):
+                    raise
+                ref = await self.adapter.send_message(message)  # deleted by someone: anew
+        else:  # no edits on this channel: the new state, marked as one, in the entity's thread
+            updated = self._message(item, "updated: " + text, "state", shown.ref, delivery)
+            rnd.links.append((item.entity_id, await self.adapter.send_message(updated)))
+            ref = shown.ref
+        rnd.shown[item.entity_id] = Shown(ref, seq, digest)
+        rnd.counts["sent"] += 1
 
     # -- sync and test ------------------------------------------------------------------------
 
@@ -415,26 +507,29 @@ class AdapterRunner:
         """Deliver the current state of these entities now: sent, skipped (unchanged), or
         failed (with why); a rate limit is waited out."""
         report = SyncReport()
-        for view in views:
-            item = _as_published(view)
-            if self.adapter.channel_for(item.project_id) is None:
-                report.skipped += 1
-                continue
-            while True:
-                try:
-                    shown, counts = await self._show(item, view.seq, False)
-                except RateLimited as error:
-                    self.store.count(retried=1)
-                    await self._sleep(error.retry_after_s)
-                    continue
-                except DeliveryError as error:
-                    report.failed += 1
-                    report.failures.append(f"{view.entity_id}: {error}")
-                    break
-                self.store.settle([], shown, counts)
-                report.sent += counts.get("sent", 0)
-                report.skipped += counts.get("skipped", 0)
-                break
+        rnd = _Round()
+        async with self._deliver_lock:
+            try:
+                for view in views:
+                    item = _as_published(view)
+                    if self.adapter.channel_for(item.project_id) is None:
+                        report.skipped += 1
+                        continue
+                    while True:
+                        try:
+                            await self._show(item, view.seq, False, rnd)
+                        except RateLimited as error:
+                            rnd.counts["retried"] += 1
+                            await self._sleep(error.retry_after_s)
+                            continue
+                        except DeliveryError as error:
+                            report.failed += 1
+                            report.failures.append(f"{view.entity_id}: {error}")
+                        break
+            finally:
+                self.store.finish(shown=rnd.shown, links=rnd.links, counts=rnd.counts)
+        report.sent += rnd.counts["sent"]
+        report.skipped += rnd.counts["skipped"]
         return report
 
     async def test(self, text: str = "ChittyChat Hub: a test message from the hub") -> NativeRef:

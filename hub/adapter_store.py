@@ -8,8 +8,8 @@
   that announced the entity, a reply stays in its thread, and an inbound reaction finds its
   todo, also after a restart;
 - deliveries that failed for good (`failed`), kept visible until retried;
-- posts that may have happened before a crash (`inflight`): looked for before posting again,
-  so nothing is posted twice;
+- posts that may have happened before a crash (`inflight`): looked for (by the delivery id
+  each post carries) before posting again, so nothing is posted twice;
 - its counters (`meta`).
 
 Values pass through the hub's value codec (encrypted at rest like every other store).
@@ -17,6 +17,7 @@ Values pass through the hub's value codec (encrypted at rest like every other st
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from hub.subscriptions import Published
 JobKind = Literal["state", "conflict", "relay"]
 _COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored")
 _NEXT_JOB = b"next-job"
+_INSTANCE = b"instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,19 @@ class Job:
     echo: bool = False
     attempts: int = 0
     reason: str = ""  # why it failed (failed jobs)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A post that may have happened before a crash: job `job_id`'s, about `entity_id`, on
+    `channel`, at its top level or in the thread of `thread_root`, noted at `at_s` (epoch
+    seconds)."""
+
+    job_id: int
+    entity_id: str
+    channel: str
+    thread_root: str | None
+    at_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,14 @@ class AdapterStore:
         self._native = self._env.open_db(b"native")
         self._meta = self._env.open_db(b"meta")
         self._inflight = self._env.open_db(b"inflight")
+        with self._env.begin(write=True, db=self._meta) as txn:
+            instance = txn.get(_INSTANCE)
+            if instance is None:
+                instance = secrets.token_hex(8).encode()
+                txn.put(_INSTANCE, instance)
+        #: this store's own id, in the delivery id of each post: the posts found again after a
+        #: crash are this adapter's, never another hub's on the same channel
+        self.instance: str = bytes(instance).decode()
 
     def close(self) -> None:
         self._env.close()
@@ -175,62 +198,81 @@ class AdapterStore:
             count: int = txn.stat(self._jobs)["entries"]
         return count
 
-    def posting(self, job: Job, channel: str) -> None:
-        """Note, before a new message is posted, that it may be out there (a crash before
-        `settle` leaves the note: the next start looks for the message before posting again)."""
+    def posting(self, notes: Iterable[InFlight]) -> None:
+        """Note, before a round of deliveries, each post it may make (a crash before `finish`
+        leaves the notes: the next start looks for those posts before making them again)."""
         with self._env.begin(write=True, db=self._inflight) as txn:
-            txn.put(job.id.to_bytes(8, "big"), self._pack([job.entity_id, job.kind, channel]))
+            for note in notes:
+                value = [note.entity_id, note.channel, note.thread_root, note.at_s]
+                txn.put(note.job_id.to_bytes(8, "big"), self._pack(value))
+
+    def in_flight(self) -> list[InFlight]:
+        """Posts that may have happened (see `posting`)."""
+        with self._env.begin(db=self._inflight) as txn:
+            found = []
+            for key, raw in txn.cursor():
+                entity_id, channel, root, at_s = self._unpack(raw)
+                found.append(
+                    InFlight(
+                        int.from_bytes(key, "big"),
+                        str(entity_id),
+                        str(channel),
+                        None if root is None else str(root),
+                        float(at_s),  # type: ignore[arg-type]
+                    )
+                )
+            return found
+
+    def finish(
+        self,
+        *,
+        done: Iterable[int] = (),
+        again: Iterable[int] = (),
+        failed: dict[int, str] | None = None,
+        noted: Iterable[int] = (),
+        shown: dict[str, Shown] | None = None,
+        links: Iterable[tuple[str, NativeRef]] = (),
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        """Settle deliveries in one transaction: forget the `done` jobs, count an attempt on
+        the `again` ones (they stay queued), move the `failed` ones aside (with why), drop the
+        in-flight notes of `noted` jobs; record what shows each entity now and the native
+        messages that belong to one (`links`: thread replies it posted); add to the counters
+        (`retried` and `failed` count themselves)."""
+        failed = failed or {}
+        again = list(again)
+        with self._env.begin(write=True) as txn:
+            for job_id in noted:
+                txn.delete(job_id.to_bytes(8, "big"), db=self._inflight)
+            for job_id in done:
+                txn.delete(job_id.to_bytes(8, "big"), db=self._jobs)
+            for job_id in [*again, *failed]:
+                key = job_id.to_bytes(8, "big")
+                raw = txn.get(key, db=self._jobs)
+                if raw is None:
+                    continue
+                job = self._job(key, raw)
+                value = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts + 1]
+                if job_id in failed:
+                    txn.delete(key, db=self._jobs)
+                    txn.put(key, self._pack([*value, failed[job_id]]), db=self._failed)
+                else:
+                    txn.put(key, self._pack([*value, ""]), db=self._jobs)
+            for entity_id, now in (shown or {}).items():
+                self._show(txn, entity_id, now)
+            for entity_id, ref in links:
+                txn.put(
+                    _native_key(ref.channel, ref.message_id), entity_id.encode(), db=self._native
+                )
+            counts = dict(counts or {})
+            counts["failed"] = counts.get("failed", 0) + len(failed)
+            counts["retried"] = counts.get("retried", 0) + len(again)
+            self._count(txn, counts)
 
     def job(self, job_id: int) -> Job | None:
         with self._env.begin(db=self._jobs) as txn:
             raw = txn.get(job_id.to_bytes(8, "big"))
         return self._job(job_id.to_bytes(8, "big"), raw) if raw is not None else None
-
-    def landed(self, job_id: int) -> None:
-        """Forget an in-flight note: the post did not happen (the job stays queued)."""
-        with self._env.begin(write=True, db=self._inflight) as txn:
-            txn.delete(job_id.to_bytes(8, "big"))
-
-    def in_flight(self) -> list[tuple[int, str, str, str]]:
-        """Posts that may have happened: (job id, entity id, kind, channel)."""
-        with self._env.begin(db=self._inflight) as txn:
-            found = []
-            for key, raw in txn.cursor():
-                entity_id, kind, channel = self._unpack(raw)
-                found.append((int.from_bytes(key, "big"), str(entity_id), str(kind), str(channel)))
-            return found
-
-    def settle(
-        self,
-        done: Iterable[int],
-        shown: dict[str, Shown] | None = None,
-        counts: dict[str, int] | None = None,
-    ) -> None:
-        """Forget delivered (or superseded) jobs and their in-flight notes, record what now
-        shows each entity, and add to the counters, in one transaction."""
-        with self._env.begin(write=True) as txn:
-            for job_id in done:
-                txn.delete(job_id.to_bytes(8, "big"), db=self._jobs)
-                txn.delete(job_id.to_bytes(8, "big"), db=self._inflight)
-            for entity_id, now in (shown or {}).items():
-                self._show(txn, entity_id, now)
-            self._count(txn, counts or {})
-
-    def retry_later(self, job: Job) -> None:
-        """Count an attempt on a job that stays queued."""
-        with self._env.begin(write=True) as txn:
-            raw = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts + 1, ""]
-            txn.put(job.id.to_bytes(8, "big"), self._pack(raw), db=self._jobs)
-            self._count(txn, {"retried": 1})
-
-    def fail(self, job: Job, reason: str) -> None:
-        """Move a job to the failed ones (visible, retryable), with why."""
-        key = job.id.to_bytes(8, "big")
-        with self._env.begin(write=True) as txn:
-            txn.delete(key, db=self._jobs)
-            raw = [job.entity_id, job.seq, job.kind, job.body, job.echo, job.attempts + 1, reason]
-            txn.put(key, self._pack(raw), db=self._failed)
-            self._count(txn, {"failed": 1})
 
     def failed(self, limit: int = 500) -> list[Job]:
         found = []
@@ -284,12 +326,6 @@ class AdapterStore:
         with self._env.begin(db=self._native) as txn:
             raw = txn.get(_native_key(channel, message_id))
         return raw.decode() if raw is not None else None
-
-    def link(self, entity_id: str, ref: NativeRef) -> None:
-        """Note a native message that belongs to the entity (a thread reply it posted), so a
-        reaction or reply on it finds the entity too."""
-        with self._env.begin(write=True, db=self._native) as txn:
-            txn.put(_native_key(ref.channel, ref.message_id), entity_id.encode())
 
     # -- counters ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ adapter implements or not; the runner asks `isinstance` and falls back where one
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -59,7 +59,8 @@ class AdapterMessage:
     rich text builds its own form from them); `text` the plain rendering every channel can
     show (`hub.render`), `title` a subject line; `kind` what the change is: the entity's
     `state`, a `conflict` it opened, a `relay`ed event or command, a `test`; `thread` the
-    native message to reply under."""
+    native message to reply under; `delivery` the id of this very post (a channel that keeps
+    metadata with a message keeps it, so `CanFind` finds the post after a crash)."""
 
     chitty_id: str
     text: str
@@ -71,6 +72,7 @@ class AdapterMessage:
     kind: str = "state"
     thread: NativeRef | None = None
     timestamp_ms: int = 0
+    delivery: str = ""
 
 
 InboundKind = Literal["complete", "reply", "command", "new", "ignored"]
@@ -173,10 +175,13 @@ class CanThread(Protocol):
 
 @runtime_checkable
 class CanFind(Protocol):
-    """Finds a message this adapter posted about an entity (of a kind), if the service has
-    one: what lets a post interrupted by a crash count once, not twice."""
+    """Finds the posts of `deliveries` (`AdapterMessage.delivery`) this adapter made since
+    `since_s` (epoch seconds) on a channel's top level, or in the thread of `thread_root`, if
+    the service has them: what lets a post a crash interrupted count once, not twice."""
 
-    async def find(self, channel: str, chitty_id: str, kind: str) -> NativeRef | None: ...
+    async def find(
+        self, channel: str, thread_root: str | None, deliveries: Collection[str], since_s: float
+    ) -> dict[str, NativeRef]: ...
 
 
 @runtime_checkable

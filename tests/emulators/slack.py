@@ -2,6 +2,7 @@
 
 Web API (`POST /api/<method>`, JSON or form bodies, `Authorization: Bearer <token>`):
 `auth.test`, `chat.postMessage`, `chat.update`, `chat.delete`, `reactions.add`,
+`conversations.history` and `conversations.replies` (paged by `cursor`, from `oldest`),
 `conversations.members`, `apps.connections.open` (Socket Mode: a `ws://` URL served here).
 It answers as Slack does: `{"ok": true, ...}` or `{"ok": false, "error": ...}`, HTTP 429 with
 `Retry-After` when told to rate-limit, 401-ish `invalid_auth` for an unknown token, and nothing
@@ -10,6 +11,10 @@ at all while `down` (connections are reset).
 Towards the hub it plays Slack too: `event(...)` POSTs a signed Events API request (v0 HMAC
 signature, `X-Slack-Request-Timestamp`), `command(...)` a signed slash command, and `push(...)`
 sends an envelope to the connected Socket Mode client and waits for its ack.
+
+Run on its own (`python -m tests.emulators.slack`, for a benchmark: its own process, its own
+GIL), it prints its URL and serves until stdin closes; `GET /_emulator/posts` lists what it
+received, with when.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -84,6 +90,7 @@ class SlackEmulator:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # conversations.history and other reads
         app.router.add_get("/socket-mode", self._socket)
+        app.router.add_get("/_emulator/posts", self._posts)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -97,6 +104,15 @@ class SlackEmulator:
             await self.socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _posts(self, request: web.Request) -> web.Response:
+        """Every post received: its metadata's chittyId and when it arrived (epoch s)."""
+        return web.json_response(
+            [
+                [((m.metadata or {}).get("event_payload") or {}).get("chittyId"), m.received]
+                for m in self.messages
+            ]
+        )
 
     # -- the Web API --------------------------------------------------------------------------
 
@@ -183,14 +199,35 @@ class SlackEmulator:
         return {}
 
     async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages (a thread's replies are not in it, as in Slack),
+        newest first, from `oldest`, a page of `limit` after `cursor`."""
         channel = str(args["channel"])
-        newest = [m for m in reversed(self.messages) if m.channel == channel and not m.deleted]
-        limit = int(args.get("limit", 100))
+        return self._page(
+            [m for m in self.live(channel) if m.thread_ts in (None, m.ts)][::-1], args
+        )
+
+    async def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its root, then its replies, oldest first (as in Slack)."""
+        channel, root = str(args["channel"]), str(args["ts"])
+        if (channel, root) not in self.by_ts:
+            raise _SlackError("thread_not_found")
+        return self._page([m for m in self.live(channel) if root in (m.ts, m.thread_ts)], args)
+
+    @staticmethod
+    def _page(messages: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
+        oldest = float(args.get("oldest") or 0)
+        messages = [m for m in messages if float(m.ts) >= oldest]
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
         return {
             "messages": [
                 {"ts": m.ts, "text": m.text, "thread_ts": m.thread_ts, "metadata": m.metadata}
-                for m in newest[:limit]
-            ]
+                for m in page
+            ],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
 
     async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -332,3 +369,15 @@ def _json(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+async def _serve_until_stdin_closes() -> None:
+    slack = await SlackEmulator().start()
+    print(slack.url, flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+    await slack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_until_stdin_closes())

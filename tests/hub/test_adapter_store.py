@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.adapter_store import AdapterStore, JobKind, Shown
+from hub.adapter_store import AdapterStore, InFlight, JobKind, Shown
 from hub.adapters import NativeRef
 from hub.store.crypto import AesGcmCodec, generate_key
 from hub.subscriptions import Published, encode_published
@@ -32,20 +32,24 @@ def test_taking_an_outbox_queues_each_wanted_delivery_once_and_survives_a_reopen
         ("CHITTY-TODO-0001", 1, "state"),
         ("CHITTY-TODO-0001", 3, "state"),
     ]
-    store.settle([jobs[0].id])
+    store.finish(done=[jobs[0].id])
     store.close()
     store = AdapterStore(tmp_path / "slack")
     assert [j.id for j in store.jobs()] == [jobs[1].id] and store.marks() == {"host-0": 3}
     store.enqueue([("CHITTY-TODO-0009", 4, "state", b"")])
-    assert store.jobs()[-1].id > jobs[1].id  # ids never repeat, even after a settle
+    assert store.jobs()[-1].id > jobs[1].id  # ids never repeat, even after a job is done
     store.close()
 
 
 def test_the_message_map_holds_across_a_reopen_with_its_reverse_index(tmp_path: Path) -> None:
     store = AdapterStore(tmp_path / "slack")
     ref = NativeRef("C1", "1700000000.000100")
-    store.settle([], {"CHITTY-TODO-1": Shown(ref, 3, "d1")}, {"sent": 1})
-    store.link("CHITTY-TODO-1", NativeRef("C1", "1700000000.000200", ref.message_id))
+    reply = NativeRef("C1", "1700000000.000200", ref.message_id)
+    store.finish(
+        shown={"CHITTY-TODO-1": Shown(ref, 3, "d1")},
+        links=[("CHITTY-TODO-1", reply)],
+        counts={"sent": 1},
+    )
     store.close()
     store = AdapterStore(tmp_path / "slack")
     assert store.shown("CHITTY-TODO-1") == Shown(ref, 3, "d1")
@@ -61,8 +65,8 @@ def test_a_failed_delivery_stays_visible_until_retried(tmp_path: Path) -> None:
     store.take("h", [entry(1, 1), entry(2, 2)], state_only, lambda item: item.seq == 2)
     first, second = store.jobs()
     assert second.echo and not first.echo
-    store.retry_later(first)
-    store.fail(store.jobs()[0], "channel_not_found")
+    store.finish(again=[first.id])
+    store.finish(failed={first.id: "channel_not_found"})
     [failed] = store.failed()
     assert failed.reason == "channel_not_found" and failed.attempts == 2
     assert [j.id for j in store.jobs()] == [second.id]
@@ -76,6 +80,26 @@ def test_nothing_it_stores_is_plaintext_under_a_key(tmp_path: Path) -> None:
     store = AdapterStore(tmp_path / "slack", codec=AesGcmCodec(generate_key()))
     marker = "adapter marker 8f3a"
     store.take("h", [entry(1, 1, content=marker)], state_only, lambda item: False)
-    store.settle([], {"CHITTY-TODO-1": Shown(NativeRef("C1", "1.2"), 1, marker)})
+    store.finish(shown={"CHITTY-TODO-1": Shown(NativeRef("C1", "1.2"), 1, marker)})
     store.close()
     assert marker.encode() not in (tmp_path / "slack" / "data.mdb").read_bytes()
+
+
+def test_in_flight_notes_outlive_a_crash_until_a_finish_drops_them(tmp_path: Path) -> None:
+    store = AdapterStore(tmp_path / "slack")
+    instance = store.instance
+    store.take("h", [entry(1, 1), entry(2, 2)], state_only, lambda item: False)
+    first, second = store.jobs()
+    notes = [
+        InFlight(first.id, first.entity_id, "C1", None, 1700000000.5),
+        InFlight(second.id, second.entity_id, "C1", "1700000000.000100", 1700000001.0),
+    ]
+    store.posting(notes)
+    store.close()  # as if killed mid-round
+    store = AdapterStore(tmp_path / "slack")
+    assert store.in_flight() == notes and store.instance == instance  # its id is for good
+    store.finish(done=[first.id], noted=[first.id, second.id], counts={"sent": 1})
+    assert store.in_flight() == [] and [j.id for j in store.jobs()] == [second.id]
+    assert store.counters()["sent"] == 1
+    store.close()
+    assert AdapterStore(tmp_path / "other").instance != instance

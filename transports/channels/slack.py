@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import aiohttp
@@ -190,7 +190,11 @@ class SlackAdapter:
             thread_ts=thread,
             metadata={
                 "event_type": "chitty_entity",
-                "event_payload": {"chittyId": message.chitty_id, "kind": message.kind},
+                "event_payload": {
+                    "chittyId": message.chitty_id,
+                    "kind": message.kind,
+                    "delivery": message.delivery,
+                },
             },
         )
         return NativeRef(str(answer["channel"]), str(answer["ts"]), thread)
@@ -210,17 +214,39 @@ class SlackAdapter:
             "reactions_add", channel=ref.channel, timestamp=ref.message_id, name=reaction
         )
 
-    async def find(self, channel: str, chitty_id: str, kind: str) -> NativeRef | None:
-        """A message this app posted about `chitty_id` (of `kind`), by the metadata every post
-        carries: the newest 200 of the channel are looked at."""
-        answer = await self._call(
-            "conversations_history", channel=channel, limit=200, include_all_metadata=True
+    async def find(
+        self, channel: str, thread_root: str | None, deliveries: Collection[str], since_s: float
+    ) -> dict[str, NativeRef]:
+        """Posts of `deliveries` by the metadata every post carries: in the channel's history
+        (or the thread's replies) from a minute before `since_s` (clocks differ), page by
+        page."""
+        wanted, found = set(deliveries), {}
+        method, where = (
+            ("conversations_history", {})
+            if thread_root is None
+            else ("conversations_replies", {"ts": thread_root})
         )
-        for message in answer.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("chittyId") == chitty_id and payload.get("kind") == kind:
-                return NativeRef(channel, str(message["ts"]), message.get("thread_ts"))
-        return None
+        cursor = None
+        while wanted - found.keys():
+            answer = await self._call(
+                method,
+                channel=channel,
+                oldest=f"{max(since_s - 60, 0):.6f}",
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+                **where,
+            )
+            for message in answer.get("messages") or []:
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("delivery") in wanted:
+                    ts = str(message["ts"])
+                    root = None if thread_root in (None, ts) else thread_root
+                    found[str(payload["delivery"])] = NativeRef(channel, ts, root)
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not answer.get("has_more") or not cursor:
+                break
+        return found
 
     async def members(self, channel: str) -> list[str]:
         """The Slack users in a channel."""
