@@ -103,7 +103,7 @@ def entity_id_of(request: web.Request, domain: SyncDomain) -> str:
     try:
         parse(entity_id, expect=DOMAINS[domain].kind)
     except InvalidChittyId as error:
-        raise ApiError(404, "not_found", str(error), "id") from None
+        raise ApiError(422, "invalid", str(error), "id") from None
     return entity_id
 
 
@@ -173,6 +173,9 @@ class EntityRoutes:
             view = await self.hub.state_at(entity_id, int(moment.timestamp() * 1000))
         else:
             view = current
+        if at is not None and view is None:  # it exists now (readable above), not then
+            detail = f"{self._what(entity_id)} did not exist at {at} (it was created later)"
+            raise ApiError(404, "not_found", detail, "at")
         if view is None or view.deleted or view.domain != self.domain.value:
             raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
         if at is not None:  # as it was then: a session's own list, not today's todos
