@@ -33,6 +33,13 @@ def cli(gateway: Gateway, *args: str) -> str:
     return result.output
 
 
+def json_of(gateway: Gateway, *args: str) -> Any:
+    """What a `--json` command prints on stdout (its notes go to stderr)."""
+    result = runner.invoke(app, [*args, "--json", "--hub", gateway.url])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def refused(gateway: Gateway, *args: str, code: int = 1) -> str:
     result = runner.invoke(app, [*args, "--hub", gateway.url])
     assert result.exit_code == code, result.output
@@ -140,18 +147,18 @@ def test_add_list_show_update_delete(
 
     listed = cli(gateway, group, "list")
     assert entity_id in listed
-    as_json = json.loads(cli(gateway, group, "list", "--json"))
+    as_json = json_of(gateway, group, "list")
     assert entity_id in {e["chittyId"] for e in as_json}
 
     shown = cli(gateway, group, "show", entity_id)
     assert row(shown, "chittyId") == entity_id and row(shown, "seq") == "1"
-    record = json.loads(cli(gateway, group, "show", entity_id, "--json"))
+    record = json_of(gateway, group, "show", entity_id)
     assert record["entity"] == entity(gateway, domain, entity_id) and record["seq"] == 1
 
     dry = cli(gateway, group, "update", entity_id, *change, "--dry-run")
     assert "nothing was sent" in dry
     assert entity(gateway, domain, entity_id) == record["entity"]
-    updated = json.loads(cli(gateway, group, "update", entity_id, *change, "--json"))
+    updated = json_of(gateway, group, "update", entity_id, *change)
     assert updated["seq"] == 2 and holds(updated["entity"], changed), updated
     assert holds(entity(gateway, domain, entity_id), changed)
     then = cli(gateway, group, "show", entity_id, "--at", before_update)
