@@ -111,6 +111,16 @@ def test_the_todo_create_body_requires_content_and_session_id_in_camel_case(
     assert "required" not in schema(document, "TodoUpdate")
 
 
+def test_a_session_create_may_leave_out_the_platform_s_own_session_id(
+    document: Document,
+) -> None:
+    create = schema(document, "SessionCreate")
+    assert create["required"] == ["platform"]
+    described = create["properties"]["sessionId"]["description"]
+    assert described.startswith("The platform's own session id") and "chittyId" in described
+    assert "sessionId" in schema(document, "Session")["required"]  # an answer always has it
+
+
 def test_list_and_temporal_reads_document_their_query_parameters(document: Document) -> None:
     listed = {p["name"] for p in document["paths"]["/api/v1/todos"]["get"]["parameters"]}
     assert {"projectId", "sessionId", "topicId", "status", "assignee", "cursor", "limit"} <= listed
