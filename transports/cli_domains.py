@@ -7,6 +7,7 @@ value JSON, or plain text) reaches any other field by its wire path, e.g.
 before (its vector clock), so a text edit merges with concurrent ones and a list given in full
 replaces the one that was read."""
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from hub.ids import Kind
 from transports.cli_calls import AsJson, DryRun, Hub, chitty_id, client, run
 from transports.cli_output import (
     Columns,
+    at,
     console,
     emit_json,
     entity_table,
@@ -56,6 +58,7 @@ class Domain:
 
 
 def id_arg(kind: Kind, noun: str) -> Any:
+    """A command argument's type: a ChittyID of `kind` (else a usage error, before any call)."""
     return Annotated[
         str,
         typer.Argument(
@@ -172,6 +175,21 @@ def check_locally(domain: str, fields: Mapping[str, Any]) -> None:
         raise fail(f"{path}: {reason}") from None
 
 
+def check_change(domain: str, entity: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    """Validate a change locally as the hub would (the values, and a status transition), so
+    a dry run refuses what the real run would refuse."""
+    from hub.domains import DOMAINS, SyncDomain
+
+    whole = merge(copy.deepcopy(dict(entity)), fields)
+    check_locally(domain, whole)
+    lifecycle = DOMAINS[SyncDomain(domain)].lifecycle
+    if lifecycle is not None:
+        old, new = at(entity, lifecycle.path), at(whole, lifecycle.path)
+        reason = lifecycle.check(str(old), str(new)) if old is not None else None
+        if reason is not None:
+            raise fail(f"{lifecycle.path}: {reason}")
+
+
 def create(
     domain: Domain, fields: dict[str, Any], dry_run: bool, as_json: bool, hub: str | None
 ) -> Any:
@@ -218,12 +236,13 @@ def update(
 
     record = run(go())
     if dry_run:
+        check_change(domain.name, record.entity, fields)
         if as_json:
             emit_json({"dryRun": True, "update": entity_id, "fields": fields})
             return None
         console.print(f"[yellow]dry run:[/] {entity_id} would change (nothing was sent):")
         for path, value in _leaves(fields):
-            now = json.dumps(_at(record.entity, path))
+            now = json.dumps(at(record.entity, path))
             console.print(f"  {path}: {now} -> {json.dumps(value)}", soft_wrap=True)
         return None
     if full:
@@ -242,12 +261,6 @@ def _leaves(fields: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]
         else:
             found.append((path, value))
     return found
-
-
-def _at(entity: Mapping[str, Any], path: str) -> Any:
-    from transports.cli_output import at
-
-    return at(entity, path)
 
 
 def show(

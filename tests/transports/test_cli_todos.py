@@ -136,6 +136,10 @@ def test_todo_show_update_done_delete(gateway: Gateway) -> None:
     assert get(gateway, "todos", todo)["metadata"]["completedAt"] is not None
     illegal = refused(gateway, "todo", "update", todo, "--status", "blocked")
     assert "409" in illegal and "illegal status transition" in illegal
+    dry = refused(gateway, "todo", "update", todo, "--status", "blocked", "--dry-run")
+    assert "illegal status transition" in dry and "nothing was sent" not in dry
+    bad = refused(gateway, "todo", "update", todo, "--priority", "urgent", "--dry-run")
+    assert "metadata.priority" in bad
 
     assert f"deleted todo {other}" in cli(gateway, "todo", "delete", other)
     assert gateway.request("GET", f"/api/v1/todos/{other}")[0] == 404
