@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Sequence
@@ -97,8 +99,9 @@ SOCKET_PATH_ROOM = 107 - 66
 class RayTempDir:
     """Where an embedded Ray keeps its session (sockets, logs, spilled objects): `<data dir>/ray`,
     emptied when the hub starts (a crashed run's leftovers) and removed on a clean stop. When
-    that path is too long for Ray's sockets, Ray is given a short link to it in a private
-    directory of the system's temp dir."""
+    that path is too long for Ray's sockets, Ray is given a short link to it, in a directory of
+    the system's temp dir that is this user's own and named after the data dir (a restart after
+    a crash takes the same one over)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir.absolute() / "ray"
@@ -110,9 +113,20 @@ class RayTempDir:
         self.path.mkdir(parents=True)
         if len(str(self.path)) <= SOCKET_PATH_ROOM:
             return str(self.path)
-        self._link_dir = Path(tempfile.mkdtemp(prefix="chitty-"))  # 0700, a fresh name
-        link = self._link_dir / "ray"
+        digest = hashlib.sha256(f"{os.getuid()}:{self.path}".encode()).hexdigest()[:12]
+        home = Path(tempfile.gettempdir()) / f"chitty-{digest}"
+        _forget_dangling(home.parent)
+        try:
+            home.mkdir(mode=0o700)
+        except FileExistsError:
+            found = home.lstat()
+            theirs = found.st_uid != os.getuid() or found.st_mode & 0o077
+            if not stat.S_ISDIR(found.st_mode) or theirs:
+                raise RuntimeError(f"{home} is not this user's private directory") from None
+        link = home / "ray"
+        link.unlink(missing_ok=True)
         link.symlink_to(self.path, target_is_directory=True)
+        self._link_dir = home
         return str(link)
 
     def remove(self) -> None:
@@ -121,6 +135,17 @@ class RayTempDir:
         if self._link_dir is not None:
             shutil.rmtree(self._link_dir, ignore_errors=True)  # the link, not what it names
             self._link_dir = None
+
+
+def _forget_dangling(temp: Path) -> None:
+    """Remove this user's links left by hubs that were killed and whose data dir is gone."""
+    for home in temp.glob("chitty-" + "[0-9a-f]" * 12):
+        link = home / "ray"
+        try:
+            if home.lstat().st_uid == os.getuid() and link.is_symlink() and not link.exists():
+                shutil.rmtree(home, ignore_errors=True)
+        except OSError:
+            continue
 
 
 class Runtime:

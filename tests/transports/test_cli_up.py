@@ -135,6 +135,7 @@ def test_a_busy_port_spends_no_token_then_a_start_prints_one_and_stops_clean(
         assert not list(Path("/tmp/ray").glob(f"session_*_{hub.pid}"))
         [link] = ray_links() - links_before
         assert link.resolve() == (data / "ray").resolve()
+        assert link.parent.stat().st_mode & 0o777 == 0o700  # this user's own
         assert json.loads((data / "hub.json").read_text())["url"] == base
 
         # A newcomer's second terminal: client commands find this hub by its record.
