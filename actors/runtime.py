@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import logging
 import os
+import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -68,28 +73,100 @@ LOCAL_RAY_CONFIG: dict[str, Any] = {
 """`_system_config` of every local Ray the hub starts (`init_ray`)."""
 
 
-def init_ray(address: str | None = None, **options: Any) -> None:
+def init_ray(
+    address: str | None = None,
+    temp_dir: str | None = None,
+    dashboard: bool = False,
+    **options: Any,
+) -> Any:
     """Join the Ray at `address`, or start a local one of our own (None: never a stranger's
-    Ray found on this machine) with `LOCAL_RAY_CONFIG`; no dashboard, and Ray's logging left
-    to itself. What `Runtime.start`, the tests' session and the benchmarks all start."""
-    ray.init(
+    Ray found on this machine) with `LOCAL_RAY_CONFIG`, its session files in `temp_dir`
+    (default Ray's, /tmp/ray); no dashboard unless asked, and Ray's logging left to itself.
+    What `Runtime.start`, the tests' session and the benchmarks all start. Ray's context."""
+    local = {"_temp_dir": temp_dir} if temp_dir is not None and not address else {}
+    return ray.init(
         address=address or "local",
-        include_dashboard=False,
+        include_dashboard=dashboard,
         log_to_driver=False,
         configure_logging=False,
         _system_config=None if address else LOCAL_RAY_CONFIG,
+        **local,
         **options,
     )
+
+
+# An AF_UNIX socket path holds at most 107 bytes; Ray puts its sockets at
+# <temp>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store (64 bytes after <temp> with
+# a 7-digit pid), so a longer temp dir is reached through a short link.
+SOCKET_PATH_ROOM = 107 - 66
+
+
+class RayTempDir:
+    """Where an embedded Ray keeps its session (sockets, logs, spilled objects): `<data dir>/ray`,
+    emptied when the hub starts (a crashed run's leftovers) and removed on a clean stop. When
+    that path is too long for Ray's sockets, Ray is given a short link to it, in a directory of
+    the system's temp dir that is this user's own and named after the data dir (a restart after
+    a crash takes the same one over)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir.absolute() / "ray"
+        self._link_dir: Path | None = None
+
+    def prepare(self) -> str:
+        """Make the directory (empty) and answer the path Ray should use for it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
+        if len(str(self.path)) <= SOCKET_PATH_ROOM:
+            return str(self.path)
+        digest = hashlib.sha256(f"{os.getuid()}:{self.path}".encode()).hexdigest()[:12]
+        home = Path(tempfile.gettempdir()) / f"chitty-{digest}"
+        _forget_dangling(home.parent)
+        try:
+            home.mkdir(mode=0o700)
+        except FileExistsError:
+            found = home.lstat()
+            theirs = found.st_uid != os.getuid() or found.st_mode & 0o077
+            if not stat.S_ISDIR(found.st_mode) or theirs:
+                raise RuntimeError(f"{home} is not this user's private directory") from None
+        link = home / "ray"
+        link.unlink(missing_ok=True)
+        link.symlink_to(self.path, target_is_directory=True)
+        self._link_dir = home
+        return str(link)
+
+    def remove(self) -> None:
+        """Remove the session files (Ray has stopped) and the link to them."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._link_dir is not None:
+            shutil.rmtree(self._link_dir, ignore_errors=True)  # the link, not what it names
+            self._link_dir = None
+
+
+def _forget_dangling(temp: Path) -> None:
+    """Remove this user's links left by hubs that were killed and whose data dir is gone."""
+    for home in temp.glob("chitty-" + "[0-9a-f]" * 12):
+        link = home / "ray"
+        try:
+            if home.lstat().st_uid == os.getuid() and link.is_symlink() and not link.exists():
+                shutil.rmtree(home, ignore_errors=True)
+        except OSError:
+            continue
 
 
 class Runtime:
     """A handle on a running hub: submit messages, read entities, follow the stream."""
 
     def __init__(
-        self, settings: HubSettings, started_ray: bool, adapters: Sequence[AdapterSpec] = ()
+        self,
+        settings: HubSettings,
+        started_ray: bool,
+        adapters: Sequence[AdapterSpec] = (),
+        temp_dir: RayTempDir | None = None,
     ) -> None:
         self.settings = settings
         self._started_ray = started_ray
+        self._temp_dir = temp_dir
+        self.dashboard_url: str | None = None
         self._options = {"namespace": settings.namespace, "get_if_exists": True}
         # The router, broker and catalog stay by this process (the head) when they can.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
@@ -191,15 +268,38 @@ class Runtime:
                 self._spawn(name, self._node_of[name])
 
     @classmethod
-    def start(cls, settings: HubSettings, adapters: Sequence[AdapterSpec] = ()) -> Runtime:
+    def start(
+        cls,
+        settings: HubSettings,
+        adapters: Sequence[AdapterSpec] = (),
+        own_temp_dir: bool = False,
+        dashboard: bool = False,
+    ) -> Runtime:
         """Start (or attach to) the hub described by `settings`, with every one of `adapters`
-        its settings configure."""
+        its settings configure. `own_temp_dir`: a local Ray started here keeps its session
+        under the data dir (`RayTempDir`), removed by `shutdown`; `dashboard`: with Ray's
+        dashboard."""
         started = False
-        if not ray.is_initialized():
-            init_ray(settings.ray_address, namespace=settings.namespace)
-            started = settings.ray_address is None
+        temp_dir = None
+        context = None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        runtime = cls(settings, started, adapters)
+        if not ray.is_initialized():
+            local = settings.ray_address is None
+            temp_dir = RayTempDir(settings.data_dir) if own_temp_dir and local else None
+            try:
+                context = init_ray(
+                    settings.ray_address,
+                    temp_dir.prepare() if temp_dir is not None else None,
+                    dashboard,
+                    namespace=settings.namespace,
+                )
+            except BaseException:
+                if temp_dir is not None:
+                    temp_dir.remove()
+                raise
+            started = local
+        runtime = cls(settings, started, adapters, temp_dir)
+        runtime.dashboard_url = getattr(context, "dashboard_url", None) if dashboard else None
         runtime.wait_ready()
         return runtime
 
@@ -447,6 +547,8 @@ class Runtime:
                 ray.kill(handle, no_restart=True)
             if self._started_ray:
                 ray.shutdown()
+            if self._temp_dir is not None:
+                self._temp_dir.remove()
 
 
 def _exists(name: str, namespace: str) -> bool:

@@ -22,14 +22,15 @@ class DecodeError(ValueError):
 
 
 def field_path(error: ValidationError, variants: frozenset[str] = frozenset()) -> tuple[str, str]:
-    """The dotted path and message of the first error, without union tags in the path."""
+    """The dotted path and message of the first error, without union tags in the path (nor
+    pydantic's "Value error, " before a validator's own sentence)."""
     first = error.errors(include_url=False)[0]
     loc = [str(part) for part in first["loc"]]
     if loc and loc[0] in variants:  # the discriminated union puts the tag first
         loc = loc[1:]
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc = ["type"]
-    return ".".join(loc), first["msg"]
+    return ".".join(loc), first["msg"].removeprefix("Value error, ")
 
 
 _VARIANTS = frozenset(get_args(SyncMessageType))

@@ -17,8 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.settings import HubSettings
+from transports.cli_output import note
+from transports.cli_places import data_dir_source
 
 Settings = Callable[..., HubSettings]
+PANEL = "Operate a data dir"  # where `chitty --help` lists these
 
 
 class LockedError(RuntimeError):
@@ -73,12 +76,8 @@ def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext:
     return context
 
 
-def announce_tokens(app: Any, environ: dict[str, str], console: Console) -> None:
-    """Register CHITTY_ADMIN_TOKEN if set; on a first start (no usable admin token) mint an
-    admin token and print it, once: the store keeps only its hash."""
-    from transports.gateway.auth import AUTH
-
-    tokens = app[AUTH].tokens
+def seed_admin(tokens: Any, environ: dict[str, str], console: Console) -> None:
+    """Register CHITTY_ADMIN_TOKEN if set (before anything starts: a bad one stops the start)."""
     seeded = environ.get("CHITTY_ADMIN_TOKEN")
     if seeded:
         try:
@@ -86,12 +85,18 @@ def announce_tokens(app: Any, environ: dict[str, str], console: Console) -> None
         except ValueError as error:
             console.print(f"[red]error:[/] CHITTY_ADMIN_TOKEN: {error}")
             raise typer.Exit(2) from None
+
+
+def mint_admin(tokens: Any, console: Console, data_dir: Path) -> None:
+    """On a first start (no usable admin token) mint an admin token and print it, once: the
+    store keeps only its hash. Called once the hub answers, so a start that fails spends none."""
     made = tokens.bootstrap_admin()
     if made is not None:
         record, secret = made
         console.print(
             "[bold]admin token[/] (shown once; valid 24 h, `chitty token rotate "
-            f"{record.token_id}` renews it):\n\n    {secret}\n\n"
+            f"{record.token_id}` renews it; lost: `chitty token create NAME --role admin "
+            f"--data-dir {data_dir}`):\n\n    {secret}\n\n"
             f"    export CHITTY_TOKEN={secret}\n",
             soft_wrap=True,  # a secret must copy in one piece
         )
@@ -121,15 +126,38 @@ def _duration(text: str, zero: bool = False) -> float | None:
     return value
 
 
-def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -> None:
-    """`chitty token ...`, `chitty audit ...` and `chitty keys ...` on `app`."""
-    token = typer.Typer(help="Hub tokens: create, list, rotate, revoke.", no_args_is_help=True)
-    app.add_typer(token, name="token")
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="The hub's data dir, as given to `chitty up` (else CHITTY_DATA_DIR, else the "
+        "per-user data dir: what `chitty up` uses).",
+        show_default=False,
+    ),
+]
 
-    def open_tokens() -> Any:
+
+def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -> None:
+    """`chitty token ...`, `chitty audit ...` and `chitty keys ...` on `app`. Each works on
+    the data dir `chitty up` would use (--data-dir, CHITTY_DATA_DIR, the default), says which,
+    and `settings(data_dir=...)` gives that deployment's settings."""
+    token = typer.Typer(
+        help="Hub tokens: create, list, rotate, revoke (on the hub's data dir).",
+        no_args_is_help=True,
+    )
+    app.add_typer(token, name="token", rich_help_panel=PANEL)
+
+    def deployment(data_dir: Path | None) -> HubSettings:
+        """The settings of the data dir a command works on; a line saying which it is."""
+        current = settings(data_dir=data_dir)
+        current = current.model_copy(update={"data_dir": current.data_dir.expanduser().absolute()})
+        how = data_dir_source(data_dir, os.environ)
+        note(f"data dir {current.data_dir} ({how})")
+        return current
+
+    def open_tokens(data_dir: Path | None) -> Any:
         from hub.auth.tokens import TokenStore
 
-        current = settings()
+        current = deployment(data_dir)
         try:
             return TokenStore(current.data_dir / "auth", codec=current.value_codec())
         except (OSError, ValueError) as error:
@@ -140,6 +168,27 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         console.print(f"[red]error:[/] {error}")
         return typer.Exit(1)
 
+    def where_it_works(data_dir: Path) -> None:
+        """Whether a hub runs on `data_dir` (and so takes its tokens), said plainly."""
+        from transports.cli_places import hub_on, latest_hub
+
+        running = hub_on(data_dir)
+        if running is not None:
+            console.print(f"the hub at {running.url} uses this data dir: it accepts the token now")
+            return
+        console.print(
+            f"[yellow]note:[/] no hub runs on {data_dir} now; a hub started with "
+            f"`chitty up --data-dir {data_dir}` will accept this token",
+            soft_wrap=True,
+        )
+        elsewhere = latest_hub(os.environ)
+        if elsewhere is not None and Path(elsewhere.data_dir) != data_dir:
+            console.print(
+                f"[yellow]note:[/] the hub at {elsewhere.url} runs on {elsewhere.data_dir}: for "
+                f"a token it accepts, run this again with --data-dir {elsewhere.data_dir}",
+                soft_wrap=True,
+            )
+
     @token.command("create")
     def token_create(
         name: Annotated[str, typer.Argument(help="What the token is for (e.g. slack-adapter).")],
@@ -148,9 +197,13 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             str | None, typer.Option(help="The principal's ChittyID (default: a new one).")
         ] = None,
         ttl: Annotated[str, typer.Option(help="Lifetime: 24h, 7d, never ...")] = "24h",
+        data_dir: DataDir = None,
     ) -> None:
-        """Create a token and print its secret once (services sign requests with it)."""
-        with open_tokens() as tokens:
+        """Create a token and print its secret once.
+
+        Services sign requests with it. A lost admin token is replaced so:
+        `chitty token create NAME --role admin --data-dir <the hub's data dir>`."""
+        with open_tokens(data_dir) as tokens:
             try:
                 record, secret = tokens.create(name, role, chitty_id, _duration(ttl))
             except ValueError as error:
@@ -160,12 +213,13 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             f"expires {_when(record.expires_at)}:\n\n    {secret}\n",
             soft_wrap=True,
         )
+        where_it_works(settings(data_dir=data_dir).data_dir.expanduser().absolute())
 
     @token.command("list")
-    def token_list() -> None:
+    def token_list(data_dir: DataDir = None) -> None:
         """Every token: id, name, role, principal, state, expiry (never a secret)."""
         now = time.time()
-        with open_tokens() as tokens:
+        with open_tokens(data_dir) as tokens:
             records = tokens.list()
         table = Table(title=f"{len(records)} tokens")
         for column in ("id", "name", "role", "chittyId", "state", "expires"):
@@ -180,9 +234,10 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     def token_rotate(
         token_id: Annotated[str, typer.Argument(help="The token to replace.")],
         overlap: Annotated[str, typer.Option(help="How long the old one still works.")] = "1h",
+        data_dir: DataDir = None,
     ) -> None:
         """A successor token (printed once); the old one works until the overlap ends."""
-        with open_tokens() as tokens:
+        with open_tokens(data_dir) as tokens:
             try:
                 record, secret = tokens.rotate(token_id, _duration(overlap, zero=True) or 0.0)
             except (ValueError, LookupError) as error:
@@ -194,9 +249,12 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         )
 
     @token.command("revoke")
-    def token_revoke(token_id: Annotated[str, typer.Argument(help="The token to refuse.")]) -> None:
+    def token_revoke(
+        token_id: Annotated[str, typer.Argument(help="The token to refuse.")],
+        data_dir: DataDir = None,
+    ) -> None:
         """Refuse a token from now on, on REST and on open WebSockets."""
-        with open_tokens() as tokens:
+        with open_tokens(data_dir) as tokens:
             try:
                 record = tokens.revoke(token_id)
             except (ValueError, LookupError) as error:
@@ -204,14 +262,14 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         console.print(f"revoked {record.token_id} ({record.name}) at {_when(record.revoked_at)}")
 
     audit = typer.Typer(help="The audit trail: verify it, show an entity's.", no_args_is_help=True)
-    app.add_typer(audit, name="audit")
+    app.add_typer(audit, name="audit", rich_help_panel=PANEL)
 
     @audit.command("verify")
-    def audit_verify_command() -> None:
+    def audit_verify_command(data_dir: DataDir = None) -> None:
         """Check every hash chain, snapshot and catalog row; exit 1 naming every break."""
         from hub.audit import audit_verify
 
-        current = settings()
+        current = deployment(data_dir)
         if not (current.data_dir / "lmdb").is_dir():
             raise fail(ValueError(f"no hub data in {current.data_dir} (nothing to verify)"))
         catalog = current.data_dir / "catalog"
@@ -234,12 +292,13 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
     @audit.command("log")
     def audit_log_command(
         entity_id: Annotated[str, typer.Argument(help="The entity (a ChittyID).")],
+        data_dir: DataDir = None,
     ) -> None:
         """Who changed the entity, when, how, and which fields."""
         from hub.audit import audit_log
         from hub.store import LmdbStore, StoreError
 
-        current = settings()
+        current = deployment(data_dir)
         try:
             with LmdbStore(
                 current.data_dir / "lmdb", codec=current.value_codec(), readonly=True
@@ -265,7 +324,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         console.print(table)
 
     keys = typer.Typer(help="Encryption at rest: make a key, re-encrypt.", no_args_is_help=True)
-    app.add_typer(keys, name="keys")
+    app.add_typer(keys, name="keys", rich_help_panel=PANEL)
 
     @keys.command("generate")
     def keys_generate(
@@ -290,13 +349,16 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             str, typer.Option(help="The new key file, or `none` to store values unencrypted.")
         ],
         keep_old: Annotated[bool, typer.Option(help="Keep the old files beside.")] = False,
+        data_dir: DataDir = None,
     ) -> None:
-        """Re-encrypt every stored value (events, snapshots, catalog, tokens) with a new key.
-        The hub must be stopped; then set CHITTY_ENCRYPTION_KEY_FILE to the new key."""
+        """Re-encrypt every stored value with a new key (the hub stopped).
+
+        Events, snapshots, catalog, tokens; then set CHITTY_ENCRYPTION_KEY_FILE to the new
+        key."""
         from hub.store import AesGcmCodec, IdentityCodec, load_key
         from hub.store.rekey import RekeyError, rekey
 
-        current = settings()
+        current = deployment(data_dir)
         try:
             new = IdentityCodec() if to == "none" else AesGcmCodec(load_key(Path(to)))
         except ValueError as error:
@@ -317,14 +379,15 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         where = "unset it" if to == "none" else f"set it to {to}"
         console.print(f"[green]done[/]: now {where} in CHITTY_ENCRYPTION_KEY_FILE")
 
-    @app.command()
-    def compact() -> None:
-        """Rewrite every LMDB file without its free pages (after an erasure, so no old bytes
-        stay on disk). The hub must be stopped."""
+    @app.command(rich_help_panel=PANEL)
+    def compact(data_dir: DataDir = None) -> None:
+        """Rewrite every LMDB file without its free pages (the hub stopped).
+
+        After an erasure, so no old bytes stay on disk."""
         from hub.store.rekey import RekeyError
         from hub.store.rekey import compact as compact_env
 
-        current = settings()
+        current = deployment(data_dir)
         lock = _offline(current.data_dir)
         try:
             for name, layout in _layouts():

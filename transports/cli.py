@@ -1,196 +1,42 @@
-"""The `chitty` command line."""
+"""The `chitty` command line: `chitty up` starts a hub; every other command talks to one.
+
+Commands: `up` (transports.cli_up); `project|topic|context|repo|service` (transports.cli_domains);
+`todo`, `session`, `use` (transports.cli_todos); `adapters` (transports.cli_adapters); `sync`,
+`conflicts`, `state`, `demo`, `mcp` (here); `token`, `keys`, `audit`, `compact`
+(transports.admin, on the hub's data dir)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
-import signal
-import ssl
-import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from hub.settings import HubSettings
 from transports.admin import add_admin_commands
+from transports.cli_adapters import adapters
+from transports.cli_calls import AsJson, DryRun, Hub, client, hub_target, run, settings_or_exit
+from transports.cli_domains import GROUPS
+from transports.cli_output import console, fail, show_record
+from transports.cli_todos import print_mesh, session, todo, use
+from transports.cli_up import up
 
 app = typer.Typer(
     help="ChittyChat Hub: keep topics, projects, sessions and todos in sync.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-T = TypeVar("T")
-
-
-def _settings(**overrides: object) -> HubSettings:
-    try:
-        return HubSettings.from_env(dict(os.environ), **overrides)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        console.print(f"[red]error:[/] setting {field!r}: {first['msg']}")
-        raise typer.Exit(2) from None
-
-
-@app.command()
-def up(
-    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the gateway.", min=1, max=65535)] = 8787,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Where LMDB checkpoints live (default: per-user data dir).")
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Join this Ray cluster (or set CHITTY_RAY_ADDRESS); default: local Ray."),
-    ] = None,
-    hosts: Annotated[int | None, typer.Option(help="EntityHost actors to start.")] = None,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="Serve HTTPS/WSS with this PEM certificate (chain).")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
-    access_log: Annotated[
-        bool, typer.Option(help="Log every HTTP request (costs CPU on busy REST traffic).")
-    ] = False,
-) -> None:
-    """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway.
-
-    On first start it prints an admin token once; keep it (CHITTY_TOKEN for the CLI)."""
-    settings = _settings(data_dir=data_dir, ray_address=ray_address, hosts=hosts)
-    from actors.runtime import Runtime
-    from hub.gc_tuning import tune_gc
-    from transports.admin import HubLock, LockedError, server_tls
-
-    tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
-    # Plain log lines, configured before anything else does it (the MCP SDK would install a
-    # rich handler on the root logger, rendering every access-log line: a fifth of the
-    # gateway's CPU under REST load).
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO if access_log else logging.WARNING)
-    try:
-        lock = HubLock.take(settings.data_dir)
-    except LockedError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(1) from None
-
-    from transports.channels import CHANNELS
-
-    console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
-    runtime = Runtime.start(settings, CHANNELS)
-    for spec in CHANNELS:
-        missing = spec.missing(settings.adapter_env)
-        state = "starting" if not missing else f"off (set {', '.join(missing)})"
-        console.print(f"adapter {spec.name}: {state}")
-    tune_gc()
-    try:
-        asyncio.run(_serve(runtime, settings, host, port, tls, tls_cert))
-    except OSError as error:
-        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {error.strerror}")
-        raise typer.Exit(1) from None
-    finally:
-        console.print("stopping: snapshotting entities …")
-        runtime.shutdown()
-        lock.release()
-        console.print("stopped")
-
-
-def _loopback(cert: Path | None) -> ssl.SSLContext | None:
-    """How /mcp trusts this gateway when calling it back over https: by its own certificate
-    (which need not name 127.0.0.1)."""
-    if cert is None:
-        return None
-    context = ssl.create_default_context(cafile=str(cert))
-    context.load_default_certs()  # a CA-issued certificate chains to a system root
-    context.check_hostname = False
-    return context
-
-
-async def _serve(
-    runtime: Any,
-    settings: HubSettings,
-    host: str,
-    port: int,
-    tls: ssl.SSLContext | None,
-    tls_cert: Path | None = None,
-) -> None:
-    from aiohttp import web
-
-    from transports.admin import announce_tokens
-    from transports.gateway import make_app
-
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
-    scheme = "https" if tls else "http"
-    app = make_app(
-        runtime, settings, mcp_hub_url=f"{scheme}://{local}:{port}", mcp_tls=_loopback(tls_cert)
-    )
-    announce_tokens(app, dict(os.environ), console)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, ssl_context=tls).start()
-        where = settings.ray_address or "an embedded local Ray"
-        console.print(
-            f"[green]hub running[/] at {scheme}://{host}:{port} (API /api/v1, WebSocket /ws, "
-            f"MCP /mcp) on {where}; Ctrl-C stops"
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-Hub = Annotated[str, typer.Option(envvar="CHITTY_HUB_URL", help="The hub's base URL.")]
-DryRun = Annotated[bool, typer.Option(help="Show what would change; change nothing.")]
-DEFAULT_HUB = "http://127.0.0.1:8787"
-
-
-def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a client call; hub errors become one clear line and exit code 1, never a traceback."""
-    from transports.client import ChittyApiError, ChittyUnreachable
-
-    try:
-        return asyncio.run(work)
-    except ChittyUnreachable as error:
-        console.print(f"[red]error:[/] {error}. Start a hub with `chitty up`.")
-        raise typer.Exit(1) from None
-    except ChittyApiError as error:
-        where = f" ({error.field})" if error.field else ""
-        console.print(f"[red]error {error.status}:[/] {error.detail}{where}")
-        if error.status == 401:
-            console.print(
-                "set CHITTY_TOKEN to a hub token: `chitty up` printed an admin token on first "
-                "start; `chitty token create NAME --role member` makes more"
-            )
-        raise typer.Exit(1) from None
-
-
-def _client(hub: str) -> Any:
-    from transports.client import ChittyClient
-
-    token = os.environ.get("CHITTY_TOKEN") or None
-    sign = os.environ.get("CHITTY_SIGN", "").lower() in ("1", "true", "yes")
-    return ChittyClient(hub, node_id="cli", platform="cli", token=token, sign=sign)
+conflicts = typer.Typer(help="Conflicts: list, resolve.", no_args_is_help=True)
 
 
 def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
 
 
-@app.command()
 def sync(
     domain: Annotated[
         str,
@@ -216,7 +62,7 @@ def sync(
     ] = False,
     dry_run: DryRun = False,
     verbose: Annotated[bool, typer.Option(help="Print the hub's full answer.")] = False,
-    hub: Hub = DEFAULT_HUB,
+    hub: Hub = None,
 ) -> None:
     """Sync a domain to platforms, channels and models (the spec's `chitty sync`).
 
@@ -224,11 +70,11 @@ def sync(
     duplicates merged, every session listing the same todos) and prints the mesh."""
 
     async def go() -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        async with _client(hub) as client:
+        async with client(hub) as hub_client:
             mesh = None
             if domain == "todos" and project:
-                mesh = await client.reconcile(project, dry_run=dry_run)
-            answer: dict[str, Any] = await client.sync(
+                mesh = await hub_client.reconcile(project, dry_run=dry_run)
+            answer: dict[str, Any] = await hub_client.sync(
                 domain,
                 platforms=_csv(platform),
                 channels=_csv(channel),
@@ -239,11 +85,11 @@ def sync(
             )
             return mesh, answer
 
-    mesh, answer = _run(go())
+    mesh, answer = run(go())
     if verbose:
         console.print_json(json.dumps({"reconciled": mesh, "sync": answer}))
     if mesh is not None:
-        _print_mesh(mesh)
+        print_mesh(mesh)
     title = f"sync {domain}: {answer['entities']} entities" + (" (dry run)" if dry_run else "")
     table = Table(title=title)
     for column in ("target", "kind", "status", "detail"):
@@ -252,51 +98,19 @@ def sync(
         table.add_row(target["target"], target["kind"], target["status"], target["detail"])
     console.print(table)
     if watch:
-        _run(_watch(hub, domain, session, project, verbose))
-
-
-def _print_mesh(mesh: dict[str, Any]) -> None:
-    """A reconciled mesh as a table: content, status, origin sessions, merged-from."""
-    writes = mesh["writes"]
-    if mesh["dryRun"]:
-        done = f"{len(writes)} write(s) would be made (dry run: nothing was written)"
-    else:
-        failed = [w for w in writes if w["status"] not in ("applied", "duplicate")]
-        done = f"{len(writes) - len(failed)} todo write(s) made" + (
-            f", {len(failed)} refused: "
-            + "; ".join(f"{w['todoId']}: {w['status']}" for w in failed)
-            if failed
-            else ""
-        )
-    table = Table(
-        title=f"project {mesh['projectId']}: {len(mesh['nodes'])} todos in "
-        f"{len(mesh['sessions'])} sessions; {done}"
-    )
-    for column in ("todo", "content", "status", "origin sessions", "merged from"):
-        table.add_column(column)
-    for node in mesh["nodes"]:
-        todo = node["todo"]
-        status = todo["status"] + (" (blocked)" if node["blocked"] else "")
-        table.add_row(
-            todo["chittyId"],
-            todo["content"],
-            status,
-            ", ".join(node["originSessions"]),
-            ", ".join(node["mergedFrom"]) or "-",
-        )
-    console.print(table)
+        run(_watch(hub, domain, session, project, verbose))
 
 
 async def _watch(
-    base: str, domain: str, session: str | None, project: str | None, verbose: bool
+    base: str | None, domain: str, session: str | None, project: str | None, verbose: bool
 ) -> None:
     from transports.client import ConflictNotice, Gap, Relayed
 
     filters = {k: v for k, v in (("sessionId", session), ("projectId", project)) if v}
     console.print("watching; Ctrl-C stops")
     async with (
-        _client(base) as client,
-        client.subscribe(None if domain == "all" else [domain], filters) as events,
+        client(base) as hub_client,
+        hub_client.subscribe(None if domain == "all" else [domain], filters) as events,
     ):
         async for event in events:
             if isinstance(event, Gap):
@@ -318,224 +132,26 @@ async def _watch(
                 console.print_json(json.dumps(event.entity))
 
 
-adapters = typer.Typer(help="Adapters: list, test, failed, retry.", no_args_is_help=True)
-todo = typer.Typer(help="Todos: add, list, complete.", no_args_is_help=True)
-session = typer.Typer(help="Sessions: start, resume, end.", no_args_is_help=True)
-conflicts = typer.Typer(help="Conflicts: list, resolve.", no_args_is_help=True)
-app.add_typer(todo, name="todo")
-app.add_typer(session, name="session")
-app.add_typer(conflicts, name="conflicts")
-app.add_typer(adapters, name="adapters")
-add_admin_commands(app, lambda: _settings(), console)
-
-
-def _show(title: str, entity: dict[str, Any], clock: dict[str, int] | None = None) -> None:
-    console.print(f"[bold]{title}[/] {entity.get('chittyId', '')}")
-    console.print_json(json.dumps(entity))
-    if clock is not None:
-        console.print(f"vector clock: {clock}")
-
-
-@todo.command("add")
-def todo_add(
-    content: Annotated[str, typer.Argument(help="What is to be done.")],
-    session_id: Annotated[
-        str, typer.Option("--session", help="The session it comes from (CHITTY-SESSION id).")
-    ],
-    project: Annotated[str | None, typer.Option(help="Its project (CHITTY-PROJ id).")] = None,
-    active_form: Annotated[str, typer.Option(help="Present-continuous label.")] = "",
-    priority: Annotated[str, typer.Option(help="low, medium, high or critical.")] = "medium",
-    dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """Create a todo."""
-    fields: dict[str, Any] = {
-        "content": content,
-        "sessionId": session_id,
-        "activeForm": active_form,
-        "metadata": {"priority": priority},
-    }
-    if project:
-        fields["projectId"] = project
-    if dry_run:
-        _dry("would create todo", "todos", fields)
-        return
-
-    async def go() -> Any:
-        async with _client(hub) as client:
-            return await client.create("todos", fields)
-
-    record = _run(go())
-    _show("created", record.entity, record.vector_clock)
-
-
-def _dry(title: str, domain: str, fields: dict[str, Any]) -> None:
-    """Validate locally what a write would send, and show it."""
-    from pydantic import ValidationError
-
-    from hub.domains import DOMAINS, SyncDomain
-
-    try:
-        DOMAINS[SyncDomain(domain)].model.model_validate(
-            {"chittyId": _placeholder(domain), **fields}
-        )
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        console.print(f"[red]error:[/] {field}: {first['msg']}")
-        raise typer.Exit(1) from None
-    console.print(f"[yellow]dry run:[/] {title} (nothing was sent)")
-    console.print_json(json.dumps(fields))
-
-
-def _placeholder(domain: str) -> str:
-    from hub.domains import DOMAINS, SyncDomain
-
-    return f"CHITTY-{DOMAINS[SyncDomain(domain)].kind}-DRYRUN"
-
-
-@todo.command("list")
-def todo_list(
-    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
-    session_id: Annotated[str | None, typer.Option("--session", help="Only this session.")] = None,
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    assignee: Annotated[
-        str | None, typer.Option(help="Only todos assigned to this ChittyID.")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 200,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """List todos as a table (all pages, up to --limit)."""
-
-    async def go() -> list[Any]:
-        found: list[Any] = []
-        cursor = None
-        async with _client(hub) as client:
-            with Progress(transient=True, console=console) as progress:
-                task = progress.add_task("fetching todos", total=None)
-                while len(found) < limit:
-                    page = await client.list(
-                        "todos",
-                        project_id=project,
-                        session_id=session_id,
-                        status=status,
-                        assignee=assignee,
-                        cursor=cursor,
-                        limit=min(500, limit - len(found)),
-                    )
-                    found += page.items
-                    progress.update(task, completed=len(found))
-                    cursor = page.cursor
-                    if cursor is None:
-                        break
-        return found
-
-    records = _run(go())
-    table = Table(title=f"{len(records)} todos")
-    for column in ("id", "status", "content", "session", "priority"):
-        table.add_column(column)
-    for record in records:
-        e = record.entity
-        table.add_row(
-            e["chittyId"], e["status"], e["content"], e["sessionId"], e["metadata"]["priority"]
-        )
-    console.print(table)
-
-
-@todo.command("done")
-def todo_done(
-    todo_id: Annotated[str, typer.Argument(help="The todo (CHITTY-TODO id).")],
-    dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """Mark a todo completed."""
-    _set_status("todos", todo_id, "completed", dry_run, hub)
-
-
-def _set_status(domain: str, entity_id: str, status: str, dry_run: bool, hub: str) -> None:
-    async def go() -> Any:
-        async with _client(hub) as client:
-            if dry_run:
-                return await client.get(domain, entity_id)
-            return await client.update(domain, entity_id, {"status": status})
-
-    record = _run(go())
-    if dry_run:
-        now = record.entity.get("status")
-        console.print(
-            f"[yellow]dry run:[/] {entity_id} would go from {now} to {status} (nothing was sent)"
-        )
-        return
-    _show(f"{status}:", record.entity, record.vector_clock)
-
-
-@session.command("start")
-def session_start(
-    platform: Annotated[str, typer.Option(help="claude-code, web, slack, cli or mobile.")] = "cli",
-    platform_id: Annotated[
-        str | None, typer.Option(help="The platform's own id of the session.")
-    ] = None,
-    project: Annotated[str | None, typer.Option(help="Its project (CHITTY-PROJ id).")] = None,
-    dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """Start a session."""
-    fields: dict[str, Any] = {
-        "sessionId": platform_id or f"{platform}-{os.getpid()}-{int(time.time())}",
-        "platform": platform,
-    }
-    if project:
-        fields["projectId"] = project
-    if dry_run:
-        _dry("would start session", "sessions", fields)
-        return
-
-    async def go() -> Any:
-        async with _client(hub) as client:
-            return await client.create("sessions", fields)
-
-    record = _run(go())
-    _show("started session", record.entity, record.vector_clock)
-
-
-@session.command("resume")
-def session_resume(
-    session_id: Annotated[str, typer.Argument(help="The session (CHITTY-SESSION id).")],
-    dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """Resume a paused or crashed session and show where it was."""
-    _set_status("sessions", session_id, "active", dry_run, hub)
-
-
-@session.command("end")
-def session_end(
-    session_id: Annotated[str, typer.Argument(help="The session (CHITTY-SESSION id).")],
-    dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
-) -> None:
-    """End a session (it cannot be resumed afterwards)."""
-    _set_status("sessions", session_id, "ended", dry_run, hub)
-
-
 @conflicts.command("list")
 def conflicts_list(
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
-    hub: Hub = DEFAULT_HUB,
+    hub: Hub = None,
 ) -> None:
     """List open conflicts."""
 
     async def go() -> Any:
-        async with _client(hub) as client:
-            return await client.conflicts(domain)
+        async with client(hub) as hub_client:
+            return await hub_client.conflicts(domain)
 
-    found = _run(go())
+    found = run(go())
     table = Table(title=f"{len(found)} open conflicts")
     for column in ("conflict", "entity", "field", "versions"):
         table.add_column(column)
     for conflict in found:
         versions = ", ".join(json.dumps(v["value"]) for v in conflict["versions"])
-        table.add_row(conflict["conflictId"], conflict["entityId"], conflict["field"], versions)
+        table.add_row(
+            conflict["conflictId"], conflict["entityId"], conflict["field"], Text(versions)
+        )
     console.print(table)
 
 
@@ -544,7 +160,7 @@ def conflicts_resolve(
     conflict_id: Annotated[str, typer.Argument(help="The conflict (CHITTY-CONFLICT id).")],
     value: Annotated[str, typer.Argument(help="The value to keep (JSON, or plain text).")],
     dry_run: DryRun = False,
-    hub: Hub = DEFAULT_HUB,
+    hub: Hub = None,
 ) -> None:
     """Settle a conflict on one value."""
     try:
@@ -553,22 +169,22 @@ def conflicts_resolve(
         chosen = value
 
     async def go() -> Any:
-        async with _client(hub) as client:
+        async with client(hub) as hub_client:
             if dry_run:
                 return next(
-                    (c for c in await client.conflicts() if c["conflictId"] == conflict_id), None
+                    (c for c in await hub_client.conflicts() if c["conflictId"] == conflict_id),
+                    None,
                 )
-            return await client.resolve(conflict_id, chosen)
+            return await hub_client.resolve(conflict_id, chosen)
 
-    answer = _run(go())
+    answer = run(go())
     if dry_run:
         if answer is None:
-            console.print(f"[red]error:[/] no open conflict {conflict_id}")
-            raise typer.Exit(1)
+            raise fail(f"no open conflict {conflict_id}")
         change = f"{answer['field']} of {answer['entityId']} would become {json.dumps(chosen)}"
         console.print(f"[yellow]dry run:[/] {change} (nothing was sent)")
         return
-    _show("resolved:", answer.entity, answer.vector_clock)
+    show_record("resolved:", answer)
 
 
 _DOMAIN_OF_KIND = {
@@ -580,117 +196,45 @@ _DOMAIN_OF_KIND = {
 }
 
 
-@app.command()
 def state(
     entity_id: Annotated[str, typer.Argument(help="Any ChittyID of an entity.")],
     at: Annotated[
         datetime | None, typer.Option(help="ISO-8601 time: the state as it was then.")
     ] = None,
-    hub: Hub = DEFAULT_HUB,
+    as_json: AsJson = False,
+    hub: Hub = None,
 ) -> None:
-    """Show an entity now, or as it was at a time."""
+    """Show any entity by its ChittyID, now or as it was at a time."""
     from hub.ids import InvalidChittyId, parse
 
     try:
         kind = parse(entity_id).kind.value
     except InvalidChittyId as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+        raise fail(str(error), 2) from None
     domains = [_DOMAIN_OF_KIND[kind]] if kind in _DOMAIN_OF_KIND else ["contexts", "topics"]
     if kind not in _DOMAIN_OF_KIND and kind != "CONTEXT":
-        console.print(f"[red]error:[/] a {kind} id names no entity with state")
-        raise typer.Exit(2)
+        raise fail(f"a {kind} id names no entity with state", 2)
     moment = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
     async def go() -> Any:
         from transports.client import ChittyApiError
 
-        async with _client(hub) as client:
+        async with client(hub) as hub_client:
             for index, domain in enumerate(domains):
                 try:
                     if moment is None:
-                        return await client.get(domain, entity_id)
-                    return await client.state_at(domain, entity_id, moment)
+                        return await hub_client.get(domain, entity_id)
+                    return await hub_client.state_at(domain, entity_id, moment)
                 except ChittyApiError as error:
                     if error.status != 404 or index == len(domains) - 1:
                         raise
             raise AssertionError("unreachable")
 
-    record = _run(go())
-    when = f"at {moment.isoformat()}" if moment else "now"
-    _show(f"{when}:", record.entity, record.vector_clock)
+    record = run(go())
+    when = f"at {moment.isoformat()}:" if moment else "now:"
+    show_record(when, record, as_json)
 
 
-@adapters.command("list")
-def adapters_list(hub: Hub = DEFAULT_HUB) -> None:
-    """Every adapter: its state, what it needs to start, and its counters."""
-
-    async def go() -> list[dict[str, Any]]:
-        async with _client(hub) as client:
-            found: list[dict[str, Any]] = await client.adapters()
-            return found
-
-    found = _run(go())
-    table = Table(title=f"{len(found)} adapters")
-    counters = ("sent", "received", "retried", "failed", "pending")
-    for column in ("adapter", "state", *counters, "detail"):
-        table.add_column(column)
-    for a in found:
-        counts = [str(a[k]) for k in counters]
-        table.add_row(a["name"], a["state"], *counts, a["detail"])
-    console.print(table)
-
-
-@adapters.command("test")
-def adapters_test(
-    name: Annotated[str, typer.Argument(help="The adapter, e.g. slack.")], hub: Hub = DEFAULT_HUB
-) -> None:
-    """Send a test message through an adapter to its default channel."""
-
-    async def go() -> dict[str, Any]:
-        async with _client(hub) as client:
-            answer: dict[str, Any] = await client.adapter_test(name)
-            return answer
-
-    answer = _run(go())
-    console.print(f"sent through {name}: message {answer['messageId']}")
-
-
-@adapters.command("failed")
-def adapters_failed(
-    name: Annotated[str, typer.Argument(help="The adapter.")], hub: Hub = DEFAULT_HUB
-) -> None:
-    """The deliveries an adapter could not make, and why."""
-
-    async def go() -> list[dict[str, Any]]:
-        async with _client(hub) as client:
-            found: list[dict[str, Any]] = await client.adapter_failed(name)
-            return found
-
-    found = _run(go())
-    table = Table(title=f"{len(found)} failed deliveries of {name}")
-    for column in ("job", "entity", "kind", "reason"):
-        table.add_column(column)
-    for job in found:
-        table.add_row(str(job["id"]), job["entityId"], job["kind"], job["reason"])
-    console.print(table)
-
-
-@adapters.command("retry")
-def adapters_retry(
-    name: Annotated[str, typer.Argument(help="The adapter.")], hub: Hub = DEFAULT_HUB
-) -> None:
-    """Queue an adapter's failed deliveries again."""
-
-    async def go() -> int:
-        async with _client(hub) as client:
-            moved: int = await client.adapter_retry(name)
-            return moved
-
-    console.print(f"{_run(go())} deliveries of {name} queued again")
-
-
-@app.command()
 def demo() -> None:
     """Show the domain core at work: spec Example 2 and a concurrent-edit conflict."""
     from transports import demo as tour
@@ -698,12 +242,30 @@ def demo() -> None:
     tour.run(console)
 
 
-@app.command()
-def mcp(hub: Hub = DEFAULT_HUB) -> None:
+def mcp(hub: Hub = None) -> None:
     """Serve the hub to Claude (Desktop, Code) as an MCP server on stdin/stdout."""
     from transports.mcp.server import serve_stdio
 
-    asyncio.run(serve_stdio(hub, os.environ.get("CHITTY_TOKEN") or None))
+    url, _ = hub_target(hub)
+    asyncio.run(serve_stdio(url, os.environ.get("CHITTY_TOKEN") or None))
+
+
+# `chitty --help` lists them in panels, in this order.
+START, WORK, DOMAINS = "Run a hub", "Daily work", "Other domains"
+app.command(rich_help_panel=START)(up)
+app.command(rich_help_panel=START)(demo)
+app.command(rich_help_panel=START)(mcp)
+app.add_typer(GROUPS["project"], name="project", rich_help_panel=WORK)
+app.add_typer(session, name="session", rich_help_panel=WORK)
+app.add_typer(todo, name="todo", rich_help_panel=WORK)
+app.command(rich_help_panel=WORK)(use)
+app.command(rich_help_panel=WORK)(sync)
+app.add_typer(conflicts, name="conflicts", rich_help_panel=WORK)
+app.command(rich_help_panel=WORK)(state)
+app.add_typer(adapters, name="adapters", rich_help_panel=START)
+for _name in ("topic", "context", "repo", "service"):
+    app.add_typer(GROUPS[_name], name=_name, rich_help_panel=DOMAINS)
+add_admin_commands(app, settings_or_exit, console)
 
 
 def main() -> None:

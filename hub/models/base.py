@@ -45,6 +45,9 @@ class WireModel(BaseModel):
     )
 
 
+DEFAULT_ON_CREATE = "x-default-on-create"
+"""JSON-schema key of a field a create may omit: its value names the field the hub copies."""
+
 # Access fields every domain model carries (spec §Security: scope isolation). The gateway
 # fills `createdBy` with the authenticated creator; `sharedWith` grants access explicitly.
 CreatedBy = Annotated[ChittyIdStr | None, Policy.FIXED]

@@ -43,9 +43,9 @@ TOOLS = {
     "sync_domain",
 }
 TEMPLATES = {
-    "chitty://sessions/{session_id}/context",
-    "chitty://projects/{project_id}/todos",
-    "chitty://entities/{chitty_id}",
+    "chitty://sessions/{sessionId}/context",
+    "chitty://projects/{projectId}/todos",
+    "chitty://entities/{chittyId}",
 }
 
 
@@ -151,12 +151,19 @@ def test_lists_tools_resources_and_prompts(over: Callable[[Scenario], None]) -> 
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == TOOLS
         assert all(t.description for t in tools.values())
-        assert tools["create_todo"].input_schema["required"] == ["content", "session_id"]
+        assert tools["create_todo"].input_schema["required"] == ["content", "sessionId"]
+        for t in tools.values():  # REST's names; the old ones are noted as deprecated
+            names = set(t.input_schema["properties"])
+            assert not any("_" in name for name in names), (t.name, names)
+            old = {"sessionId": "session_id", "projectId": "project_id", "dryRun": "dry_run"}
+            for new, was in old.items():
+                if new in names:
+                    assert f"{new} (was {was})" in (t.description or ""), t.name
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
         [prompt] = (await client.list_prompts()).prompts
         assert prompt.name == "resume_session"
-        assert [a.name for a in prompt.arguments or []] == ["session_id"]
+        assert [a.name for a in prompt.arguments or []] == ["sessionId", "session_id"]
 
     over(scenario)
 
@@ -168,37 +175,37 @@ def test_every_tool_resource_and_the_prompt(
     project = make(gateway, "projects", {"name": "MCP tour"})["chittyId"]
 
     async def scenario(client: Client) -> None:
-        made = await call(client, "start_session", project_id=project)
+        made = await call(client, "start_session", projectId=project)
         session = made["entity"]["chittyId"]
         assert made["entity"]["platform"] == "claude-code"
         todo = await call(
-            client, "create_todo", content="Write MCP docs", session_id=session, project_id=project
+            client, "create_todo", content="Write MCP docs", sessionId=session, projectId=project
         )
         todo_id = todo["entity"]["chittyId"]
         assert todo["entity"]["status"] == "pending" and todo["vectorClock"] == {"mcp": 1}
         await asyncio.sleep(0.01)
         before_update = datetime.now(UTC)
         await asyncio.sleep(0.01)
-        listed = await call(client, "list_todos", session_id=session)
+        listed = await call(client, "list_todos", sessionId=session)
         assert [t["chittyId"] for t in listed["todos"]] == [todo_id]
-        changed = await call(client, "update_todo", todo_id=todo_id, status="in_progress")
+        changed = await call(client, "update_todo", todoId=todo_id, status="in_progress")
         assert changed["entity"]["status"] == "in_progress"
-        session_now = await call(client, "entity_state_at", entity_id=session)
+        session_now = await call(client, "entity_state_at", entityId=session)
         assert [t["chittyId"] for t in session_now["entity"]["todos"]] == [todo_id]  # it lists it
         # one session, one todo: nothing to merge, nothing to write back
-        mesh = await call(client, "reconcile_todos", project_id=project)
+        mesh = await call(client, "reconcile_todos", projectId=project)
         assert mesh["projectId"] == project and [n["todo"]["chittyId"] for n in mesh["nodes"]] == [
             todo_id
         ]
         assert mesh["writes"] == []
         assert "no project CHITTY-PROJ-MISSING" in await fails(
-            client, "reconcile_todos", project_id="CHITTY-PROJ-MISSING"
+            client, "reconcile_todos", projectId="CHITTY-PROJ-MISSING"
         )
 
         appended = await call(
             client,
             "append_session_context",
-            session_id=session,
+            sessionId=session,
             messages=[{"role": "user", "content": "document the MCP server"}],
             files=[{"path": "README.md"}],
             crumbs=[{"label": "docs", "location": "README.md#claude-over-mcp"}],
@@ -207,20 +214,18 @@ def test_every_tool_resource_and_the_prompt(
         again = await call(
             client,
             "append_session_context",
-            session_id=session,
+            sessionId=session,
             messages=[{"role": "assistant", "content": "on it"}],
         )
         assert [m["role"] for m in again["context"]["messages"]] == ["user", "assistant"]
-        context = await call(client, "get_session_context", session_id=session)
+        context = await call(client, "get_session_context", sessionId=session)
         assert [f["path"] for f in context["context"]["files"]] == ["README.md"]
 
-        past = await call(
-            client, "entity_state_at", entity_id=todo_id, at=before_update.isoformat()
-        )
-        now = await call(client, "entity_state_at", entity_id=todo_id)
+        past = await call(client, "entity_state_at", entityId=todo_id, at=before_update.isoformat())
+        now = await call(client, "entity_state_at", entityId=todo_id)
         assert now["entity"]["status"] == "in_progress" and now["domain"] == "todos"
         assert past["entity"]["status"] == "pending" and past["domain"] == "todos"
-        report = await call(client, "sync_domain", domain="todos", models=["claude"], dry_run=True)
+        report = await call(client, "sync_domain", domain="todos", models=["claude"], dryRun=True)
         assert report["targets"][0]["status"] == "not_connected"  # Claude asks; nothing is pushed
 
         # a conflict made by two writers that had not seen each other, settled through MCP
@@ -239,7 +244,7 @@ def test_every_tool_resource_and_the_prompt(
         conflicts = (await call(client, "list_conflicts", domain="todos"))["conflicts"]
         [mine] = [c for c in conflicts if c["entityId"] == todo_id]
         settled = await call(
-            client, "resolve_conflict", conflict_id=mine["conflictId"], value="completed"
+            client, "resolve_conflict", conflictId=mine["conflictId"], value="completed"
         )
         assert settled["entity"]["status"] == "completed" and settled["conflicts"] == []
 
@@ -247,14 +252,14 @@ def test_every_tool_resource_and_the_prompt(
         assert todo_id in (await read(client, f"chitty://projects/{project}/todos"))["order"]
         entity = await read(client, f"chitty://entities/{todo_id}")
         assert entity["entity"]["status"] == "completed"
-        prompt = await client.get_prompt("resume_session", {"session_id": session})
+        prompt = await client.get_prompt("resume_session", {"sessionId": session})
         text = prompt.messages[0].content.text  # type: ignore[union-attr]
         assert session in text and "document the MCP server" in text and "README.md" in text
 
-        assert (await call(client, "end_session", session_id=session))["entity"]["status"] == (
+        assert (await call(client, "end_session", sessionId=session))["entity"]["status"] == (
             "ended"
         )
-        ended = await fails(client, "resume_session", session_id=session)
+        ended = await fails(client, "resume_session", sessionId=session)
         assert "hub refused" in ended
 
     over(scenario)
@@ -273,13 +278,13 @@ def test_example_2_over_mcp(gateway: Gateway, over: Callable[[Scenario], None]) 
     async def scenario(client: Client) -> None:
         sessions = {}
         for name, todos in plan.items():
-            made = await call(client, "start_session", project_id=project)
+            made = await call(client, "start_session", projectId=project)
             sessions[name] = made["entity"]["chittyId"]
             for content, status in todos:
                 await call(
-                    client, "create_todo", content=content, status=status, session_id=sessions[name]
+                    client, "create_todo", content=content, status=status, sessionId=sessions[name]
                 )
-        mesh = await call(client, "reconcile_todos", project_id=project)
+        mesh = await call(client, "reconcile_todos", projectId=project)
         assert [n["todo"]["status"] for n in mesh["nodes"]] == [
             "pending",
             "completed",
@@ -290,9 +295,9 @@ def test_example_2_over_mcp(gateway: Gateway, over: Callable[[Scenario], None]) 
         assert sorted(mesh["nodes"][1]["originSessions"]) == sorted([sessions["A"], sessions["B"]])
         assert mesh["writes"] and {w["status"] for w in mesh["writes"]} == {"applied"}
         for session in sessions.values():
-            listed = await call(client, "entity_state_at", entity_id=session)
+            listed = await call(client, "entity_state_at", entityId=session)
             assert len(listed["entity"]["todos"]) == 5
-        assert (await call(client, "reconcile_todos", project_id=project))["writes"] == []
+        assert (await call(client, "reconcile_todos", projectId=project))["writes"] == []
 
     over(scenario)
 
@@ -313,7 +318,7 @@ def test_a_todo_made_over_mcp_reaches_a_subscriber_and_rest(
     made: dict[str, Any] = {}
 
     async def scenario(client: Client) -> None:
-        made.update(await call(client, "create_todo", content="ex1", session_id=session_id))
+        made.update(await call(client, "create_todo", content="ex1", sessionId=session_id))
 
     over(scenario)
     todo_id = made["entity"]["chittyId"]
@@ -333,32 +338,65 @@ def test_bad_arguments_are_tool_errors_and_change_nothing(
     before = todos_of(gateway, session_id)
 
     async def scenario(client: Client) -> None:
-        text = await fails(client, "create_todo", content="x", session_id="SESSION-1")
+        text = await fails(client, "create_todo", content="x", sessionId="SESSION-1")
         assert "is not a ChittyID" in text
-        text = await fails(client, "create_todo", content="", session_id=session_id)
+        text = await fails(client, "create_todo", content="", sessionId=session_id)
         assert "content" in text
         text = await fails(
-            client, "create_todo", content="x", session_id=session_id, status="done-ish"
+            client, "create_todo", content="x", sessionId=session_id, status="done-ish"
         )
         assert "status" in text
         text = await fails(
-            client, "append_session_context", session_id=session_id, messages=[{"text": "x"}]
+            client, "append_session_context", sessionId=session_id, messages=[{"text": "x"}]
         )
         assert "role" in text
         note = [{"role": "user", "content": "hi"}]
         text = await fails(
-            client, "append_session_context", session_id="CHITTY-SESSION-NOPE", messages=note
+            client, "append_session_context", sessionId="CHITTY-SESSION-NOPE", messages=note
         )
         assert "hub refused" in text
-        text = await fails(client, "update_todo", todo_id="CHITTY-TODO-NOPE", status="completed")
+        text = await fails(client, "update_todo", todoId="CHITTY-TODO-NOPE", status="completed")
         assert "hub refused (404" in text
-        text = await fails(client, "entity_state_at", entity_id="CHITTY-MSG-1")
+        text = await fails(client, "entity_state_at", entityId="CHITTY-MSG-1")
         assert "no entity" in text
-        context = await call(client, "get_session_context", session_id=session_id)
+        context = await call(client, "get_session_context", sessionId=session_id)
         assert context["context"]["messages"] == []
 
     over(scenario)
     assert todos_of(gateway, session_id) == before
+
+
+def test_the_old_snake_case_arguments_are_still_accepted(
+    gateway: Gateway, over: Callable[[Scenario], None]
+) -> None:
+    """One release of grace: the names the tools took before they took REST's."""
+    project = make(gateway, "projects", {"name": "snake case"})["chittyId"]
+
+    async def scenario(client: Client) -> None:
+        made = await call(
+            client, "start_session", project_id=project, platform_session_id="claude-snake"
+        )
+        session = made["entity"]["chittyId"]
+        assert made["entity"]["sessionId"] == "claude-snake"  # the platform's own session id
+        todo = await call(
+            client, "create_todo", content="old names", session_id=session, active_form="Naming"
+        )
+        assert todo["entity"]["sessionId"] == session and todo["entity"]["activeForm"] == "Naming"
+        todo_id = todo["entity"]["chittyId"]
+        listed = await call(client, "list_todos", session_id=session)
+        assert [t["chittyId"] for t in listed["todos"]] == [todo_id]
+        assert (await call(client, "update_todo", todo_id=todo_id, status="completed"))["entity"][
+            "status"
+        ] == "completed"
+        assert (await call(client, "reconcile_todos", project_id=project, dry_run=True))["dryRun"]
+        assert (await call(client, "entity_state_at", entity_id=todo_id))["domain"] == "todos"
+        prompt = await client.get_prompt("resume_session", {"session_id": session})
+        assert session in prompt.messages[0].content.text  # type: ignore[union-attr]
+        # no platform id given: the hub takes the session's own ChittyID for it
+        bare = (await call(client, "start_session"))["entity"]
+        assert bare["sessionId"] == bare["chittyId"]
+
+    over(scenario)
 
 
 # -- the Claude Code TodoWrite hook -------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_requests_are_counted_and_timed_by_method_route_and_status(gateway: Gate
     for _ in range(2):
         body = {"content": "count me", "sessionId": SESSION}
         assert gateway.request("POST", "/api/v1/todos", body)[0] == 201
-    assert gateway.request("GET", "/api/v1/todos/CHITTY-TODO-nope")[0] == 404
+    assert gateway.request("GET", "/api/v1/todos/CHITTY-TODO-NOSUCH")[0] == 404
     for path in ("/no/such/path", "/another/one"):
         assert gateway.request("GET", path)[0] == 404
     samples = scrape(gateway)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -43,6 +44,27 @@ def check(document: Document, template: str, method: str, status: int, body: obj
 def test_the_document_is_valid_openapi_3_1(document: Document) -> None:
     validate(document)
     assert document["openapi"] == "3.1.0"
+
+
+def test_the_document_and_the_start_page_need_no_token(gateway: Gateway) -> None:
+    """A Swagger viewer or a ChatGPT Action import reads the document without a credential;
+    `/` points a newcomer at it; the data stays behind a token."""
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(f"{gateway.url}/api/v1/openapi.json", timeout=30) as answer:
+        document = json.loads(answer.read())
+    assert document["openapi"] == "3.1.0"
+    for path in ("/api/v1/openapi.json", "/health", "/"):
+        assert document["paths"][path]["get"]["security"] == [], path
+    with urllib.request.urlopen(f"{gateway.url}/", timeout=30) as answer:
+        assert answer.headers["Content-Type"].startswith("text/html")
+        page = answer.read().decode()
+    assert 'href="/api/v1/openapi.json"' in page and "chitty --help" in page
+    assert "README" in page and "/api/v1" in page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{gateway.url}/api/v1/todos", timeout=30)
+    assert refused.value.code == 401
 
 
 def test_servers_is_the_requests_own_base_url(gateway: Gateway, document: Document) -> None:
@@ -89,6 +111,16 @@ def test_the_todo_create_body_requires_content_and_session_id_in_camel_case(
     assert "required" not in schema(document, "TodoUpdate")
 
 
+def test_a_session_create_may_leave_out_the_platform_s_own_session_id(
+    document: Document,
+) -> None:
+    create = schema(document, "SessionCreate")
+    assert create["required"] == ["platform"]
+    described = create["properties"]["sessionId"]["description"]
+    assert described.startswith("The platform's own session id") and "chittyId" in described
+    assert "sessionId" in schema(document, "Session")["required"]  # an answer always has it
+
+
 def test_list_and_temporal_reads_document_their_query_parameters(document: Document) -> None:
     listed = {p["name"] for p in document["paths"]["/api/v1/todos"]["get"]["parameters"]}
     assert {"projectId", "sessionId", "topicId", "status", "assignee", "cursor", "limit"} <= listed
@@ -101,7 +133,7 @@ def test_every_error_response_is_the_shared_error_schema(document: Document) -> 
     shared = document["components"]["responses"]
     for op in operations(document):
         errors = {s: r for s, r in op["responses"].items() if int(s) >= 400}
-        assert errors or op["operationId"] in ("health", "metrics", "openapi")
+        assert errors or op["operationId"] in ("health", "index", "metrics", "openapi")
         for status, response in errors.items():
             if (op["operationId"], status) == ("health", "503"):
                 continue  # degraded: the health report itself
@@ -143,7 +175,7 @@ def test_live_answers_match_their_documented_schemas(gateway: Gateway, document:
     assert [a[2][0] for a in answers][-2:] == [404, 422]
 
 
-def test_every_operation_but_health_needs_a_bearer_credential(document: Document) -> None:
+def test_every_operation_but_the_public_ones_needs_a_bearer_credential(document: Document) -> None:
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     for header in ("X-Chitty-Timestamp", "X-Chitty-Nonce", "X-Chitty-Signature"):
@@ -154,7 +186,7 @@ def test_every_operation_but_health_needs_a_bearer_credential(document: Document
     assert shared["TooManyRequests"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
     for template, item in document["paths"].items():
         for op in item.values():
-            if template == "/health":
+            if template in ("/", "/health", "/api/v1/openapi.json"):  # they hold no data
                 assert op["security"] == []
                 assert not {"401", "429"} & set(op["responses"])
                 continue

@@ -99,6 +99,25 @@ def test_state_at_a_time(gateway: Gateway) -> None:
         "GET", f"/api/v1/todos/{todo}?at={middle.replace('+00:00', 'Z')}"
     )
     assert status == 200 and body["entity"]["content"] == "write docs"
+    status, body, _ = gateway.request("GET", f"/api/v1/todos/{todo}?at=2001-01-01T00:00:00Z")
+    assert status == 404 and body["field"] == "at", body
+    assert "did not exist at 2001-01-01T00:00:00Z" in body["detail"]
+
+
+def test_a_session_without_the_platform_s_own_id_takes_its_chitty_id(gateway: Gateway) -> None:
+    status, body, _ = gateway.request("POST", "/api/v1/sessions", {"platform": "cli"})
+    assert status == 201, body
+    assert body["entity"]["sessionId"] == body["entity"]["chittyId"]
+    status, body, _ = gateway.request(
+        "POST", "/api/v1/sessions", {"platform": "cli", "sessionId": "x" * 501}
+    )
+    assert status == 422 and body["field"] == "sessionId", body
+    assert body["detail"].startswith("the platform's own session id"), body
+    status, body, _ = gateway.request(
+        "POST", "/api/v1/todos", {"content": "x", "sessionId": "nope"}
+    )
+    assert status == 422 and body["field"] == "sessionId", body
+    assert not body["detail"].startswith("Value error"), body  # pydantic's prefix, not ours
 
 
 @pytest.mark.parametrize(
@@ -129,7 +148,10 @@ def test_state_at_a_time(gateway: Gateway) -> None:
         ),
         ("POST", "/api/v1/todos", [1, 2], 422, None),
         ("GET", "/api/v1/todos/CHITTY-TODO-NOPE", None, 404, "id"),
-        ("GET", "/api/v1/todos/not-an-id", None, 404, "id"),
+        ("GET", "/api/v1/todos/not-an-id", None, 422, "id"),
+        ("GET", "/api/v1/todos/CHITTY-PROJ-1", None, 422, "id"),
+        ("DELETE", "/api/v1/projects/not-an-id", None, 422, "id"),
+        ("GET", "/api/v1/sync/todos/not-an-id/status", None, 422, "entityId"),
         ("GET", "/api/v1/todos?colour=red", None, 400, "colour"),
         ("GET", "/api/v1/todos?limit=0", None, 422, "limit"),
         ("GET", "/api/v1/todos?cursor=abc", None, 422, "cursor"),
@@ -196,5 +218,6 @@ def test_every_domain_has_crud_history_and_lists(
     assert len(gateway.request("GET", f"/api/v1/{domain}/{entity_id}/history")[1]["events"]) == 2
     _, listed, _ = gateway.request("GET", f"/api/v1/{domain}?limit=500")
     assert entity_id in {item["entity"]["chittyId"] for item in listed["items"]}
-    # A path id of another domain's kind is not an entity of this one.
-    assert gateway.request("GET", f"/api/v1/{domain}/CHITTY-USER-1")[0] == 404
+    # A path id of another domain's kind is no id of this one: a 422 naming it.
+    status, body, _ = gateway.request("GET", f"/api/v1/{domain}/CHITTY-USER-1")
+    assert status == 422 and body["field"] == "id", body

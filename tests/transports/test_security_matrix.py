@@ -27,6 +27,7 @@ from hub.auth.signing import sign_frame, signed_headers
 from hub.auth.tokens import derive_signing_key, token_id_of
 from hub.ids import IdGenerator, Kind
 from tests.transports.conftest import Gateway
+from transports.gateway.auth import PUBLIC
 
 # -- callers ----------------------------------------------------------------------------------
 
@@ -524,6 +525,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/adapters/slack/events"): _webhook("/adapters/slack/events"),
     ("POST", "/adapters/slack/commands"): _webhook("/adapters/slack/commands"),
     ("GET", "/health"): _open("/health"),
+    ("GET", "/"): _open("/"),
     ("GET", "/metrics"): _open("/metrics"),
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),
     ("GET", "/ws"): _ws,
@@ -596,7 +598,7 @@ def _ids_of(key: tuple[str, str]) -> str:
 def test_refused_callers(world: World, route: tuple[str, str], case: str) -> None:
     _served(world, route)
     method, template = route
-    if template == "/health":  # the one public route: a credential is neither needed nor read
+    if template in PUBLIC:  # the public routes: a credential is neither needed nor read
         assert world.send(case, method, template).status == 200
         return
     if template == "/ws":

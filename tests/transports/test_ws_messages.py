@@ -338,6 +338,24 @@ def test_broadcast_does_what_each_type_says(gateway: Gateway) -> None:
     assert status == 422 and body["field"] == "type"
 
 
+def test_a_session_made_over_ws_without_the_platform_s_own_id_takes_its_chitty_id(
+    gateway: Gateway,
+) -> None:
+    async def scenario() -> tuple[str, dict[str, Any]]:
+        peer = await Peer.connect(gateway.url, token=gateway.token)
+        frame = {"type": "state_update", "domain": "sessions", "entity": {"platform": "web"}}
+        ack = await reply(peer, frame, "ack", "error")
+        long = {**frame, "entity": {"platform": "web", "sessionId": "x" * 501}}
+        refused = await reply(peer, long, "ack", "error")
+        await peer.close()
+        assert ack["type"] == "ack" and ack["status"] == "applied", ack
+        return str(ack["entityId"]), refused
+
+    made, refused = gateway.call(scenario())
+    assert gateway.request("GET", f"/api/v1/sessions/{made}")[1]["entity"]["sessionId"] == made
+    assert refused["type"] == "error" and "platform's own session id" in refused["detail"], refused
+
+
 def test_the_spec_s_send_update_frame_creates_the_entity_and_acks_its_new_id(
     gateway: Gateway,
 ) -> None:

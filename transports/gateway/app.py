@@ -14,6 +14,7 @@ from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.hub_api import Hub, Writer
+from transports.gateway.index import index
 from transports.gateway.metrics import add_metrics, request_metrics
 from transports.gateway.openapi import add_openapi
 from transports.gateway.principals import add_principal_routes
@@ -63,8 +64,9 @@ def make_app(
     """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
     /ws, and (given the URL where this gateway answers, and how to trust its certificate when
     that is https) MCP over streamable HTTP at /mcp.
-    Every route but /health needs a credential checked against `tokens` (by default the
-    deployment's token store, opened here) or the configured OIDC issuer."""
+    Every route but /, /health and the OpenAPI document needs a credential checked against
+    `tokens` (by default the deployment's token store, opened here) or the configured OIDC
+    issuer."""
     app = web.Application(
         middlewares=[request_metrics, json_errors, authenticate], client_max_size=MAX_BODY
     )
@@ -77,6 +79,7 @@ def make_app(
     app[SETTINGS] = settings
     app[WRITER] = writer
     app.router.add_get("/health", health, name="health")
+    app.router.add_get("/", index, name="index")
     add_metrics(app, hub)
     add_openapi(app)
     add_ws_routes(app, writer)

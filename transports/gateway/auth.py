@@ -1,10 +1,11 @@
 """Who is asking, and may they: authentication, request signing and abuse limits at the edge,
 scope checks for handlers.
 
-Every request but `/health` carries `Authorization: Bearer <credential>`: a hub token
-(`chitty_...`, from `chitty token create` or the admin token `chitty up` prints on first start)
-or, when the hub is configured with an OIDC issuer, a user's JWT. Service principals also sign
-every request (HMAC-SHA256 over method, path, timestamp, nonce and body). A request that cannot
+Every request but `/`, `/health` and `/api/v1/openapi.json` (they hold no data) carries
+`Authorization: Bearer <credential>`: a hub token (`chitty_...`, from `chitty token create` or
+the admin token `chitty up` prints on first start) or, when the hub is configured with an OIDC
+issuer, a user's JWT. Service principals also sign every request
+(HMAC-SHA256 over method, path, timestamp, nonce and body). A request that cannot
 be authenticated is a 401; one over its principal's rate a 429 with Retry-After.
 """
 
@@ -32,7 +33,7 @@ from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from transports.gateway.errors import ApiError, Handler
 
-PUBLIC = frozenset({"/health"})
+PUBLIC = frozenset({"/", "/health", "/api/v1/openapi.json"})
 WEBHOOKS = "/adapters/"  # services' webhooks: their own signatures authenticate them
 JWKS_TTL_S = 300.0
 JWKS_MIN_REFRESH_S = 30.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +33,7 @@ LIST_PARAMS = frozenset(
     }
 )
 MAX_PAGE = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def entity_body(view: EntityView) -> dict[str, Any]:
@@ -98,12 +99,19 @@ def _created(todo: dict[str, Any]) -> tuple[str, str]:
     return str((todo.get("metadata") or {}).get("created") or ""), str(todo.get("chittyId"))
 
 
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, exactly (a float product rounds 17:21:51.135 down to
+    .134, before an event stamped .135); a time without a zone is UTC, as everywhere."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // timedelta(milliseconds=1)
+
+
 def entity_id_of(request: web.Request, domain: SyncDomain) -> str:
     entity_id = request.match_info["id"]
     try:
         parse(entity_id, expect=DOMAINS[domain].kind)
     except InvalidChittyId as error:
-        raise ApiError(404, "not_found", str(error), "id") from None
+        raise ApiError(422, "invalid", str(error), "id") from None
     return entity_id
 
 
@@ -170,9 +178,12 @@ class EntityRoutes:
                 moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
             except ValueError:
                 raise ApiError(422, "invalid", "must be an ISO-8601 time", "at") from None
-            view = await self.hub.state_at(entity_id, int(moment.timestamp() * 1000))
+            view = await self.hub.state_at(entity_id, epoch_ms(moment))
         else:
             view = current
+        if at is not None and view is None:  # it exists now (readable above), not then
+            detail = f"{self._what(entity_id)} did not exist at {at} (it was created later)"
+            raise ApiError(404, "not_found", detail, "at")
         if view is None or view.deleted or view.domain != self.domain.value:
             raise ApiError(404, "not_found", f"no {self.domain.value[:-1]} {entity_id}", "id")
         if at is not None:  # as it was then: a session's own list, not today's todos

@@ -36,7 +36,8 @@ def validation_error(error: ValidationError, prefix: str = "") -> ApiError:
     first = error.errors(include_url=False)[0]
     path = ".".join(str(p) for p in first["loc"])
     field = f"{prefix}.{path}" if prefix and path else (prefix or path)
-    return ApiError(422, "invalid", first["msg"], field or None)
+    detail = first["msg"].removeprefix("Value error, ")  # a validator's own sentence
+    return ApiError(422, "invalid", detail, field or None)
 
 
 async def read_json(request: web.Request) -> object:

@@ -30,7 +30,7 @@ from hub.envelope import Status
 from hub.ids import _MAX_BODY as MAX_ID_BODY
 from hub.ids import Kind
 from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
-from hub.models.base import WireModel
+from hub.models.base import DEFAULT_ON_CREATE, WireModel
 from hub.protocol import SYNC_MESSAGE
 from transports.gateway.auth import PUBLIC, WEBHOOKS
 from transports.gateway.entities import MAX_PAGE
@@ -566,7 +566,7 @@ SIGNING = (
 
 
 def _id_param(domain: SyncDomain) -> Mapping[str, Schema]:
-    """The `{id}` of a route under one domain: a ChittyID of its kind (any other is a 404)."""
+    """The `{id}` of a route under one domain: a ChittyID of its kind (any other: a 422)."""
     schema = {"type": "string", "pattern": chitty_id_pattern(DOMAINS[domain].kind)}
     return {"id": _param("path", "id", f"The {domain.value[:-1]}'s ChittyID.", schema)}
 
@@ -733,7 +733,7 @@ def _sync() -> dict[str, Operation]:
             "Returns the sync state of one entity: log position, vector clock, whether it is "
             "deleted and how many conflicts are open (synced means none).",
             "SyncState",
-            errors=(404, 500, 503),
+            errors=(404, 422, 500, 503),
         ),
     }
 
@@ -776,7 +776,7 @@ def _workflows() -> dict[str, Operation]:
             "Returns a session's context: its messages, files, free-form state and breadcrumbs.",
             "SessionContextBody",
             path=_id_param(SyncDomain.SESSIONS),
-            errors=(404, 500, 503),
+            errors=(404, 422, 500, 503),
         ),
         "sync_session": Operation(
             "sessions",
@@ -933,6 +933,14 @@ def _operations() -> dict[str, Operation]:
             "HealthReport",
             also={503: "Degraded: some actor did not answer."},
         ),
+        "index": Operation(
+            "operations",
+            "Start page",
+            "A short HTML page pointing at this API, its OpenAPI document, the CLI and the docs "
+            "(no credential needed).",
+            {"type": "string"},
+            media="text/html",
+        ),
         "metrics": Operation(
             "operations",
             "Prometheus metrics",
@@ -1084,7 +1092,12 @@ def _write_schemas(schemas: dict[str, Schema], model: type[BaseModel]) -> None:
         **ref("VectorClock"),
         "description": "The entity's vector clock as you last saw it; omit for a blind write.",
     }
-    required = [f for f in create.get("required", []) if f != "chittyId"]
+    properties = create["properties"]
+    required = [
+        f
+        for f in create.get("required", [])
+        if f != "chittyId" and DEFAULT_ON_CREATE not in properties.get(f, {})
+    ]
     create.pop("required", None)
     if required:
         create["required"] = required
@@ -1168,7 +1181,7 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
         "description": op.description,
     }
     if public:
-        out["security"] = []  # the only operation without a credential
+        out["security"] = []  # no credential: it holds no data
     if params:
         out["parameters"] = params
     if op.body is not None:
@@ -1231,7 +1244,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
     if websockets:
         info += " Live updates over the WebSocket " + ", ".join(websockets) + " (x-websocket)."
     info += (
-        " Every operation but /health needs `Authorization: Bearer <token>` (401 otherwise, with "
+        " Every operation but /, /health and this document needs `Authorization: Bearer <token>` "
+        "(401 otherwise, with "
         "WWW-Authenticate); a write outside the principal's scope is a 403, a read of what it "
         "may not see a 404; over its rate limit a 429 with Retry-After."
     )

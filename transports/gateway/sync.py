@@ -227,8 +227,10 @@ class SyncRoutes:
         self, request: web.Request, domain: SyncDomain, entity_id: str
     ) -> EntityView:
         what = f"{domain.value[:-1]} {entity_id}"
-        if not _valid(entity_id, domain):
-            raise ApiError(404, "not_found", f"no {what}", "entityId")
+        try:
+            parse(entity_id, expect=DOMAINS[domain].kind)
+        except InvalidChittyId as error:
+            raise ApiError(422, "invalid", str(error), "entityId") from None
         scope = scope_of(request, self.hub.get)
         return await scope.check_read_of(entity_id, what, domain.value, "entityId")
 
@@ -243,14 +245,6 @@ def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:
     if not any(requested.values()):
         requested["platforms"] = list(DEFAULT_PLATFORMS)
     return check_targets(requested)
-
-
-def _valid(entity_id: str, domain: SyncDomain) -> bool:
-    try:
-        parse(entity_id, expect=DOMAINS[domain].kind)
-    except InvalidChittyId:
-        return False
-    return True
 
 
 def add_sync_routes(app: web.Application, hub: Hub, writer: Writer) -> None:

@@ -7,9 +7,10 @@ that changed nothing, and a hub refusal arrives as a tool error carrying the hub
 
 from __future__ import annotations
 
+import inspect
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -17,7 +18,8 @@ from typing import Annotated, Any, TypeVar
 import aiohttp
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from pydantic import Field, JsonValue
+from pydantic import AliasChoices, Field, JsonValue
+from pydantic.alias_generators import to_camel
 
 from hub.domains import SyncDomain
 from hub.ids import ChittyIdStr, InvalidChittyId, ProjectId, SessionId, TodoId, parse
@@ -62,6 +64,50 @@ _DOMAIN_OF_KIND = {
 }
 
 Limit = Annotated[int, Field(ge=1, le=500, description="At most this many items.")]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def named(snake: str) -> Any:
+    """An argument called by its REST name (camelCase), its old snake_case name still taken."""
+    return Field(validation_alias=AliasChoices(to_camel(snake), snake))
+
+
+def deprecation_note(function: Callable[..., Any]) -> str:
+    """What a tool's description says about the snake_case names it still accepts."""
+    old = [name for name in inspect.signature(function).parameters if "_" in name]
+    if not old:
+        return ""
+    pairs = ", ".join(f"{to_camel(name)} (was {name})" for name in old)
+    return (
+        f"\n\nArguments are named as in the REST API: {pairs}. The snake_case names are "
+        "deprecated: still accepted in this release, removed in the next."
+    )
+
+
+def tool(server: MCPServer) -> Callable[[F], F]:
+    """`server.tool()`, its description noting the deprecated argument names."""
+
+    def register(function: F) -> F:
+        description = (inspect.getdoc(function) or "") + deprecation_note(function)
+        return server.tool(description=description)(function)
+
+    return register
+
+
+SessionArg = Annotated[
+    SessionId, named("session_id"), Field(description="The session's CHITTY-SESSION id.")
+]
+ProjectArg = Annotated[
+    ProjectId | None, named("project_id"), Field(description="The project's CHITTY-PROJ id.")
+]
+ActiveForm = Annotated[
+    str | None,
+    named("active_form"),
+    Field(max_length=10_000, description="The present-continuous label (Writing the docs)."),
+]
+DryRunArg = Annotated[
+    bool, named("dry_run"), Field(description="Only say what would be written; write nothing.")
+]
 Targets = Annotated[list[str], Field(description="Target names, e.g. web, slack, chatgpt.")]
 
 
@@ -218,12 +264,12 @@ def build_server(client: ChittyClient) -> MCPServer:
 
     # -- todos -------------------------------------------------------------------------------
 
-    @server.tool()
+    @tool(server)
     async def create_todo(
         content: TodoContent,
-        session_id: Annotated[SessionId, Field(description="The CHITTY-SESSION it belongs to.")],
-        project_id: ProjectId | None = None,
-        active_form: Annotated[str, Field(max_length=10_000)] = "",
+        session_id: SessionArg,
+        project_id: ProjectArg = None,
+        active_form: ActiveForm = None,
         status: TodoStatus = TodoStatus.PENDING,
         priority: Priority = Priority.MEDIUM,
         dependencies: list[TodoId] | None = None,
@@ -235,7 +281,7 @@ def build_server(client: ChittyClient) -> MCPServer:
         fields: Json = {
             "content": content,
             "sessionId": session_id,
-            "activeForm": active_form,
+            "activeForm": active_form or "",
             "status": status.value,
             "metadata": {"priority": priority.value},
             "dependencies": dependencies or [],
@@ -247,10 +293,12 @@ def build_server(client: ChittyClient) -> MCPServer:
             fields["deadline"] = deadline.isoformat()
         return _record(await _tool_call(client.create("todos", fields)))
 
-    @server.tool()
+    @tool(server)
     async def list_todos(
-        project_id: ProjectId | None = None,
-        session_id: SessionId | None = None,
+        project_id: ProjectArg = None,
+        session_id: Annotated[
+            SessionId | None, named("session_id"), Field(description="Only this session's.")
+        ] = None,
         status: TodoStatus | None = None,
         limit: Limit = 50,
         cursor: str | None = None,
@@ -268,11 +316,11 @@ def build_server(client: ChittyClient) -> MCPServer:
         )
         return {"todos": [r.entity for r in page.items], "cursor": page.cursor}
 
-    @server.tool()
+    @tool(server)
     async def update_todo(
-        todo_id: TodoId,
+        todo_id: Annotated[TodoId, named("todo_id"), Field(description="The CHITTY-TODO id.")],
         content: TodoContent | None = None,
-        active_form: Annotated[str | None, Field(max_length=10_000)] = None,
+        active_form: ActiveForm = None,
         status: TodoStatus | None = None,
         priority: Priority | None = None,
         dependencies: list[TodoId] | None = None,
@@ -299,53 +347,65 @@ def build_server(client: ChittyClient) -> MCPServer:
             raise ToolError("nothing to update: give at least one field")
         return _record(await _tool_call(client.update("todos", todo_id, fields)))
 
-    @server.tool()
-    async def reconcile_todos(project_id: ProjectId, dry_run: bool = False) -> Json:
+    @tool(server)
+    async def reconcile_todos(
+        project_id: Annotated[
+            ProjectId, named("project_id"), Field(description="The project's CHITTY-PROJ id.")
+        ],
+        dry_run: DryRunArg = False,
+    ) -> Json:
         """Reconcile a project's todos (duplicates merge, the most advanced status wins, every
-        session lists the same todos) and write the result back; dry_run only says what would
+        session lists the same todos) and write the result back; dryRun only says what would
         be written. Returns the mesh and each write."""
         return await _tool_call(client.reconcile(project_id, dry_run=dry_run))
 
     # -- sessions ----------------------------------------------------------------------------
 
-    @server.tool()
+    @tool(server)
     async def start_session(
         platform: Platform = Platform.CLAUDE_CODE,
         platform_session_id: Annotated[
-            str | None, Field(min_length=1, max_length=500, description="The platform's own id.")
+            str | None,
+            named("platform_session_id"),
+            Field(
+                min_length=1,
+                max_length=500,
+                description="The platform's own session id (e.g. Claude Code's); default: "
+                "the new session's CHITTY-SESSION id. Sent to REST as the session's sessionId.",
+            ),
         ] = None,
-        project_id: ProjectId | None = None,
+        project_id: ProjectArg = None,
     ) -> Json:
-        """Start a session (a unit of work on one platform) and return it with its CHITTY id."""
-        fields: Json = {
-            "sessionId": platform_session_id or f"{platform.value}-{datetime.now().timestamp()}",
-            "platform": platform.value,
-        }
+        """Start a session (a unit of work on one platform) and return it with its CHITTY id
+        (its chittyId: the sessionId every other tool takes)."""
+        fields: Json = {"platform": platform.value}
+        if platform_session_id is not None:
+            fields["sessionId"] = platform_session_id
         if project_id is not None:
             fields["projectId"] = project_id
         return _record(await _tool_call(client.create("sessions", fields)))
 
-    @server.tool()
-    async def resume_session(session_id: SessionId) -> Json:
+    @tool(server)
+    async def resume_session(session_id: SessionArg) -> Json:
         """Mark a paused or crashed session active again; returns it with its context."""
         return _record(
             await _tool_call(client.update("sessions", session_id, {"status": "active"}))
         )
 
-    @server.tool()
-    async def end_session(session_id: SessionId) -> Json:
+    @tool(server)
+    async def end_session(session_id: SessionArg) -> Json:
         """End a session (it cannot be resumed afterwards)."""
         return _record(await _tool_call(client.update("sessions", session_id, {"status": "ended"})))
 
-    @server.tool()
-    async def get_session_context(session_id: SessionId) -> Json:
+    @tool(server)
+    async def get_session_context(session_id: SessionArg) -> Json:
         """A session's context: messages, files, free-form state and breadcrumbs."""
         session = await _tool_call(hub.session(session_id))
         return {"sessionId": session_id, "context": session.get("context") or {}}
 
-    @server.tool()
+    @tool(server)
     async def append_session_context(
-        session_id: SessionId,
+        session_id: SessionArg,
         messages: list[Message] | None = None,
         files: list[FileReference] | None = None,
         crumbs: list[Breadcrumb] | None = None,
@@ -365,37 +425,41 @@ def build_server(client: ChittyClient) -> MCPServer:
 
     # -- conflicts, time, sync ---------------------------------------------------------------
 
-    @server.tool()
+    @tool(server)
     async def list_conflicts(domain: SyncDomain | None = None) -> Json:
         """Open conflicts (concurrent edits the hub could not merge), of one domain or all."""
         found = await _tool_call(client.conflicts(domain.value if domain else None))
         return {"conflicts": list(found)}
 
-    @server.tool()
+    @tool(server)
     async def resolve_conflict(
-        conflict_id: Annotated[str, Field(pattern=r"^CHITTY-CONFLICT-[0-9A-Za-z]+$")],
+        conflict_id: Annotated[
+            str, named("conflict_id"), Field(pattern=r"^CHITTY-CONFLICT-[0-9A-Za-z]+$")
+        ],
         value: JsonValue,
     ) -> Json:
         """Settle a conflict on `value` (one of the competing values, or a new one)."""
         return _record(await _tool_call(client.resolve(conflict_id, value)))
 
-    @server.tool()
+    @tool(server)
     async def entity_state_at(
-        entity_id: ChittyIdStr,
+        entity_id: Annotated[ChittyIdStr, named("entity_id"), Field(description="Any ChittyID.")],
         at: Annotated[datetime | None, Field(description="ISO-8601 time; omit for now.")] = None,
     ) -> Json:
         """An entity by ChittyID as it is now, or as it was at a past time."""
         return await _tool_call(hub.entity(entity_id, at))
 
-    @server.tool()
+    @tool(server)
     async def sync_domain(
         domain: SyncDomain | None = None,
         platforms: Targets | None = None,
         channels: Targets | None = None,
         models: Targets | None = None,
-        project_id: ProjectId | None = None,
-        session_id: SessionId | None = None,
-        dry_run: bool = False,
+        project_id: ProjectArg = None,
+        session_id: Annotated[
+            SessionId | None, named("session_id"), Field(description="Only this session.")
+        ] = None,
+        dry_run: DryRunArg = False,
     ) -> Json:
         """Report per platform, channel and model whether a domain (omit for all) reaches it:
         live only while a subscriber of it is connected; no channel or model adapter runs yet."""
@@ -414,36 +478,47 @@ def build_server(client: ChittyClient) -> MCPServer:
     # -- resources ---------------------------------------------------------------------------
 
     @server.resource(
-        "chitty://sessions/{session_id}/context",
+        "chitty://sessions/{sessionId}/context",
         name="session_context",
         mime_type="application/json",
     )
-    async def session_context(session_id: str) -> Json:
+    async def session_context(sessionId: str) -> Json:
         """A session's context: messages, files, state and breadcrumbs."""
-        session = await _resource_call(hub.session(_checked(session_id, "SESSION")))
-        return {"sessionId": session_id, "context": session.get("context") or {}}
+        session = await _resource_call(hub.session(_checked(sessionId, "SESSION")))
+        return {"sessionId": sessionId, "context": session.get("context") or {}}
 
     @server.resource(
-        "chitty://projects/{project_id}/todos", name="todo_mesh", mime_type="application/json"
+        "chitty://projects/{projectId}/todos", name="todo_mesh", mime_type="application/json"
     )
-    async def todo_mesh(project_id: str) -> Json:
+    async def todo_mesh(projectId: str) -> Json:
         """A project's todo mesh: deduplicated todos, dependency edges and order."""
-        return await _resource_call(hub.mesh(_checked(project_id, "PROJ")))
+        return await _resource_call(hub.mesh(_checked(projectId, "PROJ")))
 
-    @server.resource("chitty://entities/{chitty_id}", name="entity", mime_type="application/json")
-    async def entity(chitty_id: str) -> Json:
+    @server.resource("chitty://entities/{chittyId}", name="entity", mime_type="application/json")
+    async def entity(chittyId: str) -> Json:
         """Any entity by ChittyID, with its vector clock and open conflicts."""
         try:
-            return await _resource_call(hub.entity(chitty_id))
+            return await _resource_call(hub.entity(chittyId))
         except ToolError as error:
             raise ResourceError(str(error)) from None
 
     # -- prompts -----------------------------------------------------------------------------
 
     @server.prompt(name="resume_session")
-    async def resume_session_prompt(session_id: str) -> str:
+    async def resume_session_prompt(
+        sessionId: Annotated[
+            str | None, Field(description="The session's CHITTY-SESSION id.")
+        ] = None,
+        session_id: Annotated[
+            str | None,
+            Field(description="Deprecated: sessionId (accepted until the next release)."),
+        ] = None,
+    ) -> str:
         """Resume a session: a compact summary of its context and open todos."""
-        session = await _resource_call(hub.session(_checked(session_id, "SESSION")))
+        wanted = sessionId or session_id
+        if wanted is None:
+            raise ValueError("give sessionId: the session's CHITTY-SESSION id")
+        session = await _resource_call(hub.session(_checked(wanted, "SESSION")))
         return _summary(session, hub.open_todos(session))
 
     return server

@@ -197,6 +197,23 @@ def test_malformed_input_is_rejected_with_the_field_path(
     assert caught.value.errors()[0]["loc"] == path
 
 
+def test_a_session_without_the_platform_s_own_id_takes_its_chitty_id() -> None:
+    made = Session.model_validate({"chittyId": "CHITTY-SESSION-1", "platform": "cli"})
+    assert made.session_id == "CHITTY-SESSION-1"
+    named = Session.model_validate(
+        {"chittyId": "CHITTY-SESSION-1", "platform": "cli", "sessionId": "claude-42"}
+    )
+    assert named.session_id == "claude-42"
+    for bad in ("", "x" * 501, 7):
+        with pytest.raises(ValidationError) as caught:
+            Session.model_validate(
+                {"chittyId": "CHITTY-SESSION-1", "platform": "cli", "sessionId": bad}
+            )
+        [error] = caught.value.errors()
+        assert error["loc"] == ("sessionId",)
+        assert error["msg"].startswith("the platform's own session id"), error
+
+
 def test_models_are_frozen() -> None:
     todo = Todo.model_validate(TODO)
     with pytest.raises(ValidationError):
