@@ -497,8 +497,11 @@ class LmdbStore:
 
         return self._env.write(work, committed)[0]
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome contains `containing` (and passes
+        `confirm`, if given); return how many."""
         needle = purge_needle(containing)
         dbs = self._dbs
 
@@ -508,7 +511,7 @@ class LmdbStore:
                 recorded_ms, outcome = unpack_dedupe(
                     key, decode_value(self._codec, "dedupe", key, raw)
                 )
-                if needle in outcome:
+                if needle in outcome and (confirm is None or confirm(outcome)):
                     doomed.append((key, recorded_ms))
             for key, recorded_ms in doomed:
                 txn.delete(key, db=dbs.dedupe)

@@ -226,11 +226,18 @@ class MemoryStore:
             del self._dedupe[key]
         return len(expired)
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome contains `containing` (and passes
+        `confirm`, if given); return how many."""
         needle = purge_needle(containing)
         self._check_open()
-        doomed = [key for key, (_, outcome) in self._dedupe.items() if needle in outcome]
+        doomed = [
+            key
+            for key, (_, outcome) in self._dedupe.items()
+            if needle in outcome and (confirm is None or confirm(outcome))
+        ]
         for key in doomed:
             del self._dedupe[key]
         return len(doomed)

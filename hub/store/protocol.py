@@ -94,8 +94,11 @@ class CheckpointStore(Protocol):
         """Delete dedupe entries older than the retention window; return how many."""
         ...
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome bytes contain `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome bytes contain `containing` (and, given
+        `confirm`, for which `confirm(outcome)` holds); return how many."""
         ...
 
     def entity_ids(self) -> Iterator[str]:

@@ -25,6 +25,7 @@ from hub.store import (
     event_checksum,
 )
 from hub.store.chain import checksum_of_digest, legacy_event_checksum
+from hub.store.redaction import holds
 from tests.hub.store.conftest import FakeClock
 from tests.hub.store.test_lmdb_store import XorCodec, raw_items, set_schema_version
 
@@ -187,6 +188,29 @@ def test_dedupe_purge_removes_the_entries_whose_outcome_contains_the_bytes(
     assert store.verify().dedupe_entries == 2
     with pytest.raises(ValueError, match="non-empty"):
         store.dedupe_purge(b"")
+
+
+def test_a_purge_with_a_confirmation_drops_only_what_it_confirms(store: CheckpointStore) -> None:
+    longer = "CHITTY-USER-0" + "A" * 35  # 48 characters: msgpack's str8 length byte is "0"
+    store.append_batch(
+        [],
+        [
+            DedupeEntry("m1", msgpack.packb({"by": "CHITTY-USER-0"})),
+            DedupeEntry("m2", msgpack.packb({"by": longer})),
+            DedupeEntry("m3", msgpack.packb(["x", longer, "CHITTY-USER-0"])),
+        ],
+    )
+    assert store.dedupe_purge(b"CHITTY-USER-0", lambda o: holds(o, "CHITTY-USER-0")) == 2
+    assert store.dedupe_get("m2") is not None and store.dedupe_get("m1") is None
+
+
+def test_holds_finds_whole_ids_only() -> None:
+    longer = "CHITTY-USER-0" + "A" * 35
+    assert holds(msgpack.packb({"by": longer}), longer)
+    assert not holds(msgpack.packb({"by": longer}), "CHITTY-USER-0")
+    assert holds(msgpack.packb({"note": "said CHITTY-USER-0, twice"}), "CHITTY-USER-0")
+    assert not holds(msgpack.packb({"by": "CHITTY-USER-01"}), "CHITTY-USER-0")
+    assert holds(b"\xc1 not msgpack CHITTY-USER-0", "CHITTY-USER-0")
 
 
 def test_purged_dedupe_entries_leave_no_expiry_index_behind(
