@@ -269,6 +269,9 @@ class EntityHost:
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(envelopes)
+        for index, envelope in enumerate(envelopes):  # remembered with what was asked
+            if envelope.fingerprint and final[index].status in _RECORDED:
+                final[index] = replace(final[index], fingerprint=envelope.fingerprint)
         encoded = self._commit(new_events, publications, stamps, final)
         for entity_id, (state, seq) in staged.items():
             activation = self._active.get(entity_id) or self._activate(entity_id)
@@ -291,6 +294,8 @@ class EntityHost:
             return Outcome(envelope.message_id, Status.DUPLICATE, envelope.entity_id)
         if recorded is not None:  # seen before: the same answer again (a refusal stays one)
             first = Outcome.from_bytes(recorded)
+            if envelope.reused_by(first):
+                return envelope.key_reused()
             return (
                 first
                 if first.status is Status.REJECTED
@@ -316,9 +321,7 @@ class EntityHost:
             NewEvent(self._outbox, stamp, body) for stamp, body in zip(stamps, encoded, strict=True)
         ]
         dedupe = [
-            DedupeEntry(o.message_id, o.to_bytes())
-            for o in outcomes
-            if o.status in (Status.APPLIED, Status.REJECTED)
+            DedupeEntry(o.message_id, o.to_bytes()) for o in outcomes if o.status in _RECORDED
         ]
         if events or outbox or dedupe:
             self.store.append_batch([*events, *outbox], dedupe)
@@ -410,6 +413,9 @@ class EntityHost:
 
     def active_ids(self) -> list[str]:
         return list(self._active)
+
+
+_RECORDED = (Status.APPLIED, Status.REJECTED)  # outcomes a retry of the message gets again
 
 
 def _refused(
