@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.crypto import AesGcmCodec, load_key, parse_key
@@ -50,6 +50,9 @@ class HubSettings(BaseModel):
     rate_per_s: Annotated[float, Field(gt=0)] = 100.0
     rate_burst: Annotated[int, Field(ge=1)] = 200
     max_ws_per_principal: Annotated[int, Field(ge=1)] = 32
+    # Browser origins (scheme://host[:port]) whose pages may open /ws besides the hub's own;
+    # a client that sends no Origin (the CLI, the client library) is not a browser.
+    ws_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:
@@ -61,6 +64,16 @@ class HubSettings(BaseModel):
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    @field_validator("ws_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """CHITTY_WS_ORIGINS is comma-separated; each origin without a trailing slash."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(str(part).rstrip("/") for part in value)
+        return value
 
     @model_validator(mode="after")
     def _oidc_all_or_none(self) -> Self:

@@ -14,6 +14,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from actors.host import HostMetrics
+from hub.auth.principal import is_unrestricted
+from transports.gateway.auth import principal_of
+from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Hub
 from transports.gateway.ws import WS, WsGateway, open_connections
 
@@ -200,7 +203,10 @@ async def request_metrics(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """Prometheus exposition (text, or OpenMetrics when the scraper asks for it)."""
+    """Prometheus exposition (text, or OpenMetrics when the scraper asks for it), for admins
+    and services only: the counters are the whole hub's, not one member's."""
+    if not is_unrestricted(principal_of(request).role):
+        raise ApiError(403, "forbidden", "/metrics is for admin and service principals")
     body, content_type = await request.app[METRICS].scrape(request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
 

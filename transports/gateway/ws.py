@@ -515,6 +515,7 @@ class WsGateway:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """GET /ws: upgrade and serve one connection (the middleware authenticated it)."""
         caller = Caller(request.app[AUTH], principal_of(request), bearer(request))
+        _check_origin(request, caller.auth.settings.ws_origins)
         origin = Origin(
             _origin_part(request, "X-Chitty-Node", "node", "ws", 128),
             _origin_part(request, "X-Chitty-Platform", "platform", "web", 64),
@@ -617,6 +618,23 @@ class WsGateway:
             *(s.close(WSCloseCode.GOING_AWAY, b"server shutdown") for s in list(self.sessions)),
             return_exceptions=True,
         )
+
+
+def _check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Refuse (403) an upgrade from a browser page of another origin than the hub's own or a
+    configured one (`ws_origins`): a page elsewhere must not ride a user's credentials."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not a browser: browsers always send Origin on a WebSocket upgrade
+    own = f"{request.scheme}://{request.host}"
+    if origin.rstrip("/") in (own, *allowed):
+        return
+    raise ApiError(
+        403,
+        "forbidden_origin",
+        f"WebSocket upgrades from {origin[:100]!r} are not allowed",
+        "Origin",
+    )
 
 
 def _origin_part(request: web.Request, header: str, query: str, default: str, most: int) -> str:
