@@ -314,7 +314,8 @@ def test_redaction_goes_through_the_codec(tmp_path: Path, clock: FakeClock) -> N
 
 
 def downgrade_to_version_1(path: Path, codec: object | None = None) -> None:
-    """Rewrite a fresh (version-2) store as a version-1 build would have written it."""
+    """Rewrite a fresh store as a version-1 build would have written it (no recorded heads,
+    snapshots without state digests)."""
     xor = codec if isinstance(codec, XorCodec) else None
     decode = xor.decode if xor else (lambda data: data)
     encode = xor.encode if xor else (lambda data: data)
@@ -333,16 +334,20 @@ def downgrade_to_version_1(path: Path, codec: object | None = None) -> None:
                 legacy[key] = previous
                 txn.put(key, encode(msgpack.packb((timestamp_ms, body, previous))), db=events)
             for key, raw in list(txn.cursor(db=snapshots)):
-                timestamp_ms, state, _ = msgpack.unpackb(decode(raw))
+                timestamp_ms, state = msgpack.unpackb(decode(raw))[:2]
                 value = msgpack.packb((timestamp_ms, state, legacy[key]))
                 txn.put(key, encode(value), db=snapshots)
+            meta = env.open_db(b"meta", txn=txn)
+            for key in [k for k in txn.cursor(db=meta).iternext(values=False)]:
+                if key.startswith(b"head\x00"):
+                    txn.delete(key, db=meta)
     finally:
         env.close()
     set_schema_version(path, 1)
 
 
-def test_a_fresh_store_is_stamped_with_schema_2() -> None:
-    assert SCHEMA_VERSION == 2
+def test_a_fresh_store_is_stamped_with_schema_3() -> None:
+    assert SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize("codec", [None, XorCodec(0x33)], ids=["plain", "codec"])
@@ -372,7 +377,9 @@ def test_a_version_1_store_is_migrated_to_digest_chains(
         assert store.verify().ok
         (next_event,) = store.append_batch([ev("a", 5, b"a4")])
         assert next_event.checksum == event_checksum(written[3].checksum, b"a\x00", 4, 5, b"a4")
-    assert dict(raw_items(tmp_path, b"meta"))[b"schema_version"] == msgpack.packb(2)
+    meta = dict(raw_items(tmp_path, b"meta"))
+    assert meta[b"schema_version"] == msgpack.packb(3)  # 1 -> 2 -> 3: heads recorded
+    assert meta[b"head\x00a\x00"][:8] == (4).to_bytes(8, "big")
 
 
 def test_a_broken_version_1_chain_is_refused_and_left_as_it_was(
