@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from actors.router import HostUnavailable
+from hub.store.errors import CorruptEntityError
 from transports.gateway.json_body import JsonRefused, loads
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except ValidationError as error:
         api = validation_error(error)
         return error_response(api.status, api.error, api.detail, api.field)
+    except CorruptEntityError as error:  # checked as it loaded: named, never its content
+        cause = getattr(error, "cause", error)  # Ray wraps what a host raised
+        return error_response(500, "corrupt", str(cause), None)
     except HostUnavailable as error:  # a host restarting for longer than reads wait
         return error_response(503, "unavailable", str(error), None, RETRY_AFTER_S)
     except web.HTTPRequestEntityTooLarge as error:

@@ -42,6 +42,7 @@ HOST_COUNTERS: Mapping[str, str] = {
     "passivations": "Entities passivated when idle or over the active limit",
     "snapshots": "Entity snapshots written",
     "publish_failures": "Events that could not be handed to the broker for fan-out",
+    "corrupt_entities": "Entities whose stored data failed its integrity check as they loaded",
     "activation_seconds": "Seconds spent activating entities",
     "turn_seconds": "Seconds spent in entity turns",
     "commit_seconds": "Seconds spent in LMDB group commits",

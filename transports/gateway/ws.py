@@ -31,6 +31,7 @@ from hub.catalog import Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import Outcome
+from hub.store.errors import CorruptEntityError
 from hub.subscriptions import RELAYED, Published
 from transports.gateway.auth import AUTH, Auth, Scope, bearer, must_sign, principal_of, stamp
 from transports.gateway.errors import ApiError
@@ -381,6 +382,9 @@ class WsSession:
             self._reply_error(
                 FrameError(error.error, error.detail, error.field, frame.id, status=error.status)
             )
+        except CorruptEntityError as error:  # damaged on disk: named, never served
+            detail = str(getattr(error, "cause", error))
+            self._reply_error(FrameError("corrupt", detail, None, frame.id, status=500))
 
     def _subscribe(self, frame: Subscribe) -> None:
         open_now = self.subscriber.subscriptions
