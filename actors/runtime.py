@@ -41,6 +41,7 @@ from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from hub.shards import ShardTable
+from hub.startup import prepare
 from hub.subscriptions import Filter
 
 log = logging.getLogger(__name__)
@@ -175,13 +176,16 @@ class Runtime:
                 self._spawn(name, self._node_of[name])
 
     @classmethod
-    def start(cls, settings: HubSettings) -> Runtime:
-        """Start (or attach to) the hub described by `settings`."""
+    def start(cls, settings: HubSettings, prepared: bool = False) -> Runtime:
+        """Start (or attach to) the hub described by `settings`, after `hub.startup.prepare`
+        (unless the caller has `prepared` it): `StartRefused` says why it will not start."""
+        if not prepared:
+            for note in prepare(settings):
+                log.warning("%s", note)
         started = False
         if not ray.is_initialized():
             init_ray(settings.ray_address, namespace=settings.namespace)
             started = settings.ray_address is None
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         runtime = cls(settings, started)
         runtime.wait_ready()
         return runtime

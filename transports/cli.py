@@ -61,14 +61,24 @@ def up(
     access_log: Annotated[
         bool, typer.Option(help="Log every HTTP request (costs CPU on busy REST traffic).")
     ] = False,
+    no_encryption: Annotated[
+        bool, typer.Option("--no-encryption", help="Store data unencrypted (on by default).")
+    ] = False,
 ) -> None:
     """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway.
 
     On first start it prints an admin token once; keep it (CHITTY_TOKEN for the CLI)."""
-    settings = _settings(data_dir=data_dir, ray_address=ray_address, hosts=hosts)
+    settings = _settings(
+        data_dir=data_dir,
+        ray_address=ray_address,
+        hosts=hosts,
+        encryption=False if no_encryption else None,
+    )
     from actors.runtime import Runtime
     from hub.gc_tuning import tune_gc
+    from hub.startup import StartRefused, prepare
     from transports.admin import HubLock, LockedError, server_tls
+    from transports.gateway import log_hygiene
 
     tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
     # Plain log lines, configured before anything else does it (the MCP SDK would install a
@@ -78,14 +88,23 @@ def up(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    log_hygiene.install(logging.getLogger().handlers)  # no credential in any line
     try:
         lock = HubLock.take(settings.data_dir)
     except LockedError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
 
+    try:
+        notes = prepare(settings)  # a private data dir, the key, stored data that is whole
+    except StartRefused as error:
+        lock.release()
+        console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    for note in notes:
+        console.print(note, soft_wrap=True)
     console.print(f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts …")
-    runtime = Runtime.start(settings)
+    runtime = Runtime.start(settings, prepared=True)
     tune_gc()
     try:
         asyncio.run(_serve(runtime, settings, host, port, tls, tls_cert))
@@ -121,7 +140,7 @@ async def _serve(
     from aiohttp import web
 
     from transports.admin import announce_tokens
-    from transports.gateway import make_app
+    from transports.gateway import log_hygiene, make_app
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
     scheme = "https" if tls else "http"
@@ -129,7 +148,9 @@ async def _serve(
         runtime, settings, mcp_hub_url=f"{scheme}://{local}:{port}", mcp_tls=_loopback(tls_cert)
     )
     announce_tokens(app, dict(os.environ), console)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_class=log_hygiene.RedactingAccessLogger
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, ssl_context=tls).start()

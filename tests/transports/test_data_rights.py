@@ -74,7 +74,7 @@ def test_export_then_erase_a_member(gateway: Gateway) -> None:
     assert status == 404, again
     # Every chain still verifies (read-only, next to the running hub).
     data = gateway.settings.data_dir
-    report = audit_verify(data / "lmdb", data / "catalog")
+    report = audit_verify(data / "lmdb", data / "catalog", codec=gateway.settings.value_codec())
     assert report.ok, report.breaks
     assert report.redacted_events >= 2
 
