@@ -94,9 +94,7 @@ def flip_the_root_pointer(data_mdb: Path) -> None:
 
 
 @pytest.mark.parametrize("encryption", [True, False], ids=["encrypted", "plaintext"])
-def test_a_store_that_lost_its_databases_refuses_to_start(
-    tmp_path: Path, encryption: bool
-) -> None:
+def test_a_store_that_lost_its_databases_refuses_to_start(tmp_path: Path, encryption: bool) -> None:
     hub = settings(tmp_path, encryption=encryption)
     prepare(hub)
     fill(hub, todos=40)
