@@ -60,7 +60,8 @@ class RedactingAccessLogger(AccessLogger):
         self, request: BaseRequest, response: StreamResponse, time: float
     ) -> Iterable[tuple[str | tuple[str, str], str]]:
         return [
-            (key, redact(value)) for key, value in super()._format_line(request, response, time)
+            (key, redact(value) if isinstance(value, str) else value)
+            for key, value in super()._format_line(request, response, time)
         ]
 
 
