@@ -209,13 +209,25 @@ def _row_against_events(row: Mapping[str, Any], store: LmdbStore) -> list[AuditB
         state is None
         or state.domain.value != row.get("domain")
         or state.deleted != row.get("deleted")
-        or _plain(view(state)) != _plain(row.get("entity"))
+        or _canonical(view(state)) != _canonical(row.get("entity"))
     ):
         detail = f"the row differs from what the entity's events say at seq {seq}"
         return [AuditBreak("catalog", entity_id, seq, "row_mismatch", detail)]
     return []
 
 
-def _plain(value: object) -> object:
-    """`value` as msgpack gives it back (lists, not tuples), to compare with a stored row."""
-    return msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False)
+def _canonical(value: object) -> object:
+    """`value` as msgpack gives it back, every list in a fixed order: a set field's elements
+    keep the order of their ids, which an erasure's pseudonym may change in one and not the
+    other; a changed element still differs."""
+    plain = msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False)
+    return _ordered(plain)
+
+
+def _ordered(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _ordered(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_ordered(item) for item in value]
+        return sorted(items, key=lambda item: msgpack.packb(item, use_bin_type=True))
+    return value

@@ -86,10 +86,11 @@ class _Tail:
     def __init__(self, group: Iterator[tuple[str, int, StoredEvent | CorruptValueError]]) -> None:
         self._group = group
         self.last: StoredEvent | CorruptValueError | None = None
+        self.seq = 0  # of the last one
 
     def __iter__(self) -> Iterator[tuple[int, StoredEvent | CorruptValueError]]:
         for _, seq, item in self._group:
-            self.last = item
+            self.last, self.seq = item, seq
             yield seq, item
 
 
@@ -174,22 +175,26 @@ def check_entity_lmdb(
     prefix: bytes,
 ) -> EntityCheck:
     """One entity as it loads: every event against the chain, the last against the recorded
-    head, the newest snapshot against its event (and its state against its digest)."""
-    items: list[tuple[int, StoredEvent | CorruptValueError]] = []
-    cursor = txn.cursor(db=dbs.events)
-    present = cursor.set_range(prefix)
-    while present:
-        key = cursor.key()
-        if not key.startswith(prefix) or len(key) != len(prefix) + SEQ_BYTES:
-            break
-        seq = int.from_bytes(key[-SEQ_BYTES:], "big")
-        try:
-            items.append((seq, decode_event(codec, entity_id, key, cursor.value())))
-        except CorruptValueError as exc:
-            items.append((seq, exc))
-        present = cursor.next()
-    found = verify_chain(entity_id, items)
-    last = items[-1][1] if items else None
+    head, the newest snapshot against its event (and its state against its digest). Streams:
+    one event at a time, never the whole log in memory."""
+
+    def entries() -> Iterator[tuple[str, int, StoredEvent | CorruptValueError]]:
+        cursor = txn.cursor(db=dbs.events)
+        present = cursor.set_range(prefix)
+        while present:
+            key = cursor.key()
+            if not key.startswith(prefix) or len(key) != len(prefix) + SEQ_BYTES:
+                return
+            seq = int.from_bytes(key[-SEQ_BYTES:], "big")
+            try:
+                yield entity_id, seq, decode_event(codec, entity_id, key, cursor.value())
+            except CorruptValueError as exc:
+                yield entity_id, seq, exc
+            present = cursor.next()
+
+    tail = _Tail(entries())
+    found = verify_chain(entity_id, tail)
+    last = tail.last
     if isinstance(last, StoredEvent):
         found.extend(_head_problems(txn, dbs, entity_id, last))
     elif last is None and txn.get(head_key(prefix), db=dbs.meta) is not None:
@@ -203,18 +208,19 @@ def check_entity_lmdb(
         seq = int.from_bytes(key[-SEQ_BYTES:], "big")
         try:
             snapshot = decode_snapshot(codec, entity_id, key, snapshots.value())
+            raw = txn.get(key, db=dbs.events)  # the event it follows: same key layout
+            event = None if raw is None else decode_event(codec, entity_id, key, raw)
         except CorruptValueError as exc:
             kind = CorruptionKind.UNDECODABLE
             found.append(Corruption("snapshots", kind, entity_id, seq, str(exc)))
         else:
-            event = next((e for s, e in items if s == seq), None)
-            problem = snapshot_mismatch(snapshot, event if isinstance(event, StoredEvent) else None)
+            problem = snapshot_mismatch(snapshot, event)
             if problem is not None:
                 kind = CorruptionKind.SNAPSHOT_MISMATCH
                 found.append(Corruption("snapshots", kind, entity_id, seq, problem))
     if isinstance(last, StoredEvent):
         return EntityCheck(last.seq, last.timestamp_ms, tuple(found))
-    return EntityCheck(items[-1][0] if items else 0, 0, tuple(found))
+    return EntityCheck(tail.seq, 0, tuple(found))
 
 
 def _verify_snapshots(
