@@ -228,31 +228,41 @@ class AdapterRunner:
         notes = self.store.in_flight()
         found: dict[str, NativeRef] = {}
         if notes and isinstance(self.adapter, CanFind):
+            adapter = self.adapter
+
+            def ids(note: InFlight) -> set[str]:
+                return {self._delivery(note.job_id) + end for end in ("", FIRST)}
+
             places: dict[tuple[str, str | None], list[InFlight]] = {}
             for note in notes:
                 places.setdefault((note.channel, note.thread_root), []).append(note)
             for (channel, root), some in places.items():
-                since = min(n.at_s for n in some)
-                ids = {self._delivery(n.job_id) + end for n in some for end in ("", FIRST)}
-                found |= await self.adapter.find(channel, root, ids, since)
-                for n in some:  # a reply under the entity's first post, made in the same job
-                    if (first := found.get(self._delivery(n.job_id) + FIRST)) is not None:
-                        ids = {self._delivery(n.job_id)}
-                        found |= await self.adapter.find(channel, first.message_id, ids, since)
+                wanted = set().union(*map(ids, some))
+                found |= await adapter.find(channel, root, wanted, min(n.at_s for n in some))
+            # A reply may sit under a post the same round made (the entity had none before).
+            tops: dict[str, list[NativeRef]] = {}
+            for note in notes:
+                for d in ids(note):
+                    if (ref := found.get(d)) is not None and ref.thread_root is None:
+                        tops.setdefault(note.entity_id, []).append(ref)
+            for note in notes:
+                for top in tops.get(note.entity_id, []):
+                    if missing := ids(note) - found.keys():
+                        found |= await adapter.find(top.channel, top.message_id, missing, note.at_s)
         rnd = _Round()
         for note in notes:
             job = self.store.job(note.job_id)
             delivery = self._delivery(note.job_id)
-            posts = [found[d] for d in (delivery + FIRST, delivery) if d in found]
-            if job is None or not posts:
-                continue  # not posted: the job stays queued
-            rnd.done.append(job.id)
-            for ref in posts:
+            if job is None:
+                continue
+            for ref in filter(None, (found.get(delivery + FIRST), found.get(delivery))):
                 rnd.counts["sent"] += 1
                 if ref.thread_root is None:  # the digest is unknown: the next state is an edit
                     rnd.shown[job.entity_id] = Shown(ref, job.seq, "")
                 else:
                     rnd.links.append((job.entity_id, ref))
+            if delivery in found:  # else not posted (maybe its first post was): it stays queued
+                rnd.done.append(job.id)
         if notes:
             self.store.finish(
                 done=rnd.done,

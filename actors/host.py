@@ -8,6 +8,7 @@ transaction before any outcome is returned: an `applied` outcome means durable.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -23,21 +24,27 @@ from hub.replay import EntityReplayer, decode_event, encode_event
 from hub.settings import HubSettings
 from hub.store import (
     CheckpointStore,
+    CorruptEntityError,
     DedupeEntry,
+    EntityCheck,
     NewEvent,
     SnapshotPolicy,
+    StoreError,
     load,
     state_at,
     take_snapshot,
 )
-from hub.subscriptions import Published, decode_published, encode_published, publication, relay
+from hub.subscriptions import (
+    OUTBOX_PREFIX,
+    Published,
+    decode_published,
+    encode_published,
+    outbox_id,
+    publication,
+    relay,
+)
 
-OUTBOX_PREFIX = "__outbox__:"
-"""Entity ids under this prefix hold a host's outbox: its publications, in commit order."""
-
-
-def outbox_id(host: str) -> str:
-    return f"{OUTBOX_PREFIX}{host}"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -67,6 +74,7 @@ class HostMetrics:
     commit_seconds: float = 0.0
     active_entities: int = 0
     publish_failures: int = 0
+    corrupt_entities: int = 0  # entities whose stored data failed their check as they loaded
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -99,6 +107,7 @@ class EntityHost:
         self._replayer = EntityReplayer()
         self._policy = SnapshotPolicy(settings.snapshot_every)
         self._active: OrderedDict[str, _Activation] = OrderedDict()
+        self._corrupt: dict[str, CorruptEntityError] = {}  # found damaged: never served
         self._outbox = outbox_id(name)
         self._outbox_seq = store.last_seq(self._outbox)
         self._last_ms = max(
@@ -115,20 +124,48 @@ class EntityHost:
             found.last_used = self._monotonic()
             return found
         started = time.perf_counter()
-        recovered = load(self.store, entity_id, self._replayer)
-        snapshot = self.store.latest_snapshot(entity_id)
-        newest = next(self.store.events(entity_id, after_seq=max(recovered.seq - 1, 0)), None)
-        activation = _Activation(
-            recovered.state,
-            recovered.seq,
-            snapshot.seq if snapshot is not None else 0,
-            self._monotonic(),
-            newest.timestamp_ms if newest is not None else 0,
-        )
+        check = self._checked(entity_id)
+        if check.last_seq == 0:  # a new entity: nothing to load
+            activation = _Activation(None, 0, 0, self._monotonic(), 0)
+        else:
+            try:
+                recovered = load(self.store, entity_id, self._replayer)
+                snapshot = self.store.latest_snapshot(entity_id)
+            except StoreError as error:  # damaged between the check and the load
+                raise self._damaged(entity_id, str(error)) from None
+            activation = _Activation(
+                recovered.state,
+                recovered.seq,
+                snapshot.seq if snapshot is not None else 0,
+                self._monotonic(),
+                check.last_timestamp_ms,
+            )
         self._active[entity_id] = activation
         self.metrics.activations += 1
         self.metrics.activation_seconds += time.perf_counter() - started
         return activation
+
+    def _checked(self, entity_id: str) -> EntityCheck:
+        """The entity's stored data checked as it loads (chain, recorded head, snapshot);
+        `CorruptEntityError` when any of it is damaged (remembered: found and logged once)."""
+        known = self._corrupt.get(entity_id)
+        if known is not None:
+            raise known
+        check = self.store.check_entity(entity_id)
+        if not check.ok:
+            damage = "; ".join(
+                f"{c.database} {c.kind.value}" + (f" at seq {c.seq}" if c.seq else "")
+                for c in check.corruptions[:3]
+            )
+            raise self._damaged(entity_id, damage)
+        return check
+
+    def _damaged(self, entity_id: str, damage: str) -> CorruptEntityError:
+        error = CorruptEntityError(entity_id, damage)
+        self._corrupt[entity_id] = error
+        self.metrics.corrupt_entities += 1
+        log.error("host %s: %s", self.name, error)
+        return error
 
     def _passivate(self, entity_id: str) -> None:
         activation = self._active.pop(entity_id)
@@ -207,7 +244,13 @@ class EntityHost:
                 continue
             entity_id = envelope.entity_id
             if entity_id not in staged:
-                activation = self._activate(entity_id)
+                try:
+                    activation = self._activate(entity_id)
+                except CorruptEntityError as error:
+                    outcomes[index] = Outcome(
+                        envelope.message_id, Status.CORRUPT, entity_id, reason=str(error)
+                    )
+                    continue
                 staged[entity_id] = (activation.state, activation.seq)
             state, seq = staged[entity_id]
             try:
@@ -269,6 +312,9 @@ class EntityHost:
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(envelopes)
+        for index, envelope in enumerate(envelopes):  # remembered with what was asked
+            if envelope.fingerprint and final[index].status in _RECORDED:
+                final[index] = replace(final[index], fingerprint=envelope.fingerprint)
         encoded = self._commit(new_events, publications, stamps, final)
         for entity_id, (state, seq) in staged.items():
             activation = self._active.get(entity_id) or self._activate(entity_id)
@@ -291,6 +337,8 @@ class EntityHost:
             return Outcome(envelope.message_id, Status.DUPLICATE, envelope.entity_id)
         if recorded is not None:  # seen before: the same answer again (a refusal stays one)
             first = Outcome.from_bytes(recorded)
+            if envelope.reused_by(first):
+                return envelope.key_reused()
             return (
                 first
                 if first.status is Status.REJECTED
@@ -316,9 +364,7 @@ class EntityHost:
             NewEvent(self._outbox, stamp, body) for stamp, body in zip(stamps, encoded, strict=True)
         ]
         dedupe = [
-            DedupeEntry(o.message_id, o.to_bytes())
-            for o in outcomes
-            if o.status in (Status.APPLIED, Status.REJECTED)
+            DedupeEntry(o.message_id, o.to_bytes()) for o in outcomes if o.status in _RECORDED
         ]
         if events or outbox or dedupe:
             self.store.append_batch([*events, *outbox], dedupe)
@@ -378,6 +424,8 @@ class EntityHost:
         self, entity_id: str, timestamp_ms: int | None = None, seq: int | None = None
     ) -> EntityView | None:
         """The entity as of a time (or right after event `seq`)."""
+        if entity_id not in self._active:
+            self._checked(entity_id)
         recovered = state_at(
             self.store, entity_id, self._replayer, timestamp_ms=timestamp_ms, seq=seq
         )
@@ -389,6 +437,8 @@ class EntityHost:
         self, entity_id: str, since_ms: int | None = None, until_ms: int | None = None
     ) -> list[dict[str, Any]]:
         """The entity's events: seq, time, checksum, and what each message did."""
+        if entity_id not in self._active:
+            self._checked(entity_id)
         out = []
         for event in self.store.history(entity_id, since_ms, until_ms):
             if not event.body:  # a tombstone: its entity was erased
@@ -410,6 +460,9 @@ class EntityHost:
 
     def active_ids(self) -> list[str]:
         return list(self._active)
+
+
+_RECORDED = (Status.APPLIED, Status.REJECTED)  # outcomes a retry of the message gets again
 
 
 def _refused(

@@ -94,7 +94,10 @@ class Router:
         for index, envelope in enumerate(envelopes):
             known = self._recent.get(envelope.message_id)
             if known is not None and known.durable:
-                outcomes[index] = replace(known, status=Status.DUPLICATE)
+                if envelope.reused_by(known):
+                    outcomes[index] = envelope.key_reused()
+                else:
+                    outcomes[index] = replace(known, status=Status.DUPLICATE)
             elif envelope.depth > self._settings.max_call_depth:
                 outcomes[index] = Outcome(
                     envelope.message_id,

@@ -16,7 +16,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from actors.ray_shell import (
     shard_table_path,
 )
 from actors.reconciler import ReconcileReport
-from actors.router import Router
+from actors.router import HostUnavailable, Router
 from hub.adapters import AdapterSpec, AdapterState, AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
@@ -51,6 +51,7 @@ from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from hub.shards import ShardTable
+from hub.startup import prepare
 from hub.subscriptions import Filter
 
 log = logging.getLogger(__name__)
@@ -274,11 +275,16 @@ class Runtime:
         adapters: Sequence[AdapterSpec] = (),
         own_temp_dir: bool = False,
         dashboard: bool = False,
+        prepared: bool = False,
     ) -> Runtime:
         """Start (or attach to) the hub described by `settings`, with every one of `adapters`
         its settings configure. `own_temp_dir`: a local Ray started here keeps its session
         under the data dir (`RayTempDir`), removed by `shutdown`; `dashboard`: with Ray's
-        dashboard."""
+        dashboard. `hub.startup.prepare` runs first (unless the caller has `prepared` it):
+        `StartRefused` says why the hub will not start."""
+        if not prepared:
+            for note in prepare(settings):
+                log.warning("%s", note)
         started = False
         temp_dir = None
         context = None
@@ -353,21 +359,41 @@ class Runtime:
     def host_of(self, entity_id: str) -> Any:
         return self.hosts[self.table.host_of(entity_id)]
 
+    async def _read(self, entity_id: str, call: Callable[[Any], Any]) -> Any:
+        """`call(host)` on the entity's host, retried while that host restarts (as writes are,
+        in the router) for up to `call_timeout_s`; then `HostUnavailable`."""
+        deadline = time.monotonic() + self.settings.call_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return await call(self.host_of(entity_id))
+            except RESTARTING as error:
+                if time.monotonic() + delay > deadline:
+                    raise HostUnavailable(
+                        f"the host of {entity_id} is unavailable: {type(error).__name__}"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def get(self, entity_id: str) -> EntityView | None:
-        found: EntityView | None = await self.host_of(entity_id).get.remote(entity_id)
+        found: EntityView | None = await self._read(
+            entity_id, lambda host: host.get.remote(entity_id)
+        )
         return found
 
     async def state_at(
         self, entity_id: str, timestamp_ms: int | None = None, seq: int | None = None
     ) -> EntityView | None:
         """The entity as of a time, or right after its event `seq`."""
-        found: EntityView | None = await self.host_of(entity_id).state_at.remote(
-            entity_id, timestamp_ms, seq
+        found: EntityView | None = await self._read(
+            entity_id, lambda host: host.state_at.remote(entity_id, timestamp_ms, seq)
         )
         return found
 
     async def history(self, entity_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self.host_of(entity_id).history.remote(entity_id)
+        found: list[dict[str, Any]] = await self._read(
+            entity_id, lambda host: host.history.remote(entity_id)
+        )
         return found
 
     async def reconcile(

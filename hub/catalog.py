@@ -24,6 +24,7 @@ from hub.entity import EntityView
 from hub.erasure import owned_only_by
 from hub.ids import InvalidChittyId, parse
 from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.lmdb_env import PRIVATE
 from hub.store.rekey import recover_interrupted_rekey
 from hub.subscriptions import RELAYED, Published
 
@@ -109,8 +110,8 @@ class Catalog:
     ) -> None:
         self._codec: ValueCodec = codec if codec is not None else IdentityCodec()
         recover_interrupted_rekey(path)  # a key rotation stopped between its renames
-        path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True)
+        path.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True, mode=PRIVATE)
         self._rows = self._env.open_db(b"rows")
         self._marks = self._env.open_db(b"marks")
         self._links = self._env.open_db(b"links")

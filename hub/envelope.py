@@ -6,6 +6,7 @@ then ships a single `bytes` object instead of pickling dataclasses one field at 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -13,8 +14,23 @@ from typing import Any
 import msgpack
 from pydantic import JsonValue
 
-from hub.codec import encode_msgpack
+from hub.codec import encode_msgpack, to_wire
 from hub.protocol import SyncMessage
+
+IDEMPOTENCY_PREFIX = "idem-"
+"""Message ids a client's idempotency key made (`idem-` + a digest of principal, method, path
+and key): a retry carries the same id, and its body must be the first one's."""
+
+
+def request_fingerprint(message: SyncMessage) -> str:
+    """A digest of what a message asks (type, payload, target, clock), not of when it was
+    sent: two sends of one request have the same; a key reused for another has not."""
+    wire = to_wire(message)
+    wire.pop("id", None)
+    metadata = dict(wire.get("metadata") or {})
+    metadata.pop("timestamp", None)
+    wire["metadata"] = metadata
+    return hashlib.sha256(msgpack.packb(wire, use_bin_type=True)).hexdigest()[:32]
 
 
 class Status(StrEnum):
@@ -28,6 +44,8 @@ class Status(StrEnum):
     BUSY = "busy"  # the entity's mailbox is full: retry later
     CAUSAL_VIOLATION = "causal_violation"  # a message it depends on never arrived
     UNAVAILABLE = "unavailable"  # no host could take it (retry later)
+    KEY_REUSED = "key_reused"  # its id came with another request before: nothing applied
+    CORRUPT = "corrupt"  # the entity's stored data fails its integrity check: not served
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +59,13 @@ class Envelope:
     body: bytes
     depth: int = 0  # actor-to-actor call chain depth
     with_entity: bool = False  # answer with the entity's view (REST does; streams need not)
+    fingerprint: str = ""  # of an idempotency-keyed request (`request_fingerprint`), else ""
 
     @classmethod
     def of(cls, message: SyncMessage, depth: int = 0, with_entity: bool = False) -> Envelope:
         meta = message.metadata
         entity = message.payload.entity.chitty_id if message.payload is not None else ""
+        keyed = message.id.startswith(IDEMPOTENCY_PREFIX)
         return cls(
             message.id,
             entity,
@@ -54,13 +74,14 @@ class Envelope:
             encode_msgpack(message),
             depth,
             with_entity,
+            request_fingerprint(message) if keyed else "",
         )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled as a plain tuple: the slotted dataclass default walks `fields()` every time.
         return (Envelope, self.row())
 
-    def row(self) -> tuple[str, str, tuple[str, ...], int, bytes, int, bool]:
+    def row(self) -> tuple[str, str, tuple[str, ...], int, bytes, int, bool, str]:
         return (
             self.message_id,
             self.entity_id,
@@ -69,6 +90,20 @@ class Envelope:
             self.body,
             self.depth,
             self.with_entity,
+            self.fingerprint,
+        )
+
+    def reused_by(self, first: Outcome) -> bool:
+        """Whether this envelope reuses the id of `first`'s message for another request."""
+        return bool(
+            self.fingerprint and first.fingerprint and self.fingerprint != first.fingerprint
+        )
+
+    def key_reused(self) -> Outcome:
+        """The answer to a reused id: refused, nothing applied (and nothing remembered)."""
+        reason = "this id was sent before with another request: nothing was applied"
+        return Outcome(
+            self.message_id, Status.KEY_REUSED, self.entity_id, field="id", reason=reason
         )
 
 
@@ -80,7 +115,10 @@ def pack_envelopes(envelopes: list[Envelope]) -> bytes:
 
 def unpack_envelopes(data: bytes) -> list[Envelope]:
     rows: list[list[Any]] = msgpack.unpackb(data, raw=False)
-    return [Envelope(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    return [
+        Envelope(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6], r[7] if len(r) > 7 else "")
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +135,7 @@ class Outcome:
     conflicts: tuple[dict[str, JsonValue], ...] = ()
     entity: dict[str, JsonValue] | None = None  # the entity's wire view after the message
     refusal: str = ""  # for `rejected`: hub.entity.Refusal (invalid, not_found, …)
+    fingerprint: str = ""  # the envelope's, when its id was an idempotency key
 
     def row(self) -> list[Any]:
         """The outcome as a list of plain values (msgpack-ready)."""
@@ -111,6 +150,7 @@ class Outcome:
             list(self.conflicts),
             self.entity,
             self.refusal,
+            self.fingerprint,
         ]
 
     @classmethod
@@ -126,6 +166,7 @@ class Outcome:
             tuple(raw[7]),
             raw[8],
             raw[9],
+            raw[10] if len(raw) > 10 else "",  # recorded before outcomes kept fingerprints
         )
 
     def to_bytes(self) -> bytes:

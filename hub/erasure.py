@@ -24,7 +24,7 @@ from typing import Any
 
 from hub.auth.scope import own_members
 from hub.store.protocol import CheckpointStore
-from hub.store.redaction import scrub_bytes, scrubber
+from hub.store.redaction import holds, scrub_bytes, scrubber
 from hub.subscriptions import Published, decode_published, encode_published
 
 
@@ -44,17 +44,16 @@ def owned_only_by(principal: str, domain: str, entity: Mapping[str, Any]) -> boo
 
 
 def mentions(store: CheckpointStore, needle: str) -> list[str]:
-    """Every entity whose log or snapshot holds `needle` (a full scan: erasure and export are
-    rare; nothing else pays for it)."""
-    raw = needle.encode()
-    return [eid for eid in store.entity_ids() if _holds(store, eid, raw)]
+    """Every entity whose log or snapshot holds `needle` as a whole id (a full scan: erasure
+    and export are rare; nothing else pays for it)."""
+    return [eid for eid in store.entity_ids() if _holds(store, eid, needle)]
 
 
-def _holds(store: CheckpointStore, entity_id: str, raw: bytes) -> bool:
-    if any(raw in event.body for event in store.events(entity_id)):
+def _holds(store: CheckpointStore, entity_id: str, needle: str) -> bool:
+    if any(holds(event.body, needle) for event in store.events(entity_id)):
         return True
     snapshot = store.latest_snapshot(entity_id)
-    return snapshot is not None and raw in snapshot.state
+    return snapshot is not None and holds(snapshot.state, needle)
 
 
 def erase(
@@ -85,15 +84,16 @@ def erase(
                 rewrites[entity_id] = _tombstone
             else:
                 snapshots += store.drop_snapshots(entity_id)
-        elif any(raw in event.body for event in store.events(entity_id)):
+        elif any(holds(event.body, principal) for event in store.events(entity_id)):
             rewrites[entity_id] = pseudonymize
         else:
             snapshot = store.latest_snapshot(entity_id)
-            if snapshot is not None and raw in snapshot.state:
+            if snapshot is not None and holds(snapshot.state, principal):
                 snapshots += store.drop_snapshots(entity_id)
     counts = store.redact(rewrites) if rewrites else {}
     tombstoned = sum(1 for eid in rewrites if rewrites[eid] is _tombstone)
-    return Erased(tombstoned, sum(counts.values()), snapshots, store.dedupe_purge(raw))
+    purged = store.dedupe_purge(raw, confirm=lambda outcome: holds(outcome, principal))
+    return Erased(tombstoned, sum(counts.values()), snapshots, purged)
 
 
 def _tombstone(body: bytes) -> bytes | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.crypto import AesGcmCodec, load_key, parse_key
@@ -56,10 +56,14 @@ class HubSettings(BaseModel):
     dedupe_retention_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
     host_max_restarts: Annotated[int, Field(ge=-1)] = -1  # -1: restart forever
     lmdb_map_size: Annotated[int, Field(ge=1 << 20)] = 1 << 32
-    # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog) when set.
-    # Or the key itself (CHITTY_ENCRYPTION_KEY: 64 hex digits or base64), e.g. from a secret store.
+    # AES-256-GCM at rest for every LMDB value (events, snapshots, dedupe, catalog, tokens):
+    # on unless `encryption` is False. The key is `encryption_key_file`, or the key itself
+    # (CHITTY_ENCRYPTION_KEY: 64 hex digits or base64, e.g. from a secret store), or else the
+    # user's own key, `<config_dir>/encryption.key` (made on the first start: `hub.startup`).
+    encryption: bool = True
     encryption_key_file: Path | None = None
     encryption_key: str | None = Field(default=None, repr=False)
+    config_dir: Path = Field(default_factory=lambda: Path.home() / ".config" / "chittychat")
     # Authentication: users present OIDC JWTs from this issuer (all three set, or none);
     # services and admins present hub tokens (`chitty token ...`, 24 h unless told otherwise).
     oidc_issuer: str | None = None
@@ -74,12 +78,17 @@ class HubSettings(BaseModel):
     # The adapters' own variables (the spec's names, e.g. SLACK_BOT_TOKEN, SMTP_HOST, and each
     # adapter's base-URL variable), as the environment held them at start.
     adapter_env: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Browser origins (scheme://host[:port]) whose pages may open /ws besides the hub's own;
+    # a client that sends no Origin (the CLI, the client library) is not a browser.
+    ws_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:
         """Settings from `CHITTY_*` variables (e.g. CHITTY_RAY_ADDRESS) and the adapters'
         variables (`ADAPTER_ENV_PREFIXES`), then `overrides`."""
         values: dict[str, object] = {}
+        if environ.get("XDG_CONFIG_HOME"):
+            values["config_dir"] = Path(environ["XDG_CONFIG_HOME"]) / "chittychat"
         for name in cls.model_fields:
             raw = environ.get(f"CHITTY_{name.upper()}")
             if raw and name != "adapter_env":
@@ -89,6 +98,16 @@ class HubSettings(BaseModel):
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    @field_validator("ws_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """CHITTY_WS_ORIGINS is comma-separated; each origin without a trailing slash."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(str(part).rstrip("/") for part in value)
+        return value
 
     @model_validator(mode="after")
     def _oidc_all_or_none(self) -> Self:
@@ -101,15 +120,27 @@ class HubSettings(BaseModel):
     def _one_key(self) -> Self:
         if self.encryption_key_file is not None and self.encryption_key is not None:
             raise ValueError("set encryption_key_file or encryption_key, not both")
+        if not self.encryption and (self.encryption_key_file or self.encryption_key):
+            raise ValueError("encryption is off (--no-encryption) but a key is set: choose one")
         return self
 
+    @property
+    def key_file(self) -> Path | None:
+        """The file the encryption key is read from (None: no encryption, or the key itself
+        is set): the one configured, else the user's own under `config_dir`."""
+        if not self.encryption or self.encryption_key is not None:
+            return None
+        return self.encryption_key_file or self.config_dir / "encryption.key"
+
     def value_codec(self) -> ValueCodec:
-        """What every stored LMDB value passes through: AES-256-GCM when a key is set."""
+        """What every stored LMDB value passes through: AES-256-GCM unless encryption is off."""
+        if not self.encryption:
+            return IdentityCodec()
         if self.encryption_key is not None:
             return AesGcmCodec(parse_key(self.encryption_key.encode(), "CHITTY_ENCRYPTION_KEY"))
-        if self.encryption_key_file is not None:
-            return AesGcmCodec(load_key(self.encryption_key_file))
-        return IdentityCodec()
+        key_file = self.key_file
+        assert key_file is not None
+        return AesGcmCodec(load_key(key_file))
 
     @property
     def oidc(self) -> bool:

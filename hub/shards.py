@@ -109,7 +109,8 @@ class ShardTable:
         """Write atomically: a reader sees the old table or the new one, never half of one."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as out:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "w", encoding="utf-8") as out:
             out.write(self.to_json())
             out.flush()
             os.fsync(out.fileno())

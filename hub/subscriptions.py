@@ -62,6 +62,15 @@ def _list(items: tuple[str, ...] | None) -> JsonValue:
     return list(items) if items is not None else None
 
 
+OUTBOX_PREFIX = "__outbox__:"
+"""Entity ids under this prefix hold a host's outbox: its publications, in commit order."""
+
+
+def outbox_id(host: str) -> str:
+    """The entity id of host `host`'s outbox in the checkpoint store."""
+    return f"{OUTBOX_PREFIX}{host}"
+
+
 EVERYONE = Reach()
 RELAYED = frozenset({"event", "command"})
 """Kinds of published messages that change no state: relayed to their targets as they are."""

@@ -38,6 +38,7 @@ from actors.runtime import Runtime, init_ray  # noqa: E402
 from hub.envelope import Status  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
+from hub.store.crypto import generate_key  # noqa: E402
 from tests.messages import create_todo, sync_message  # noqa: E402
 from transports.channels import CHANNELS  # noqa: E402
 
@@ -97,7 +98,13 @@ def run(rate: float, duration: float, batch: int) -> None:
         "CHITTY_SLACK_CHANNEL": "CBENCH",
         "CHITTY_SLACK_API_URL": slack.api_url,
     }
-    settings = HubSettings(data_dir=data, namespace="bench-adapters", hosts=1, adapter_env=env)
+    settings = HubSettings(
+        data_dir=data,
+        namespace="bench-adapters",
+        hosts=1,
+        adapter_env=env,
+        encryption_key=generate_key().hex(),  # encrypted at rest, as by default
+    )
     init_ray(num_cpus=2, namespace=settings.namespace)
     runtime = Runtime.start(settings, [s for s in CHANNELS if s.name == "slack"])
     ids = IdGenerator("bench", now_ms=lambda: time.time_ns() // 1_000_000)

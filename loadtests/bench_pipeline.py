@@ -43,6 +43,7 @@ from hub.envelope import (  # noqa: E402
 from hub.gc_tuning import tune_gc  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
+from hub.store import generate_key  # noqa: E402
 from hub.subscriptions import Filter  # noqa: E402
 from transports.gateway.ws_frames import Batch, Origin, Write, encode, parse_text  # noqa: E402
 from transports.gateway.ws_outbox import Delivery, Outgoing, frames_of  # noqa: E402
@@ -54,7 +55,8 @@ class Pipeline:
     """One gateway, one host on a fresh LMDB store, one broker, `subscribers` subscribers."""
 
     def __init__(self, data_dir: Path, publishers: int, pool: int, batch: int, subscribers: int):
-        settings = HubSettings(data_dir=data_dir)
+        # Encrypted at rest, as a hub is by default, with a key of its own.
+        settings = HubSettings(data_dir=data_dir, encryption_key=generate_key().hex())
         self.host = EntityHost("host-0", open_store(settings), settings)
         self.broker = Broker(100_000)
         ids = IdGenerator("bench-pipeline", now_ms=lambda: time.time_ns() // 1_000_000)

@@ -31,7 +31,7 @@ from hub.envelope import Envelope, Outcome, Status  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
 from hub.replay import encode_event  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
-from hub.store import LmdbStore, NewEvent  # noqa: E402
+from hub.store import LmdbStore, NewEvent, generate_key  # noqa: E402
 from hub.subscriptions import Filter  # noqa: E402
 from tests.messages import create_todo, sync_message  # noqa: E402
 
@@ -191,6 +191,7 @@ async def send_lanes(runtime: Runtime, workload: Workload, result: Result) -> No
 def hub_settings(data_dir: Path, name: str, args: argparse.Namespace, **extra: Any) -> HubSettings:
     return HubSettings(
         data_dir=data_dir,
+        encryption_key=generate_key().hex(),  # encrypted at rest, as by default
         namespace=f"bench-{name}-{os.getpid()}",
         hosts=args.hosts,
         call_timeout_s=120.0,

@@ -136,6 +136,9 @@ def start_server(
                 "CHITTY_RATE_PER_S": "1000000",
                 "CHITTY_RATE_BURST": "1000000",
                 "CHITTY_MAX_WS_PER_PRINCIPAL": "100000",
+                # Encrypted at rest as by default, with the key next to the run's data dir
+                # rather than in the user's own config dir.
+                "CHITTY_CONFIG_DIR": str(data.parent / f"{data.name}-config"),
             },
         )
 

@@ -17,16 +17,22 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _cli_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The CLI's per-user files (where `chitty up` runs, each directory's current project and
-    session) go to a temp dir for the whole run, never to the user's own (subprocesses too)."""
-    before = os.environ.get("CHITTY_STATE_DIR")
-    os.environ["CHITTY_STATE_DIR"] = str(tmp_path_factory.mktemp("chitty-state"))
+def _user_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The per-user files the CLI and a hub keep (where `chitty up` runs, each directory's
+    current project and session; the user's encryption key under the config dir) go to temp
+    dirs for the whole run, never to the user's own (subprocesses too)."""
+    places = {
+        "CHITTY_STATE_DIR": str(tmp_path_factory.mktemp("chitty-state")),
+        "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config-home")),
+    }
+    before = {name: os.environ.get(name) for name in places}
+    os.environ.update(places)
     yield
-    if before is None:
-        os.environ.pop("CHITTY_STATE_DIR", None)
-    else:
-        os.environ["CHITTY_STATE_DIR"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,9 @@ class HubLock:
 
     @classmethod
     def take(cls, data_dir: Path) -> HubLock:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handle = (data_dir / "hub.lock").open("a+")
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(data_dir / "hub.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        handle = open(descriptor, "a+")  # noqa: SIM115  # held open while the hub runs
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -154,19 +155,36 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         note(f"data dir {current.data_dir} ({how})")
         return current
 
+    def fail(error: Exception) -> typer.Exit:
+        console.print(f"[red]error:[/] {error}")
+        return typer.Exit(1)
+
+    def stored_codec(current: HubSettings) -> Any:
+        """How the data dir's values are stored: unencrypted if its store was written so (from
+        before encryption was the default, or `--no-encryption`), else with the key; on a data
+        dir that holds nothing yet, the user's key is made first (as `chitty up` would)."""
+        from hub.startup import StartRefused, ensure_key, store_is_plaintext
+        from hub.store import IdentityCodec
+
+        if store_is_plaintext(current.data_dir / "lmdb"):
+            return IdentityCodec()
+        try:
+            for line in ensure_key(current):
+                console.print(line, soft_wrap=True)
+            return current.value_codec()
+        except (StartRefused, ValueError) as error:
+            raise fail(error) from None
+
     def open_tokens(data_dir: Path | None) -> Any:
         from hub.auth.tokens import TokenStore
 
         current = deployment(data_dir)
+        codec = stored_codec(current)
         try:
-            return TokenStore(current.data_dir / "auth", codec=current.value_codec())
+            return TokenStore(current.data_dir / "auth", codec=codec)
         except (OSError, ValueError) as error:
             console.print(f"[red]error:[/] cannot open the token store: {error}")
             raise typer.Exit(1) from None
-
-    def fail(error: Exception) -> typer.Exit:
-        console.print(f"[red]error:[/] {error}")
-        return typer.Exit(1)
 
     def where_it_works(data_dir: Path) -> None:
         """Whether a hub runs on `data_dir` (and so takes its tokens), said plainly."""
@@ -276,7 +294,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         report = audit_verify(
             current.data_dir / "lmdb",
             catalog if catalog.is_dir() else None,
-            codec=current.value_codec(),
+            codec=stored_codec(current),
         )
         console.print(
             f"{report.entities} entities, {report.events} events ({report.redacted_events} "
@@ -301,7 +319,7 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         current = deployment(data_dir)
         try:
             with LmdbStore(
-                current.data_dir / "lmdb", codec=current.value_codec(), readonly=True
+                current.data_dir / "lmdb", codec=stored_codec(current), readonly=True
             ) as store:
                 entries = audit_log(store, entity_id)
         except StoreError as error:
@@ -365,19 +383,23 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
             raise fail(error) from None
         lock = _offline(current.data_dir)
         try:
+            old = stored_codec(current)
             for name, layout in _layouts():
                 path = current.data_dir / name
                 if path.is_dir():
-                    report = rekey(
-                        path, current.value_codec(), new, keep_old=keep_old, layout=layout
-                    )
+                    report = rekey(path, old, new, keep_old=keep_old, layout=layout)
                     console.print(f"{name}: {report.records} values re-encrypted")
         except (RekeyError, ValueError) as error:
             raise fail(error) from None
         finally:
             lock.release()
-        where = "unset it" if to == "none" else f"set it to {to}"
-        console.print(f"[green]done[/]: now {where} in CHITTY_ENCRYPTION_KEY_FILE")
+        if to == "none":
+            done = "now start the hub with --no-encryption (CHITTY_ENCRYPTION=false)"
+        elif current.key_file is not None and Path(to).resolve() == current.key_file.resolve():
+            done = f"the hub finds {to} by itself"
+        else:
+            done = f"now set CHITTY_ENCRYPTION_KEY_FILE={to}"
+        console.print(f"[green]done[/]: {done}")
 
     @app.command(rich_help_panel=PANEL)
     def compact(data_dir: DataDir = None) -> None:
@@ -390,10 +412,11 @@ def add_admin_commands(app: typer.Typer, settings: Settings, console: Console) -
         current = deployment(data_dir)
         lock = _offline(current.data_dir)
         try:
+            codec = stored_codec(current)
             for name, layout in _layouts():
                 path = current.data_dir / name
                 if path.is_dir():
-                    report = compact_env(path, current.value_codec(), layout=layout)
+                    report = compact_env(path, codec, layout=layout)
                     console.print(f"{name}: {report.records} values copied")
         except RekeyError as error:
             raise fail(error) from None

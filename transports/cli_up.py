@@ -52,20 +52,27 @@ def up(
     dashboard: Annotated[
         bool, typer.Option(help="Start Ray's dashboard too (needs `pip install 'ray[default]'`).")
     ] = False,
+    no_encryption: Annotated[
+        bool, typer.Option("--no-encryption", help="Store data unencrypted (on by default).")
+    ] = False,
 ) -> None:
     """Start the hub: Ray (embedded or joined), its actors, and the HTTP/WebSocket gateway.
 
     On first start it prints an admin token once; keep it (CHITTY_TOKEN for the CLI)."""
+    from hub.startup import StartRefused, prepare
     from transports.admin import HubLock, LockedError, seed_admin, server_tls
+    from transports.gateway import log_hygiene
     from transports.gateway.app import open_tokens
 
-    settings = settings_or_exit(data_dir=data_dir, ray_address=ray_address, hosts=hosts)
+    os.umask(0o077)  # what the hub and Ray write (its log, stores, session files) is private
+    settings = settings_or_exit(
+        data_dir=data_dir,
+        ray_address=ray_address,
+        hosts=hosts,
+        encryption=False if no_encryption else None,
+    )
     settings = settings.model_copy(update={"data_dir": settings.data_dir.expanduser().absolute()})
     tls = server_tls(tls_cert, tls_key) if tls_cert or tls_key else None
-    try:
-        settings.value_codec()
-    except (OSError, ValueError) as error:
-        raise fail(f"the encryption key: {error}", 2) from None
     try:
         lock = HubLock.take(settings.data_dir)
     except LockedError as error:
@@ -83,12 +90,19 @@ def up(
                 f"cannot listen on {host}:{port}: {error.strerror or error}; is another hub "
                 "there? `--port` picks another (nothing was started)"
             ) from None
+        try:  # a private data dir, the encryption key, stored data that is whole
+            notes = prepare(settings)
+        except StartRefused as error:
+            raise fail(str(error), 2) from None
+        for note in notes:
+            console.print(note, soft_wrap=True)
         try:
             tokens = open_tokens(settings)
         except (OSError, ValueError) as error:
             raise fail(f"cannot open the token store: {error}") from None
         seed_admin(tokens, dict(os.environ), console)
         log_file = quiet_logging(settings.data_dir, access_log)
+        log_hygiene.install(logging.getLogger().handlers)  # no credential in any line
         where = settings.ray_address or "an embedded local Ray"
         console.print(
             f"starting the hub: data in {settings.data_dir}, {settings.hosts} hosts on {where} …",
@@ -164,7 +178,9 @@ def start_runtime(settings: HubSettings, dashboard: bool, log_file: Path) -> Any
     from transports.channels import CHANNELS
 
     try:
-        runtime = Runtime.start(settings, CHANNELS, own_temp_dir=True, dashboard=dashboard)
+        runtime = Runtime.start(
+            settings, CHANNELS, own_temp_dir=True, dashboard=dashboard, prepared=True
+        )
     except Exception as error:
         logging.getLogger(__name__).exception("the hub did not start")
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -201,13 +217,15 @@ async def serve(
     from aiohttp import web
 
     from transports.admin import mint_admin
-    from transports.gateway import make_app
+    from transports.gateway import log_hygiene, make_app
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where /mcp calls back
     scheme = "https" if tls else "http"
     base = f"{scheme}://{local if ':' not in local else f'[{local}]'}:{port}"
     app = make_app(runtime, settings, mcp_hub_url=base, tokens=tokens, mcp_tls=_loopback(tls_cert))
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_class=log_hygiene.RedactingAccessLogger
+    )
     await runner.setup()
     record = HubRecord(
         url=base,

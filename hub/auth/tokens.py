@@ -27,6 +27,7 @@ from hub.auth.errors import AuthError, AuthReason, UnknownTokenError
 from hub.auth.principal import Principal, PrincipalKind, Role
 from hub.ids import IdGenerator, InvalidChittyId, Kind, parse
 from hub.store.codec import IdentityCodec, ValueCodec
+from hub.store.lmdb_env import PRIVATE
 
 DEFAULT_TTL_S = 86_400.0
 DEFAULT_OVERLAP_S = 3_600.0
@@ -202,13 +203,15 @@ class TokenStore:
         where = Path(path)
         if where.exists() and not where.is_dir():
             raise ValueError(f"path: {where} exists and is not a directory")
-        where.mkdir(parents=True, exist_ok=True)
+        where.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
         self.path = where
         self._codec: ValueCodec = codec if codec is not None else IdentityCodec()
         self._now = now
         self._ids = IdGenerator(f"tokens-{secrets.token_hex(8)}", lambda: int(now() * 1000))
         # sync and metasync on (the defaults): a revoke is on disk when revoke() returns.
-        self._env = lmdb.open(str(where), map_size=map_size, max_dbs=2, subdir=True, lock=True)
+        self._env = lmdb.open(
+            str(where), map_size=map_size, max_dbs=2, subdir=True, lock=True, mode=PRIVATE
+        )
         self._db = self._env.open_db(_DB)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from hub.store.chain import GENESIS_CHECKSUM, event_checksum
 from hub.store.codec import IdentityCodec, ValueCodec
 from hub.store.crypto import AesGcmCodec, EncryptionKeyError, generate_key, load_key
 from hub.store.errors import (
+    CorruptEntityError,
     CorruptValueError,
     InvalidKeyError,
     ReadOnlyStoreError,
@@ -23,6 +24,7 @@ from hub.store.records import (
     Corruption,
     CorruptionKind,
     DedupeEntry,
+    EntityCheck,
     NewEvent,
     RedactedEvent,
     Snapshot,
@@ -57,11 +59,13 @@ __all__ = [
     "AesGcmCodec",
     "CheckpointStore",
     "Clock",
+    "CorruptEntityError",
     "CorruptValueError",
     "Corruption",
     "CorruptionKind",
     "DedupeEntry",
     "EncryptionKeyError",
+    "EntityCheck",
     "IdentityCodec",
     "InvalidKeyError",
     "LmdbStore",

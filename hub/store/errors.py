@@ -45,3 +45,21 @@ class TimestampOrderError(StoreError, ValueError):
 
 class SnapshotMismatchError(StoreError, ValueError):
     """A snapshot does not match the event it claims to follow (missing seq, other checksum)."""
+
+
+class CorruptEntityError(StoreError):
+    """An entity whose stored data fails its integrity check as it loads: it is not served.
+
+    Carries what a client may be told (the entity and which records are damaged, never their
+    content); `chitty audit verify` names the damage in full."""
+
+    def __init__(self, entity_id: str, damage: str) -> None:
+        super().__init__(
+            f"the stored data of {entity_id} fails its integrity check ({damage}); it is not "
+            "served until repaired: `chitty audit verify` names the damage"
+        )
+        self.entity_id = entity_id
+        self.damage = damage
+
+    def __reduce__(self) -> tuple[type[CorruptEntityError], tuple[str, str]]:
+        return (CorruptEntityError, (self.entity_id, self.damage))

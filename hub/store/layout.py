@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from hashlib import sha256
 
 import msgpack
 
@@ -204,11 +205,53 @@ def decode_event(codec: ValueCodec, entity_id: str, key: bytes, raw: bytes) -> S
     return StoredEvent(entity_id, seq, timestamp_ms, body, checksum)
 
 
+def pack_snapshot(timestamp_ms: int, state: bytes, checksum: bytes) -> bytes:
+    """Encode a snapshot value: (timestamp, state, checksum of its event, sha256(state)); the
+    state's digest lets a load notice a state damaged on disk."""
+    packed: bytes = msgpack.packb((timestamp_ms, state, checksum, sha256(state).digest()))
+    return packed
+
+
 def decode_snapshot(codec: ValueCodec, entity_id: str, key: bytes, raw: bytes) -> Snapshot:
-    """The `Snapshot` stored under `key` (a snapshots key of `entity_id`)."""
-    timestamp_ms, state, checksum = unpack_entry(
-        "snapshots", key, decode_value(codec, "snapshots", key, raw)
-    )
+    """The `Snapshot` stored under `key` (a snapshots key of `entity_id`); a state that does
+    not match its recorded digest is `CorruptValueError` (older snapshots have no digest)."""
+    value = decode_value(codec, "snapshots", key, raw)
+    try:
+        fields = msgpack.unpackb(value, use_list=False)
+    except _DecodeErrors as exc:
+        raise CorruptValueError(f"snapshots: undecodable value at key {key!r}: {exc}") from exc
+    if type(fields) is not tuple or len(fields) not in (3, 4):
+        raise CorruptValueError(f"snapshots: value at key {key!r} has the wrong shape")
+    timestamp_ms, state, checksum = fields[:3]
+    if (
+        type(timestamp_ms) is not int
+        or type(state) is not bytes
+        or type(checksum) is not bytes
+        or len(checksum) != 32
+    ):
+        raise CorruptValueError(f"snapshots: value at key {key!r} has the wrong shape")
+    if len(fields) == 4 and fields[3] != sha256(state).digest():
+        raise CorruptValueError(f"snapshots: the state at key {key!r} does not match its digest")
     return Snapshot(
         entity_id, int.from_bytes(key[-SEQ_BYTES:], "big"), timestamp_ms, state, checksum
     )
+
+
+HEAD_PREFIX = b"head\x00"  # meta keys of entities' heads: this + entity id + NUL
+
+
+def head_key(prefix: bytes) -> bytes:
+    """The meta key recording the head (last seq and checksum) of the entity with this key
+    prefix, written in the transaction that appends its events."""
+    return HEAD_PREFIX + prefix
+
+
+def pack_head(seq: int, checksum: bytes) -> bytes:
+    return seq.to_bytes(SEQ_BYTES, "big") + checksum
+
+
+def unpack_head(raw: bytes) -> tuple[int, bytes]:
+    """(seq, checksum) of a recorded head; `CorruptValueError` when it is not one."""
+    if len(raw) != SEQ_BYTES + 32:
+        raise CorruptValueError(f"meta: a recorded head of {len(raw)} bytes, not {SEQ_BYTES + 32}")
+    return int.from_bytes(raw[:SEQ_BYTES], "big"), raw[SEQ_BYTES:]

@@ -23,6 +23,7 @@ from hub.store.gate import ResizeGate
 T = TypeVar("T")
 
 _MAX_DBS = 8
+PRIVATE = 0o700  # an environment's directory; LMDB makes its files 0600 from it
 # LMDB reports a short write (a full disk or file-size limit) as EIO.
 _DISK_FULL_CODES = frozenset({errno.EIO, errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
@@ -58,7 +59,7 @@ class LmdbEnvironment:
             raise StoreOpenError(f"checkpoint store path {path} exists and is not a directory")
         if not readonly:
             try:
-                where.mkdir(parents=True, exist_ok=True)
+                where.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreOpenError(
                     f"cannot create checkpoint store directory {path}: {exc}"
@@ -74,6 +75,7 @@ class LmdbEnvironment:
                 max_dbs=_MAX_DBS,
                 max_readers=max_readers,
                 lock=True,
+                mode=PRIVATE,
             )
         except lmdb.Error as exc:
             raise StoreOpenError(f"cannot open checkpoint store at {path}: {exc}") from exc

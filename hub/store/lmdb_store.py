@@ -36,15 +36,17 @@ from hub.store.layout import (
     entity_key_prefix,
     entry_packer,
     expiry_key,
+    head_key,
     message_key,
     pack_dedupe,
-    pack_entry,
     pack_event,
+    pack_head,
+    pack_snapshot,
     split_expiry_key,
     unpack_dedupe,
 )
 from hub.store.lmdb_env import LmdbEnvironment
-from hub.store.lmdb_verify import verify_lmdb
+from hub.store.lmdb_verify import check_entity_lmdb, check_heads_lmdb, verify_lmdb
 from hub.store.protocol import (
     DEFAULT_DEDUPE_RETENTION_MS,
     DEFAULT_SNAPSHOTS_KEPT,
@@ -52,7 +54,9 @@ from hub.store.protocol import (
     system_clock_ms,
 )
 from hub.store.records import (
+    Corruption,
     DedupeEntry,
+    EntityCheck,
     NewEvent,
     Snapshot,
     StoredEvent,
@@ -198,6 +202,9 @@ class LmdbStore:
                     for event, value in zip(plan.events, values, strict=True)
                 ]
             )
+            meta = dbs.meta
+            for entity_id, head in plan.heads.items():  # what a truncated chain is noticed by
+                txn.put(head_key(prefixes[entity_id]), pack_head(head.seq, head.checksum), db=meta)
             for key, entry in zip(dedupe_keys, dedupe, strict=True):
                 value = pack_dedupe(recorded_ms, entry.outcome)
                 txn.put(key, value if encode is None else encode(value), db=dbs.dedupe)
@@ -394,7 +401,7 @@ class LmdbStore:
             raise TypeError(f"snapshot state must be bytes, got {type(snapshot.state)}")
         key = prefix + snapshot.seq.to_bytes(SEQ_BYTES, "big")
         value = self._codec.encode(
-            pack_entry(snapshot.timestamp_ms, snapshot.state, snapshot.checksum)
+            pack_snapshot(snapshot.timestamp_ms, snapshot.state, snapshot.checksum)
         )
 
         def work(txn: lmdb.Transaction[bytes]) -> int:
@@ -497,8 +504,11 @@ class LmdbStore:
 
         return self._env.write(work, committed)[0]
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome contains `containing` (and passes
+        `confirm`, if given); return how many."""
         needle = purge_needle(containing)
         dbs = self._dbs
 
@@ -508,7 +518,7 @@ class LmdbStore:
                 recorded_ms, outcome = unpack_dedupe(
                     key, decode_value(self._codec, "dedupe", key, raw)
                 )
-                if needle in outcome:
+                if needle in outcome and (confirm is None or confirm(outcome)):
                     doomed.append((key, recorded_ms))
             for key, recorded_ms in doomed:
                 txn.delete(key, db=dbs.dedupe)
@@ -550,5 +560,17 @@ class LmdbStore:
             start = _after_prefix(prefixes[-1])
 
     def verify(self) -> VerifyReport:
-        """Walk every chain, snapshot and dedupe entry in one read transaction."""
+        """Walk every chain, snapshot, recorded head and dedupe entry in one read transaction."""
         return self._env.read(lambda txn: verify_lmdb(txn, self._dbs, self._codec))
+
+    def check_entity(self, entity_id: str) -> EntityCheck:
+        """Check one entity as it loads: its chain, its recorded head, its newest snapshot."""
+        prefix = entity_key_prefix(entity_id)
+        return self._env.read(
+            lambda txn: check_entity_lmdb(txn, self._dbs, self._codec, entity_id, prefix)
+        )
+
+    def check_heads(self) -> list[Corruption]:
+        """Every recorded head against the entity's last event (one seek each; what a start
+        checks: events cut off the end, or gone with their databases, are named)."""
+        return self._env.read(lambda txn: check_heads_lmdb(txn, self._dbs))

@@ -35,6 +35,7 @@ from hub.store.records import (
     Corruption,
     CorruptionKind,
     DedupeEntry,
+    EntityCheck,
     NewEvent,
     Snapshot,
     StoredEvent,
@@ -226,11 +227,18 @@ class MemoryStore:
             del self._dedupe[key]
         return len(expired)
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome contains `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome contains `containing` (and passes
+        `confirm`, if given); return how many."""
         needle = purge_needle(containing)
         self._check_open()
-        doomed = [key for key, (_, outcome) in self._dedupe.items() if needle in outcome]
+        doomed = [
+            key
+            for key, (_, outcome) in self._dedupe.items()
+            if needle in outcome and (confirm is None or confirm(outcome))
+        ]
         for key in doomed:
             del self._dedupe[key]
         return len(doomed)
@@ -241,6 +249,21 @@ class MemoryStore:
         """Every entity with at least one event, in UTF-8 byte order (as LMDB orders them)."""
         self._check_open()
         return iter(sorted(self._logs, key=str.encode))
+
+    def check_entity(self, entity_id: str) -> EntityCheck:
+        """One entity's chain and newest snapshot, as `LmdbStore.check_entity` checks them."""
+        log = self._log(entity_id)
+        found = verify_chain(entity_id, ((event.seq, event) for event in log))
+        snapshots = self._snapshots.get(entity_id, [])
+        if snapshots:
+            newest = snapshots[-1]
+            event = log[newest.seq - 1] if newest.seq <= len(log) else None
+            problem = snapshot_mismatch(newest, event)
+            if problem is not None:
+                kind = CorruptionKind.SNAPSHOT_MISMATCH
+                found.append(Corruption("snapshots", kind, entity_id, newest.seq, problem))
+        last = log[-1] if log else None
+        return EntityCheck(last.seq if last else 0, last.timestamp_ms if last else 0, tuple(found))
 
     def verify(self) -> VerifyReport:
         """Walk every chain and snapshot (catches damage done to the held records)."""

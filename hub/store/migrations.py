@@ -10,7 +10,9 @@ from hub.store.layout import (
     SEQ_BYTES,
     decode_event,
     decode_snapshot,
+    head_key,
     pack_entry,
+    pack_head,
     split_seq_key,
 )
 
@@ -106,3 +108,27 @@ def chain_over_body_digests(context: MigrationContext) -> None:
             f"its chains do not verify: {shown}{more}. Nothing was changed; restore the store "
             "from a backup or repair it with a version-1 build first"
         )
+
+
+def record_heads(context: MigrationContext) -> None:
+    """Version 2 -> 3: record every entity's head (last seq and checksum) in `meta`, as every
+    append does from now on, so events lost off the end of a chain are noticed."""
+    txn, dbs, codec = context.txn, context.dbs, context.codec
+    heads: list[tuple[bytes, bytes]] = []
+    cursor = txn.cursor(db=dbs.events)
+    found = cursor.last()
+    while found:
+        key = cursor.key()
+        prefix = key[:-SEQ_BYTES]
+        try:
+            entity_id, _ = split_seq_key("events", key)
+            event = decode_event(codec, entity_id, key, cursor.value())
+        except CorruptValueError as exc:
+            raise SchemaVersionError(
+                f"checkpoint store at {context.path} cannot be migrated from schema version 2 "
+                f"to 3: {exc}. Nothing was changed; `chitty audit verify` names the damage"
+            ) from exc
+        heads.append((head_key(prefix), pack_head(event.seq, event.checksum)))
+        found = cursor.set_range(prefix) and cursor.prev()  # the previous entity's last event
+    for key, value in heads:
+        txn.put(key, value, db=dbs.meta)

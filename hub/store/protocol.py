@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
-from hub.store.records import DedupeEntry, NewEvent, Snapshot, StoredEvent, VerifyReport
+from hub.store.records import (
+    DedupeEntry,
+    EntityCheck,
+    NewEvent,
+    Snapshot,
+    StoredEvent,
+    VerifyReport,
+)
 
 Clock = Callable[[], int]
 """Milliseconds since the epoch; injected into stores so tests control time."""
@@ -94,8 +101,11 @@ class CheckpointStore(Protocol):
         """Delete dedupe entries older than the retention window; return how many."""
         ...
 
-    def dedupe_purge(self, containing: bytes) -> int:
-        """Delete every dedupe entry whose outcome bytes contain `containing`; return how many."""
+    def dedupe_purge(
+        self, containing: bytes, confirm: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete every dedupe entry whose outcome bytes contain `containing` (and, given
+        `confirm`, for which `confirm(outcome)` holds); return how many."""
         ...
 
     def entity_ids(self) -> Iterator[str]:
@@ -104,6 +114,11 @@ class CheckpointStore(Protocol):
 
     def verify(self) -> VerifyReport:
         """Walk every chain, snapshot and dedupe entry and report exactly what is damaged."""
+        ...
+
+    def check_entity(self, entity_id: str) -> EntityCheck:
+        """One entity checked as it loads (its chain, head and newest snapshot), and its last
+        event's seq and time (0 for an entity with no events)."""
         ...
 
     def close(self) -> None:

@@ -93,6 +93,8 @@ class CorruptionKind(StrEnum):
     SNAPSHOT_MISMATCH = "snapshot_mismatch"
     SCHEMA = "schema"
     REDACTION = "redaction_inconsistent"
+    TRUNCATED = "truncated"  # events the recorded head counts are gone (off the end, or all)
+    HEAD_MISMATCH = "head_mismatch"  # the last event is not the head recorded with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +121,17 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         """True when nothing was found wrong."""
+        return not self.corruptions
+
+
+@dataclass(frozen=True, slots=True)
+class EntityCheck:
+    """One entity checked as it loads: its last event (seq 0: none) and what is damaged."""
+
+    last_seq: int
+    last_timestamp_ms: int
+    corruptions: tuple[Corruption, ...]
+
+    @property
+    def ok(self) -> bool:
         return not self.corruptions

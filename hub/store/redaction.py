@@ -29,13 +29,30 @@ def scrub_bytes(body: bytes, needle: str, replacement: str) -> bytes | None:
         decoded = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ValueError(f"body is not msgpack: {exc}") from None
-    # Whole identifiers only: erasing CHITTY-USER-1 must leave CHITTY-USER-12 alone.
-    pattern = re.compile(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])")
-    changed, scrubbed = _scrub(decoded, pattern, replacement)
+    changed, scrubbed = _scrub(decoded, _whole(needle), replacement)
     if not changed:
         return None
     packed: bytes = msgpack.packb(scrubbed, use_bin_type=True)
     return packed
+
+
+def _whole(needle: str) -> re.Pattern[str]:
+    """`needle` as a whole identifier: erasing CHITTY-USER-1 must leave CHITTY-USER-12 alone."""
+    return re.compile(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])")
+
+
+def holds(body: bytes, needle: str) -> bool:
+    """Whether a string in `body` (msgpack) holds `needle` as a whole identifier, as
+    `scrub_bytes` would rewrite it (so CHITTY-USER-0 is not found in CHITTY-USER-0ABC)."""
+    if not needle:
+        raise ValueError("holds needs a non-empty needle")
+    if needle.encode() not in body:
+        return False
+    try:
+        decoded = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return _whole(needle).search(body.decode("utf-8", "replace")) is not None
+    return _scrub(decoded, _whole(needle), needle)[0]
 
 
 def scrubber(needle: str, replacement: str) -> Callable[[bytes], bytes | None]:

@@ -27,6 +27,7 @@ import lmdb
 
 from hub.store.codec import ValueCodec
 from hub.store.errors import StoreError
+from hub.store.lmdb_env import PRIVATE
 from hub.store.schema import CODEC_CHECK_KEY, DATABASE_NAMES
 
 Encoded = Callable[[bytes], bool]
@@ -225,8 +226,8 @@ def _copy(
     src = lmdb.open(str(source), max_dbs=_MAX_DBS, readonly=True, lock=True)
     try:
         map_size = src.info()["map_size"]
-        target.mkdir()
-        dst = lmdb.open(str(target), map_size=map_size, max_dbs=_MAX_DBS, subdir=True)
+        target.mkdir(mode=PRIVATE)
+        dst = lmdb.open(str(target), map_size=map_size, max_dbs=_MAX_DBS, subdir=True, mode=PRIVATE)
         try:
             for name in names:
                 records[name] = _copy_database(src, dst, name, layout[name], old_codec, new_codec)

@@ -11,11 +11,12 @@ import msgpack
 
 from hub.store.codec import ValueCodec
 from hub.store.errors import SchemaVersionError, StoreOpenError
-from hub.store.migrations import chain_over_body_digests
+from hub.store.migrations import chain_over_body_digests, record_heads
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # 1: event checksums chained over the body. 2: chained over sha256(body), so a body can be
 # redacted (rewritten, its original digest kept in the record) and the chain still verify.
+# 3: every entity's head (last seq and checksum) recorded in `meta` with each append.
 SCHEMA_KEY = b"schema_version"
 CODEC_CHECK_KEY = b"codec_check"
 # Encoded with the store's codec at creation: a wrong codec (say, a wrong key) fails clearly
@@ -50,8 +51,11 @@ class MigrationContext:
 Migration = Callable[[MigrationContext], None]
 """Upgrades a store in place from version v to v + 1 (registered under v)."""
 
-MIGRATIONS: Mapping[int, Migration] = MappingProxyType({1: chain_over_body_digests})
-"""The migrations this code ships: 1 -> 2 re-chains events over their body digests."""
+MIGRATIONS: Mapping[int, Migration] = MappingProxyType(
+    {1: chain_over_body_digests, 2: record_heads}
+)
+"""The migrations this code ships: 1 -> 2 re-chains events over their body digests, 2 -> 3
+records every entity's head."""
 
 
 def read_version(txn: lmdb.Transaction[bytes], dbs: Databases) -> int | None:

@@ -20,6 +20,7 @@ from actors.runtime import Runtime
 from hub.envelope import Status
 from hub.ids import IdGenerator, Kind
 from hub.settings import HubSettings
+from hub.store import generate_key
 from tests.messages import create_todo, sync_message
 
 
@@ -30,7 +31,14 @@ def main() -> None:
     ray.init(address=cluster.address, namespace="cluster-test", log_to_driver=False)
     data = Path(tempfile.mkdtemp())
     runtime = Runtime.start(
-        HubSettings(data_dir=data, namespace="cluster-test", hosts=3, shards=32, call_timeout_s=90)
+        HubSettings(
+            data_dir=data,
+            namespace="cluster-test",
+            hosts=3,
+            shards=32,
+            call_timeout_s=90,
+            encryption_key=generate_key().hex(),  # encrypted, as by default; no key of the user's
+        )
     )
     result: dict[str, object] = {}
     try:

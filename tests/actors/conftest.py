@@ -15,7 +15,7 @@ from actors.local import LocalHub
 from hub.envelope import Envelope, Outcome
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
-from hub.store import LmdbStore
+from hub.store import LmdbStore, generate_key
 
 _namespaces = itertools.count()
 
@@ -77,6 +77,15 @@ class OnRay:
 
 
 def settings_for(tmp: Path, **overrides: Any) -> HubSettings:
+    """A test hub's settings; encrypted at rest (the default) with a key file of its own next
+    to the data dir, unless the test says otherwise."""
+    keyed = {"encryption", "encryption_key", "encryption_key_file"} & overrides.keys()
+    if not keyed:
+        key_file = tmp.with_name(tmp.name + ".key")
+        if not key_file.exists():
+            key_file.write_bytes(generate_key())
+            key_file.chmod(0o600)
+        overrides["encryption_key_file"] = key_file
     return HubSettings(
         data_dir=tmp,
         namespace=f"test-{next(_namespaces)}",

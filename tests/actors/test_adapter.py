@@ -296,3 +296,41 @@ async def test_a_thread_reply_a_crash_interrupted_is_found_in_its_thread(world: 
     assert [m.text for m in replies] == ["conflict, posted before the crash"]
     assert world.runner.store.entity_of("CPROJECT", sent.message_id) == todo
     assert world.runner.store.in_flight() == [] and world.runner.store.pending() == 0
+
+
+@in_world
+async def test_a_round_that_posted_an_entity_and_replied_under_it_is_found_whole(
+    world: World,
+) -> None:
+    """A round posts an entity's first message and a conflict reply under it, then the adapter
+    is killed before recording either: the next start finds the reply under the post the
+    round made (neither was noted with a thread), records both, and posts neither again."""
+    todo = "CHITTY-TODO-SLACK6"
+    await world.write(create_todo(todo, "Born contested", SESSION, data={"projectId": PROJECT}))
+    await world.write(
+        sync_message(todo, data={"status": "completed"}, node="a", clock={"tester": 1, "a": 1}),
+        sync_message(todo, data={"status": "blocked"}, node="b", clock={"tester": 1, "b": 1}),
+    )
+    await world.runner.follow_once()
+    jobs = world.runner.store.jobs()
+    state = [j for j in jobs if j.kind == "state"][-1]
+    [conflict] = [j for j in jobs if j.kind == "conflict"]
+    now = time.time()
+    world.runner.store.posting(
+        [InFlight(j.id, todo, "CPROJECT", None, now) for j in (state, conflict)]
+    )
+    instance = world.runner.store.instance
+    root = await world.runner.adapter.send_message(
+        AdapterMessage(todo, "Born contested", "x", "CPROJECT", delivery=f"{instance}:{state.id}")
+    )
+    reply = AdapterMessage(
+        todo, "conflict on status", "x", "CPROJECT", kind="conflict", thread=root,
+        delivery=f"{instance}:{conflict.id}",
+    )  # fmt: skip
+    await world.runner.adapter.send_message(reply)
+    await world.restart()
+    await world.pump()
+    about = [m for m in world.slack.live() if "Born contested" in m.text]
+    replies = [m for m in world.slack.live() if m.thread_ts == root.message_id]
+    assert len(about) == 1 and [m.text for m in replies] == ["conflict on status"]
+    assert world.runner.store.in_flight() == [] and world.runner.store.pending() == 0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+import lmdb
+import pytest
+
 from actors.host import EntityHost, outbox_id
 from hub.envelope import Envelope, Status
-from hub.store import MemoryStore
+from hub.store import CorruptEntityError, LmdbStore, MemoryStore
 from hub.subscriptions import encode_published
 from tests.actors.conftest import settings_for
 from tests.messages import create_todo, sync_message
@@ -148,3 +152,46 @@ def test_an_event_or_command_is_relayed_through_the_outbox_and_changes_no_state(
     assert host.get("CHITTY-TODO-1").seq == 1  # type: ignore[union-attr]
     again = host.handle(envelopes(event)).outcomes[0]
     assert again.status is Status.DUPLICATE and not host.handle(envelopes(event)).published
+
+
+def test_a_damaged_entity_is_refused_counted_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LmdbStore(tmp_path / "lmdb")
+    host = EntityHost("h", store, settings_for(tmp_path / "data"))
+    made = host.handle(
+        envelopes(
+            create_todo("CHITTY-TODO-HURT1", "hurt", node="a"),
+            create_todo("CHITTY-TODO-FINE1", "fine", node="a"),
+        )
+    ).outcomes
+    assert all(o.status is Status.APPLIED for o in made)
+    store.close()
+    env = lmdb.open(str(tmp_path / "lmdb"), max_dbs=8)
+    with env.begin(write=True, db=env.open_db(b"events")) as txn:
+        key = b"CHITTY-TODO-HURT1\x00" + (1).to_bytes(8, "big")
+        value = txn.get(key)
+        assert value is not None
+        at = value.index(b"hurt")
+        txn.put(key, value[:at] + b"H" + value[at + 1 :])
+    env.close()
+
+    store = LmdbStore(tmp_path / "lmdb")
+    host = EntityHost("h", store, settings_for(tmp_path / "data"))
+    with caplog.at_level(logging.ERROR, logger="actors.host"):
+        for _ in range(3):
+            with pytest.raises(CorruptEntityError, match="CHITTY-TODO-HURT1") as refused:
+                host.get("CHITTY-TODO-HURT1")
+            assert "Hurt" not in str(refused.value) and "bad_checksum" in str(refused.value)
+        [update] = host.handle(
+            envelopes(sync_message("CHITTY-TODO-HURT1", "update", {"activeForm": "x"}))
+        ).outcomes
+        with pytest.raises(CorruptEntityError):
+            host.history("CHITTY-TODO-HURT1")
+    assert update.status is Status.CORRUPT and "integrity check" in update.reason
+    assert store.last_seq("CHITTY-TODO-HURT1") == 1  # nothing was written to it
+    assert host.metrics.corrupt_entities == 1
+    assert len([r for r in caplog.records if "CHITTY-TODO-HURT1" in r.getMessage()]) == 1
+    view = host.get("CHITTY-TODO-FINE1")
+    assert view is not None and view.entity["content"] == "fine"
+    store.close()

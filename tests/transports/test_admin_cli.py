@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from actors.host import EntityHost
 from hub.auth.tokens import TokenStore
 from hub.envelope import Envelope, Status
-from hub.store import LmdbStore
+from hub.store import AesGcmCodec, LmdbStore, load_key
 from tests.actors.conftest import settings_for
 from tests.messages import create_todo
 from transports.admin import HubLock
@@ -20,7 +20,16 @@ MARKER = "plaintext-marker-7f3a"
 
 
 def runner(data: Path, **env: str) -> CliRunner:
-    return CliRunner(env={"COLUMNS": "250", "CHITTY_DATA_DIR": str(data), **env})
+    """The CLI on `data`, with a config dir (where the user's own key lives) of its own."""
+    config = data.with_name(data.name + "-config")
+    return CliRunner(
+        env={
+            "COLUMNS": "250",
+            "CHITTY_DATA_DIR": str(data),
+            "CHITTY_CONFIG_DIR": str(config),
+            **env,
+        }
+    )
 
 
 def secret_of(output: str) -> str:
@@ -33,6 +42,10 @@ def test_token_create_list_rotate_revoke(tmp_path: Path) -> None:
     cli = runner(tmp_path)
     made = cli.invoke(app, ["token", "create", "slack-adapter", "--role", "service"])
     assert made.exit_code == 0, made.output
+    # The first thing stored in a data dir makes the user's key (encryption is the default).
+    key = tmp_path.with_name(tmp_path.name + "-config") / "encryption.key"
+    assert f"created an encryption key at {key}" in made.output.replace("\n", "")
+    assert key.stat().st_mode & 0o777 == 0o600
     secret = secret_of(made.output)
     listed = cli.invoke(app, ["token", "list"])
     assert "slack-adapter" in listed.output and "service" in listed.output
@@ -41,7 +54,8 @@ def test_token_create_list_rotate_revoke(tmp_path: Path) -> None:
     rotated = cli.invoke(app, ["token", "rotate", token_id, "--overlap", "0s"])
     assert rotated.exit_code == 0, rotated.output
     successor = secret_of(rotated.output)
-    with TokenStore(tmp_path / "auth") as tokens:
+    assert b"slack-adapter" not in (tmp_path / "auth" / "data.mdb").read_bytes()
+    with TokenStore(tmp_path / "auth", codec=AesGcmCodec(load_key(key))) as tokens:
         assert tokens.authenticate(successor).name == "slack-adapter"
         assert tokens.get(token_id).rotated_to is not None
     revoked = cli.invoke(app, ["token", "revoke", successor.split("_")[1]])

@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.auth.tokens import TokenStore
+from hub.settings import HubSettings
 from tests.transports.test_restart import free_port
 from transports.cli import app
 
@@ -33,9 +34,15 @@ SECRET = re.compile(r"^\s+(chitty_\S+)$", re.MULTILINE)
 
 def environment(tmp_path: Path) -> dict[str, str]:
     """A newcomer's environment: no token, no hub URL, none of Ray's settings (the tests' own
-    Ray sets some), CLI state of this test's own."""
+    Ray sets some), CLI state and a config dir (where the encryption key is made) of this
+    test's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHITTY_", "RAY_"))}
-    return {**env, "CHITTY_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "100"}
+    return {
+        **env,
+        "CHITTY_STATE_DIR": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "COLUMNS": "100",
+    }
 
 
 def up(data: Path, port: int, env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
@@ -110,8 +117,8 @@ def test_a_busy_port_spends_no_token_then_a_start_prints_one_and_stops_clean(
     assert f"cannot listen on 127.0.0.1:{taken}" in said and "--port" in said
     assert "chitty_" not in said and "Traceback" not in said
     assert not (data / "ray").exists()  # Ray never started
-    with TokenStore(data / "auth") as tokens:
-        assert tokens.list() == []  # no admin token was spent
+    assert not (data / "auth").exists()  # no token store, so no admin token was spent
+    assert not (tmp_path / "config").exists()  # nor an encryption key made
 
     port = free_port()
     out = tmp_path / "console.txt"
@@ -182,13 +189,13 @@ def test_a_busy_port_spends_no_token_then_a_start_prints_one_and_stops_clean(
 
 def test_a_lost_admin_token_is_replaced_on_the_data_dir(tmp_path: Path) -> None:
     """What README tells an operator who lost the token `chitty up` printed."""
-    cli = CliRunner(env={"COLUMNS": "200"})
-    made = cli.invoke(
-        app, ["token", "create", "ops", "--role", "admin", "--data-dir", str(tmp_path)]
-    )
+    data = tmp_path / "data"
+    cli = CliRunner(env={"COLUMNS": "200", "XDG_CONFIG_HOME": str(tmp_path)})
+    made = cli.invoke(app, ["token", "create", "ops", "--role", "admin", "--data-dir", str(data)])
     assert made.exit_code == 0, made.output
     [secret] = SECRET.findall(made.output)
-    assert f"no hub runs on {tmp_path} now" in made.output
-    with TokenStore(tmp_path / "auth") as tokens:
+    assert f"no hub runs on {data} now" in made.output
+    codec = HubSettings(data_dir=data, config_dir=tmp_path / "chittychat").value_codec()
+    with TokenStore(data / "auth", codec=codec) as tokens:
         assert tokens.authenticate(secret).role == "admin"
         assert tokens.has_admin()  # so `chitty up` on this data dir mints no other

@@ -69,10 +69,40 @@ def test_export_then_erase_a_member(gateway: Gateway) -> None:
     assert status == 200 and me not in str(history) and pseudonym in str(history)
     status, page, _ = gateway.request("GET", "/api/v1/sessions?limit=500")
     assert status == 200 and me not in str(page)
+    # Nothing names her any more: she is a principal the hub does not know.
     status, again, _ = gateway.request("GET", f"/api/v1/principals/{me}/export")
-    assert status == 200 and again["entities"] == [] and again["changes"] == []
+    assert status == 404, again
     # Every chain still verifies (read-only, next to the running hub).
     data = gateway.settings.data_dir
-    report = audit_verify(data / "lmdb", data / "catalog")
+    report = audit_verify(data / "lmdb", data / "catalog", codec=gateway.settings.value_codec())
     assert report.ok, report.breaks
     assert report.redacted_events >= 2
+
+
+def test_erasure_matches_whole_ids_and_an_unknown_principal_is_a_404(gateway: Gateway) -> None:
+    carol, carol_token = gateway.tokens.create("carol", Role.MEMBER)
+    nobody = carol.chitty_id[:-3]  # a ChittyID no one has, the start of carol's
+    key = {"Idempotency-Key": "carol-once"}
+    fields = {"sessionId": "carol's", "platform": "cli"}
+    status, first, _ = gateway.request(
+        "POST",
+        "/api/v1/sessions",
+        fields,
+        headers={"Authorization": f"Bearer {carol_token}", **key},
+    )
+    assert status == 201, first
+
+    status, body, _ = gateway.request("DELETE", f"/api/v1/principals/{nobody}")
+    assert status == 404 and body["field"] == "id", body
+    status, body, _ = gateway.request("DELETE", "/api/v1/principals/CHITTY-USER-NOSUCHONE")
+    assert status == 404, body
+
+    # Carol's remembered outcome is whole: her retry answers the first result, writes nothing.
+    status, again, _ = gateway.request(
+        "POST",
+        "/api/v1/sessions",
+        fields,
+        headers={"Authorization": f"Bearer {carol_token}", **key},
+    )
+    assert status == 201 and again["entity"]["chittyId"] == first["entity"]["chittyId"], again
+    assert again["seq"] == first["seq"] == 1

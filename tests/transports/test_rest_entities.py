@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.transports.conftest import Gateway
+from transports.gateway.json_body import MAX_JSON_DEPTH
 
 SESSION = "CHITTY-SESSION-1"
 
@@ -66,6 +69,31 @@ def test_idempotency_key_returns_the_first_result(gateway: Gateway) -> None:
     again = gateway.request("PUT", f"/api/v1/todos/{todo}", {"content": "once"}, key)
     assert again[0] == 200 and again[1]["seq"] == first[1]["seq"] == 2
     assert again[1]["entity"]["content"] == "once"
+
+
+def test_an_idempotency_key_reused_with_another_body_is_a_422_and_writes_nothing(
+    gateway: Gateway,
+) -> None:
+    key = {"Idempotency-Key": f"create-once-{time.time_ns()}"}
+    body = {"content": "the first body", "sessionId": SESSION}
+    status, first, _ = gateway.request("POST", "/api/v1/todos", body, key)
+    assert status == 201, first
+    todo = first["entity"]["chittyId"]
+    status, again, _ = gateway.request("POST", "/api/v1/todos", body, key)  # a true retry
+    assert status == 201 and again["entity"]["chittyId"] == todo and again["seq"] == 1, again
+    other = {"content": "another body", "sessionId": SESSION}
+    status, refused, _ = gateway.request("POST", "/api/v1/todos", other, key)
+    assert status == 422 and refused["field"] == "Idempotency-Key", refused
+    assert "another request" in refused["detail"], refused
+    status, page, _ = gateway.request("GET", f"/api/v1/todos?sessionId={SESSION}&limit=500")
+    assert "another body" not in str(page)
+    # An update's key works the same way.
+    put = {"Idempotency-Key": f"update-once-{time.time_ns()}"}
+    assert gateway.request("PUT", f"/api/v1/todos/{todo}", {"activeForm": "a"}, put)[0] == 200
+    status, refused, _ = gateway.request("PUT", f"/api/v1/todos/{todo}", {"activeForm": "b"}, put)
+    assert status == 422 and refused["field"] == "Idempotency-Key", refused
+    status, now, _ = gateway.request("GET", f"/api/v1/todos/{todo}")
+    assert now["entity"]["activeForm"] == "a" and now["seq"] == 2, now
 
 
 def test_list_filters_and_paginates(gateway: Gateway) -> None:
@@ -180,6 +208,32 @@ def test_malformed_json_and_oversized_bodies(gateway: Gateway) -> None:
         "POST", "/api/v1/todos", raw=b'{"content": "' + b"x" * (2 << 20) + b'"}'
     )
     assert status == 413
+
+
+def test_a_body_nested_too_deep_is_a_400_naming_the_limit(gateway: Gateway) -> None:
+    for depth in (100_000, 200):
+        raw = b'{"content": ' + b"[" * depth + b"]" * depth + b', "sessionId": "x"}'
+        status, body, _ = gateway.request("POST", "/api/v1/todos", raw=raw)
+        assert status == 400 and body["error"] == "too_deep", body
+        assert f"{MAX_JSON_DEPTH} levels" in body["detail"], body
+    status, body, _ = gateway.request("POST", "/api/v1/sync/broadcast", raw=b"[" * 5000)
+    assert status == 400 and body["error"] in ("too_deep", "bad_json"), body
+
+
+def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: Gateway) -> None:
+    raw = b'{"content": "half \\ud800 a pair", "sessionId": "%s"}' % SESSION.encode()
+    status, body, _ = gateway.request("POST", "/api/v1/todos", raw=raw)
+    assert status == 422 and body["field"] == "content" and "surrogate" in body["detail"], body
+    raw = b'{"content": "x", "sessionId": "%s", "tags": ["ok", "\\udfff"]}' % SESSION.encode()
+    status, body, _ = gateway.request("POST", "/api/v1/todos", raw=raw)
+    assert status == 422 and body["field"] == "tags.1", body
+    raw = b'{"content": "x", "sessionId": "%s", "\\ud800": 1}' % SESSION.encode()
+    status, body, _ = gateway.request("POST", "/api/v1/todos", raw=raw)
+    assert status == 422 and "surrogate" in body["detail"], body
+    # A whole pair is a character like any other.
+    raw = b'{"content": "a pair \\ud83d\\ude00", "sessionId": "%s"}' % SESSION.encode()
+    status, body, _ = gateway.request("POST", "/api/v1/todos", raw=raw)
+    assert status == 201 and body["entity"]["content"] == "a pair \U0001f600", body
 
 
 def test_health_reports_every_actor(gateway: Gateway) -> None:

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -60,22 +60,39 @@ def mcp_post(
 
 
 def launch(
-    data: Path, port: int, namespace: str, *options: str, admin: str = ADMIN
+    data: Path,
+    port: int,
+    namespace: str,
+    *options: str,
+    admin: str = ADMIN,
+    output: IO[bytes] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`chitty up` on `data` and `port` with `options`, seeded with `admin` (not waited for)."""
+    """`chitty up` on `data` and `port` with `options`, seeded with `admin` (not waited for);
+    its key (encryption at rest is the default) in a config dir beside `data`; what it prints
+    to `output`, if given."""
     command = [sys.executable, "-m", "transports.cli", "up", "--data-dir", str(data)]
     return subprocess.Popen(
         [*command, "--port", str(port), *options],
         cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output if output is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
         start_new_session=True,  # its own process group: SIGKILL takes Ray's processes too
-        env={**os.environ, "CHITTY_NAMESPACE": namespace, "CHITTY_ADMIN_TOKEN": admin},
+        env={
+            **os.environ,
+            "CHITTY_NAMESPACE": namespace,
+            "CHITTY_ADMIN_TOKEN": admin,
+            "CHITTY_CONFIG_DIR": str(data.with_name(data.name + "-config")),
+            **(env or {}),
+        },
     )
 
 
-def start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    hub = launch(data, port, f"restart-{port}", "--hosts", "2")
+def start(
+    data: Path, port: int, hub: subprocess.Popen[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """`chitty up` (or the one already `launch`ed) on `data`, once it answers /health."""
+    hub = hub or launch(data, port, f"restart-{port}", "--hosts", "2")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

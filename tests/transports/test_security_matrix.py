@@ -425,6 +425,12 @@ def _open(path: str) -> Check:
     return check
 
 
+def _metrics(w: World, case: str) -> None:
+    """The whole hub's counters: admins and services read them; members and viewers are 403."""
+    answer = w.send(case, "GET", "/metrics")
+    assert answer.status == (200 if case in UNRESTRICTED else 403), answer
+
+
 def _export(w: World, case: str) -> None:
     """Admins export anyone, a principal itself; anyone else gets the unknown-principal 404."""
     owner = w.callers["owner"].chitty_id
@@ -526,7 +532,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/adapters/slack/commands"): _webhook("/adapters/slack/commands"),
     ("GET", "/health"): _open("/health"),
     ("GET", "/"): _open("/"),
-    ("GET", "/metrics"): _open("/metrics"),
+    ("GET", "/metrics"): _metrics,
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),
     ("GET", "/ws"): _ws,
     ("POST", "/api/v1/todos/reconcile"): _reconcile,

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.slack import Posted, SlackEmulator
 from tests.transports.conftest import SESSION, Gateway
 from transports.channels import CHANNELS
+from transports.cli import app
 
 
 class World:
@@ -221,6 +223,33 @@ def test_a_delivery_refused_for_good_is_visible_and_retryable(world: World) -> N
     status, body, _ = world.gateway.request("POST", "/api/v1/adapters/slack/test")
     assert status == 200 and body["sent"] is True
     assert any("a test message" in m.text for m in world.slack.live("CGENERAL"))
+
+
+def test_chitty_adapters_shows_tests_lists_failures_and_retries(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through the CLI, as an operator runs it: a line per answer, no traceback."""
+    monkeypatch.setenv("CHITTY_TOKEN", world.gateway.token)
+    runner = CliRunner(env={"COLUMNS": "250"})
+
+    def chitty(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(app, [*args, "--hub", world.gateway.url])
+        assert result.exit_code == code and "Traceback" not in result.output, result.output
+        return result
+
+    listed = chitty("adapters", "list", "--json")
+    [slack] = [a for a in json.loads(listed.stdout) if a["name"] == "slack"]
+    assert slack["state"] == "connected"
+    assert "slack" in chitty("adapters", "list").output
+    assert "sent through slack: message " in chitty("adapters", "test", "slack").output
+    world.slack.fail_with["chat.postMessage"] = "is_archived"
+    todo = world.todo("Archived channel, for now")
+    world.until(lambda: "is_archived" in chitty("adapters", "failed", "slack").output)
+    assert todo in chitty("adapters", "failed", "slack", "--json").stdout
+    del world.slack.fail_with["chat.postMessage"]
+    assert "queued again" in chitty("adapters", "retry", "slack").output
+    world.until(lambda: len(world.about("Archived channel, for now")) == 1)
+    assert "no adapter" in chitty("adapters", "test", "nosuch", code=1).output
 
 
 def test_a_429_is_waited_out_and_an_outage_drains(world: World) -> None:

@@ -13,6 +13,7 @@ from transports.gateway.adapters import add_adapter_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
+from transports.gateway.headers import add_header_policy
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.index import index
 from transports.gateway.metrics import add_metrics, request_metrics
@@ -73,6 +74,7 @@ def make_app(
     writer = Writer(hub, f"gateway-{settings.node_id}")
     auth = Auth(settings, tokens or open_tokens(settings))
     app[AUTH] = auth
+    add_header_policy(app)
     if tokens is None:  # opened here, closed here
         app.on_cleanup.append(lambda _: _close(auth))
     app[HUB] = hub

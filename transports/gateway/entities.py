@@ -137,7 +137,7 @@ class EntityRoutes:
         data, clock = await body_fields(request)
         entity_id = data.pop("chittyId", None)
         if entity_id is None:
-            entity_id = self.writer.ids.new(DOMAINS[self.domain].kind)
+            entity_id = self.writer.new_id(request, DOMAINS[self.domain].kind)
         if not isinstance(entity_id, str):
             raise ApiError(422, "invalid", "must be a string", "chittyId")
         try:

@@ -23,12 +23,12 @@ from hub.clocks.vector import VectorClock
 from hub.codec import from_wire
 from hub.domains import SyncDomain
 from hub.entity import EntityView
-from hub.envelope import Outcome, Status
+from hub.envelope import IDEMPOTENCY_PREFIX, Outcome, Status
 from hub.ids import IdGenerator, Kind
 from hub.protocol import SyncMessage
 from hub.subscriptions import Filter
 from transports.gateway.auth import principal_of
-from transports.gateway.errors import ApiError
+from transports.gateway.errors import RETRY_AFTER_S, ApiError
 
 
 class Hub(Protocol):
@@ -98,22 +98,17 @@ class Writer:
         clock: dict[str, int] | None = None,
         delta: dict[str, JsonValue] | None = None,
     ) -> SyncMessage:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not (0 < len(key) <= 100 and key.isprintable() and " " not in key):
-            raise ApiError(400, "bad_header", "Idempotency-Key must be 1-100 printable characters")
         principal = principal_of(request)
-        message_id = self.ids.new(Kind.MSG)
-        if key is not None:  # one key, one request of one principal: never another's answer
-            scope = f"{principal.chitty_id}\n{request.method}\n{request.path}\n{key}"
-            message_id = "idem-" + hashlib.sha256(scope.encode()).hexdigest()[:40]
+        keyed = idempotency_digest(request)
+        message_id = self.ids.new(Kind.MSG) if keyed is None else IDEMPOTENCY_PREFIX + keyed[:40]
         if operation == "create":  # the creator owns the entity (scope isolation)
             data = {**data, "createdBy": principal.chitty_id}
         raw = {
             "id": message_id,
             "type": "state_update",
             "source": {
-                "nodeId": request.headers.get("X-Chitty-Node", "api"),
-                "platform": request.headers.get("X-Chitty-Platform", "api"),
+                "nodeId": origin_header(request, "X-Chitty-Node", "api", 128),
+                "platform": origin_header(request, "X-Chitty-Platform", "api", 64),
                 "chittyId": principal.chitty_id,  # every change is attributed
             },
             "payload": {
@@ -130,6 +125,14 @@ class Writer:
             field = getattr(error, "field", "") or None
             raise ApiError(422, "invalid", str(getattr(error, "reason", error)), field) from None
 
+    def new_id(self, request: web.Request, kind: Kind) -> str:
+        """A new entity's ChittyID; under an Idempotency-Key the same for every retry (so a
+        retried create is the same request, and answers the same entity)."""
+        keyed = idempotency_digest(request)
+        if keyed is None:
+            return self.ids.new(kind)
+        return f"CHITTY-{kind.value}-{keyed[40:].upper()}"
+
     async def write(self, message: SyncMessage) -> tuple[Outcome, EntityView | None]:
         """Route one write; raise the matching ApiError unless it is durable."""
         [outcome] = await self.hub.submit([message], with_entity=True)
@@ -142,6 +145,27 @@ class Writer:
             )
             return outcome, first
         raise outcome_error(outcome)
+
+
+def idempotency_digest(request: web.Request) -> str | None:
+    """The sha256 (hex) of the caller's Idempotency-Key with who sent it where (one key, one
+    request of one principal: never another's answer), None without a key; 400 for a bad key."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not (0 < len(key) <= 100 and key.isprintable() and " " not in key):
+        raise ApiError(400, "bad_header", "must be 1-100 printable characters", "Idempotency-Key")
+    scope = f"{principal_of(request).chitty_id}\n{request.method}\n{request.path}\n{key}"
+    return hashlib.sha256(scope.encode()).hexdigest()
+
+
+def origin_header(request: web.Request, header: str, default: str, most: int) -> str:
+    """Who writes, as a header says (`X-Chitty-Node`, `X-Chitty-Platform`): 1-`most`
+    printable characters and no space, the same rule on REST as on /ws; else a 400."""
+    value = request.headers.get(header) or default
+    if not (len(value) <= most and value.isprintable() and " " not in value):
+        raise ApiError(400, "bad_header", f"must be 1-{most} printable characters", header)
+    return value
 
 
 _REFUSALS = {"not_found": 404, "deleted": 404, "exists": 409, "transition": 409, "invalid": 422}
@@ -159,7 +183,20 @@ def outcome_error(outcome: Outcome) -> ApiError:
         return ApiError(422, "expired", "the message's ttl ran out before it was applied")
     if outcome.status is Status.CAUSAL_VIOLATION:
         return ApiError(409, "causal_violation", outcome.reason, field)
-    return ApiError(503, "unavailable", outcome.reason or "no host could take the write")
+    if outcome.status is Status.KEY_REUSED:
+        detail = (
+            "this Idempotency-Key was sent before with another request (another body): nothing "
+            "was written; a new request needs a new key"
+        )
+        return ApiError(422, "idempotency_key_reused", detail, "Idempotency-Key")
+    if outcome.status is Status.CORRUPT:
+        return ApiError(500, "corrupt", outcome.reason, None)
+    return ApiError(
+        503,
+        "unavailable",
+        outcome.reason or "no host could take the write",
+        retry_after=RETRY_AFTER_S,
+    )
 
 
 def _wire_field(field: str) -> str | None:

@@ -15,6 +15,9 @@ from prometheus_client.registry import Collector
 
 from actors.host import HostMetrics
 from hub.adapters import AdapterState, AdapterStatus
+from hub.auth.principal import is_unrestricted
+from transports.gateway.auth import principal_of
+from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Hub
 from transports.gateway.ws import WS, WsGateway, open_connections
 
@@ -40,6 +43,7 @@ HOST_COUNTERS: Mapping[str, str] = {
     "passivations": "Entities passivated when idle or over the active limit",
     "snapshots": "Entity snapshots written",
     "publish_failures": "Events that could not be handed to the broker for fan-out",
+    "corrupt_entities": "Entities whose stored data failed its integrity check as they loaded",
     "activation_seconds": "Seconds spent activating entities",
     "turn_seconds": "Seconds spent in entity turns",
     "commit_seconds": "Seconds spent in LMDB group commits",
@@ -250,7 +254,10 @@ async def request_metrics(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """Prometheus exposition (text, or OpenMetrics when the scraper asks for it)."""
+    """Prometheus exposition (text, or OpenMetrics when the scraper asks for it), for admins
+    and services only: the counters are the whole hub's, not one member's."""
+    if not is_unrestricted(principal_of(request).role):
+        raise ApiError(403, "forbidden", "/metrics is for admin and service principals")
     body, content_type = await request.app[METRICS].scrape(request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -484,13 +484,15 @@ HEADERS = (
     _param(
         "header",
         "Idempotency-Key",
-        "1-100 printable characters; a retried write with the same key returns the first result.",
+        "1-100 printable characters; a retried write with the same key and body returns the "
+        "first result (a 503 with Retry-After while its host restarts); the same key with "
+        "another body is a 422 naming the key, and writes nothing.",
         {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[!-~]+$"},
     ),
     _param(
         "header",
         "X-Chitty-Node",
-        "The writer's node id in vector clocks.",
+        "The writer's node id in vector clocks: 1-128 printable characters, no space.",
         {"type": "string", "minLength": 1, "maxLength": 128},
     ),
     _param(
@@ -508,7 +510,11 @@ PATH_PARAMS: Mapping[str, Schema] = {
 }
 
 ERRORS: Mapping[int, tuple[str, str]] = {
-    400: ("BadRequest", "Malformed: not JSON, an unknown query parameter or a bad header."),
+    400: (
+        "BadRequest",
+        "Malformed: not JSON (or nested deeper than 64 levels), an unknown query parameter or "
+        "a bad header.",
+    ),
     401: (
         "Unauthenticated",
         "No credential, an unknown, revoked or expired one, or (for a service) a missing, stale, "
@@ -516,8 +522,9 @@ ERRORS: Mapping[int, tuple[str, str]] = {
     ),
     403: (
         "Forbidden",
-        "The principal may not do this: a write outside its scope, or a role that may not "
-        "(viewers change nothing). A read it may not see answers 404 instead.",
+        "The principal may not do this: a write outside its scope, a role that may not "
+        "(viewers change nothing), /metrics for a member or viewer, or a WebSocket upgrade "
+        "from a browser origin not allowed. A read it may not see answers 404 instead.",
     ),
     404: ("NotFound", "No such entity, conflict or domain, or one the principal may not see."),
     409: ("Conflict", "Refused by the entity's state: exists already, illegal transition, ..."),
@@ -528,9 +535,13 @@ ERRORS: Mapping[int, tuple[str, str]] = {
         "Over the principal's rate limit (Retry-After says in how many seconds to retry), or "
         "the entity's mailbox is full (retry shortly).",
     ),
-    500: ("Internal", "The hub failed to answer (a bug)."),
+    500: (
+        "Internal",
+        "The hub failed to answer (a bug), or (`corrupt`) the entity's stored data failed its "
+        "integrity check and is not served.",
+    ),
     502: ("BadGateway", "The service behind an adapter refused or failed the request."),
-    503: ("Unavailable", "No host could take the request; retry shortly."),
+    503: ("Unavailable", "No host could take the request; retry after Retry-After seconds."),
 }
 # Headers of the shared error responses, by status.
 ERROR_HEADERS: Mapping[int, Mapping[str, Schema]] = {
@@ -945,9 +956,11 @@ def _operations() -> dict[str, Operation]:
             "operations",
             "Prometheus metrics",
             "Prometheus metrics: request counts and latencies by route, open WebSocket "
-            "connections and the counters of every host actor.",
+            "connections and the counters of every host actor. For admin and service "
+            "principals only (the whole hub's counters): 403 for anyone else.",
             {"type": "string"},
             media="text/plain",
+            errors=(403,),
         ),
         "openapi": Operation(
             "operations",

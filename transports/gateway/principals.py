@@ -44,6 +44,7 @@ class PrincipalRoutes:
 
     async def export(self, request: web.Request) -> web.Response:
         subject = self._subject(request)
+        await self._known(request, subject)
         tokens = [asdict(r) for r in request.app[AUTH].tokens.list() if r.chitty_id == subject]
         entities: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
@@ -66,8 +67,17 @@ class PrincipalRoutes:
             }
         )
 
+    async def _known(self, request: web.Request, subject: str) -> None:
+        """404 unless something is stored about `subject` (a token, or an entity or change
+        naming exactly that id): nothing to export or erase is a principal the hub never saw."""
+        if any(r.chitty_id == subject for r in request.app[AUTH].tokens.list()):
+            return
+        if not await self.hub.mentions(subject):
+            raise ApiError(404, "not_found", f"no principal {subject} you may act on", "id")
+
     async def erase(self, request: web.Request) -> web.Response:
         subject = self._subject(request)
+        await self._known(request, subject)
         # Tokens first: the principal can write nothing more while its data is erased.
         deleted = request.app[AUTH].tokens.forget(subject)
         summary = await self.hub.erase(subject)

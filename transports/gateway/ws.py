@@ -16,21 +16,23 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Annotated, assert_never
+from typing import Annotated, Any, assert_never
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.auth.errors import SignatureError
 from hub.auth.principal import Principal
-from hub.auth.scope import can_read
+from hub.auth.scope import can_read, own_members
 from hub.catalog import Query
 from hub.domains import SyncDomain
+from hub.entity import EntityView
 from hub.envelope import Outcome
-from hub.subscriptions import Published
+from hub.store.errors import CorruptEntityError
+from hub.subscriptions import RELAYED, Published
 from transports.gateway.auth import AUTH, Auth, Scope, bearer, must_sign, principal_of, stamp
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Writer, outcome_error
@@ -105,23 +107,63 @@ class Caller:
 
 
 class WsScope:
-    """What a restricted principal may see on the stream: entities it is a member of, and
-    those under a project or session it may read (kept current from the stream itself)."""
+    """What a restricted principal may see on the stream, kept current from the stream itself.
 
-    def __init__(self, principal: Principal, readable_parents: set[str]) -> None:
+    The principal's parents: the projects it is an own member of, and for each session it
+    knows of, whether it is an own member and which project the session is in. An event's
+    entity is judged by `can_read` with these, so every membership change (a project's
+    sharedWith, team or owner, a session's participants or project) counts from the next
+    event on: `observe` sees each event before any subscriber is offered it."""
+
+    def __init__(
+        self,
+        principal: Principal,
+        projects: set[str],
+        sessions: dict[str, tuple[bool, str | None]],
+    ) -> None:
         self.principal = principal
-        self.parents = readable_parents
+        self.projects = projects
+        self.sessions = sessions
+
+    @classmethod
+    def of(cls, principal: Principal, views: Iterable[EntityView]) -> WsScope:
+        """The scope given the projects and sessions the principal may read now."""
+        scope = cls(principal, set(), {})
+        for view in views:
+            scope.note(SyncDomain(view.domain), view.entity_id, view.entity, view.deleted)
+        return scope
 
     def _parent(self, entity_id: str) -> dict[str, object] | None:
-        # A parent the principal may read counts as one it is a member of.
-        return {"sharedWith": [self.principal.chitty_id]} if entity_id in self.parents else None
+        if entity_id in self.projects:
+            return {"sharedWith": [self.principal.chitty_id]}
+        known = self.sessions.get(entity_id)
+        if known is None:
+            return None
+        own, project = known
+        return {"sharedWith": [self.principal.chitty_id] if own else [], "projectId": project}
+
+    def note(
+        self, domain: SyncDomain, entity_id: str, entity: Mapping[str, Any], deleted: bool
+    ) -> None:
+        """Take a project's or session's membership as it is now."""
+        who = self.principal.chitty_id
+        if domain is SyncDomain.PROJECTS:
+            if not deleted and who in own_members(domain.value, entity):
+                self.projects.add(entity_id)
+            else:
+                self.projects.discard(entity_id)
+        elif domain is SyncDomain.SESSIONS:
+            own = who in own_members(domain.value, entity)
+            project = entity.get("projectId")
+            project = project if isinstance(project, str) else None
+            if deleted or not (own or project in self.projects):
+                self.sessions.pop(entity_id, None)  # a session it cannot read holds nothing
+            else:
+                self.sessions[entity_id] = (own, project)
 
     def observe(self, event: Published) -> None:
-        if event.domain in (SyncDomain.PROJECTS, SyncDomain.SESSIONS):
-            if self.visible(event) and event.kind != "deleted":
-                self.parents.add(event.entity_id)
-            else:
-                self.parents.discard(event.entity_id)
+        if event.kind not in RELAYED:
+            self.note(event.domain, event.entity_id, event.entity, event.kind == "deleted")
 
     def visible(self, event: Published) -> bool:
         return can_read(self.principal, event.domain.value, event.entity, self._parent)
@@ -340,6 +382,9 @@ class WsSession:
             self._reply_error(
                 FrameError(error.error, error.detail, error.field, frame.id, status=error.status)
             )
+        except CorruptEntityError as error:  # damaged on disk: named, never served
+            detail = str(getattr(error, "cause", error))
+            self._reply_error(FrameError("corrupt", detail, None, frame.id, status=500))
 
     def _subscribe(self, frame: Subscribe) -> None:
         open_now = self.subscriber.subscriptions
@@ -474,6 +519,7 @@ class WsGateway:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """GET /ws: upgrade and serve one connection (the middleware authenticated it)."""
         caller = Caller(request.app[AUTH], principal_of(request), bearer(request))
+        _check_origin(request, caller.auth.settings.ws_origins)
         origin = Origin(
             _origin_part(request, "X-Chitty-Node", "node", "ws", 128),
             _origin_part(request, "X-Chitty-Platform", "platform", "web", 64),
@@ -529,17 +575,17 @@ class WsGateway:
         may read now (listed through the catalog's own scope filter)."""
         if Scope(principal, self.writer.hub.get).unrestricted:
             return None
-        readable: set[str] = set()
-        for domain in (SyncDomain.PROJECTS, SyncDomain.SESSIONS):
+        readable: list[EntityView] = []
+        for domain in (SyncDomain.PROJECTS, SyncDomain.SESSIONS):  # projects first
             cursor = None
             while True:
                 query = Query(domain, cursor=cursor, limit=500, visible_to=principal.chitty_id)
                 page = await self.writer.hub.list(query)
-                readable.update(row.entity_id for row in page.rows)
+                readable.extend(page.rows)
                 cursor = page.cursor
                 if cursor is None:
                     break
-        return WsScope(principal, readable)
+        return WsScope.of(principal, readable)
 
     async def _revalidate(self) -> None:
         """Close every connection whose credential was revoked or expired since it opened."""
@@ -576,6 +622,23 @@ class WsGateway:
             *(s.close(WSCloseCode.GOING_AWAY, b"server shutdown") for s in list(self.sessions)),
             return_exceptions=True,
         )
+
+
+def _check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Refuse (403) an upgrade from a browser page of another origin than the hub's own or a
+    configured one (`ws_origins`): a page elsewhere must not ride a user's credentials."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not a browser: browsers always send Origin on a WebSocket upgrade
+    own = f"{request.scheme}://{request.host}"
+    if origin.rstrip("/") in (own, *allowed):
+        return
+    raise ApiError(
+        403,
+        "forbidden_origin",
+        f"WebSocket upgrades from {origin[:100]!r} are not allowed",
+        "Origin",
+    )
 
 
 def _origin_part(request: web.Request, header: str, query: str, default: str, most: int) -> str:

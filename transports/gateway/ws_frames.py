@@ -16,7 +16,7 @@ from typing import Annotated, Literal, TypeVar, get_args
 import orjson
 from pydantic import Field, JsonValue, ValidationError
 
-from hub.codec import DecodeError, field_path, from_wire, json_int, write_message
+from hub.codec import DecodeError, field_path, from_wire, write_message
 from hub.commands import CommandCall, UnknownCommand, check_command
 from hub.domains import DOMAINS, SyncDomain
 from hub.envelope import Outcome
@@ -24,6 +24,7 @@ from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, Se
 from hub.models.base import WireModel
 from hub.protocol import MessageIdStr, SyncMessage, SyncMessageType, SyncPayload, Target
 from hub.subscriptions import RELAYED, Filter, Published
+from transports.gateway.json_body import JsonRefused, loads
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Wire = dict[str, JsonValue]
@@ -247,16 +248,14 @@ _ANCHORS = {Kind.PROJ: "projectId", Kind.SESSION: "sessionId", Kind.CONTEXT: "to
 def parse_text(text: str, origin: Origin, max_batch: int = 1000) -> ClientFrame:
     """One text frame as a typed client frame, or the error that answers it."""
     try:
-        raw = json.loads(text, parse_constant=_no_constant, parse_int=json_int)
-    except (ValueError, RecursionError) as error:
+        raw = loads(text)
+    except ValueError as error:
         return FrameError("bad_json", f"the frame is not valid JSON: {error}", status=400)
+    except JsonRefused as refused:
+        return FrameError(refused.error, refused.detail, refused.field, status=refused.status)
     if isinstance(raw, list):
         return _batch(raw, origin, max_batch, "")
     return _frame(raw, origin, max_batch)
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _frame(raw: object, origin: Origin, max_batch: int) -> ClientFrame:

@@ -143,3 +143,65 @@ def test_malformed_keys_and_dedupe_values_are_reported(tmp_path: Path) -> None:
         ("events", CorruptionKind.BAD_KEY),
         ("dedupe", CorruptionKind.UNDECODABLE),
     }
+
+
+# -- recorded heads: what is cut off the end is noticed ----------------------------------------
+
+
+def test_events_cut_off_the_end_of_a_chain_are_named(tmp_path: Path) -> None:
+    fill(tmp_path)
+
+    def cut(txn: lmdb.Transaction[bytes], db: lmdb._Database) -> None:
+        txn.delete(key("a", 5), db=db)
+        txn.delete(key("a", 4), db=db)
+        for seq in range(1, 6):
+            txn.delete(key("c", seq), db=db)
+
+    tamper(tmp_path, b"events", cut)
+    with LmdbStore(tmp_path) as store:
+        corruptions = store.verify().corruptions
+        assert [(c.kind, c.entity_id, c.seq) for c in corruptions] == [
+            (CorruptionKind.TRUNCATED, "a", 4),
+            (CorruptionKind.TRUNCATED, "c", 1),
+        ]
+        assert "4..5 are missing off the end" in corruptions[0].detail
+        assert [(c.kind, c.entity_id) for c in store.check_heads()] == [
+            (CorruptionKind.TRUNCATED, "a"),
+            (CorruptionKind.TRUNCATED, "c"),
+        ]
+        assert not store.check_entity("a").ok and not store.check_entity("c").ok
+        assert store.check_entity("b").ok
+
+
+def test_an_entity_is_checked_whole_as_it_loads(tmp_path: Path) -> None:
+    events = fill(tmp_path)
+    with LmdbStore(tmp_path) as store:
+        check = store.check_entity("b")
+        last = max((e for e in events if e.entity_id == "b"), key=lambda e: e.seq)
+        assert check.ok and (check.last_seq, check.last_timestamp_ms) == (5, last.timestamp_ms)
+        assert store.check_entity("nobody").ok and store.check_entity("nobody").last_seq == 0
+    tamper(tmp_path, b"events", flip_body_byte)
+    with LmdbStore(tmp_path) as store:
+        assert [(c.kind, c.seq) for c in store.check_entity("b").corruptions] == [
+            (CorruptionKind.BAD_CHECKSUM, 4)
+        ]
+        assert store.check_entity("a").ok
+
+
+def test_a_snapshot_state_damaged_on_disk_is_named(tmp_path: Path) -> None:
+    fill(tmp_path)
+
+    def damage(txn: lmdb.Transaction[bytes], db: lmdb._Database) -> None:
+        timestamp_ms, _, checksum, digest = msgpack.unpackb(txn.get(key("b", 3), db=db))
+        txn.put(key("b", 3), msgpack.packb((timestamp_ms, b"S", checksum, digest)), db=db)
+
+    tamper(tmp_path, b"snapshots", damage)
+    with LmdbStore(tmp_path) as store:
+        [found] = store.check_entity("b").corruptions
+        assert (found.database, found.kind, found.seq) == ("snapshots", "undecodable", 3)
+        assert "does not match its digest" in found.detail
+        assert [(c.kind, c.entity_id) for c in store.verify().corruptions] == [
+            (CorruptionKind.UNDECODABLE, "b")
+        ]
+        with pytest.raises(CorruptValueError, match="digest"):
+            store.latest_snapshot("b")

@@ -25,6 +25,7 @@ from hub.store import (
     event_checksum,
 )
 from hub.store.chain import checksum_of_digest, legacy_event_checksum
+from hub.store.redaction import holds
 from tests.hub.store.conftest import FakeClock
 from tests.hub.store.test_lmdb_store import XorCodec, raw_items, set_schema_version
 
@@ -189,6 +190,29 @@ def test_dedupe_purge_removes_the_entries_whose_outcome_contains_the_bytes(
         store.dedupe_purge(b"")
 
 
+def test_a_purge_with_a_confirmation_drops_only_what_it_confirms(store: CheckpointStore) -> None:
+    longer = "CHITTY-USER-0" + "A" * 35  # 48 characters: msgpack's str8 length byte is "0"
+    store.append_batch(
+        [],
+        [
+            DedupeEntry("m1", msgpack.packb({"by": "CHITTY-USER-0"})),
+            DedupeEntry("m2", msgpack.packb({"by": longer})),
+            DedupeEntry("m3", msgpack.packb(["x", longer, "CHITTY-USER-0"])),
+        ],
+    )
+    assert store.dedupe_purge(b"CHITTY-USER-0", lambda o: holds(o, "CHITTY-USER-0")) == 2
+    assert store.dedupe_get("m2") is not None and store.dedupe_get("m1") is None
+
+
+def test_holds_finds_whole_ids_only() -> None:
+    longer = "CHITTY-USER-0" + "A" * 35
+    assert holds(msgpack.packb({"by": longer}), longer)
+    assert not holds(msgpack.packb({"by": longer}), "CHITTY-USER-0")
+    assert holds(msgpack.packb({"note": "said CHITTY-USER-0, twice"}), "CHITTY-USER-0")
+    assert not holds(msgpack.packb({"by": "CHITTY-USER-01"}), "CHITTY-USER-0")
+    assert holds(b"\xc1 not msgpack CHITTY-USER-0", "CHITTY-USER-0")
+
+
 def test_purged_dedupe_entries_leave_no_expiry_index_behind(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -290,7 +314,8 @@ def test_redaction_goes_through_the_codec(tmp_path: Path, clock: FakeClock) -> N
 
 
 def downgrade_to_version_1(path: Path, codec: object | None = None) -> None:
-    """Rewrite a fresh (version-2) store as a version-1 build would have written it."""
+    """Rewrite a fresh store as a version-1 build would have written it (no recorded heads,
+    snapshots without state digests)."""
     xor = codec if isinstance(codec, XorCodec) else None
     decode = xor.decode if xor else (lambda data: data)
     encode = xor.encode if xor else (lambda data: data)
@@ -309,16 +334,20 @@ def downgrade_to_version_1(path: Path, codec: object | None = None) -> None:
                 legacy[key] = previous
                 txn.put(key, encode(msgpack.packb((timestamp_ms, body, previous))), db=events)
             for key, raw in list(txn.cursor(db=snapshots)):
-                timestamp_ms, state, _ = msgpack.unpackb(decode(raw))
+                timestamp_ms, state = msgpack.unpackb(decode(raw))[:2]
                 value = msgpack.packb((timestamp_ms, state, legacy[key]))
                 txn.put(key, encode(value), db=snapshots)
+            meta = env.open_db(b"meta", txn=txn)
+            for key in [k for k in txn.cursor(db=meta).iternext(values=False)]:
+                if key.startswith(b"head\x00"):
+                    txn.delete(key, db=meta)
     finally:
         env.close()
     set_schema_version(path, 1)
 
 
-def test_a_fresh_store_is_stamped_with_schema_2() -> None:
-    assert SCHEMA_VERSION == 2
+def test_a_fresh_store_is_stamped_with_schema_3() -> None:
+    assert SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize("codec", [None, XorCodec(0x33)], ids=["plain", "codec"])
@@ -348,7 +377,9 @@ def test_a_version_1_store_is_migrated_to_digest_chains(
         assert store.verify().ok
         (next_event,) = store.append_batch([ev("a", 5, b"a4")])
         assert next_event.checksum == event_checksum(written[3].checksum, b"a\x00", 4, 5, b"a4")
-    assert dict(raw_items(tmp_path, b"meta"))[b"schema_version"] == msgpack.packb(2)
+    meta = dict(raw_items(tmp_path, b"meta"))
+    assert meta[b"schema_version"] == msgpack.packb(3)  # 1 -> 2 -> 3: heads recorded
+    assert meta[b"head\x00a\x00"][:8] == (4).to_bytes(8, "big")
 
 
 def test_a_broken_version_1_chain_is_refused_and_left_as_it_was(
