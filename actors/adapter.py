@@ -43,11 +43,13 @@ from hub.adapters import (
     ChannelAdapter,
     DeliveryError,
     Inbound,
+    KnowsAudience,
     NativeRef,
     PermanentFailure,
     RateLimited,
     TransientFailure,
 )
+from hub.auth.scope import members
 from hub.catalog import Page, Query
 from hub.codec import write_message
 from hub.domains import SyncDomain
@@ -100,6 +102,7 @@ class SyncReport:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
+    withheld: int = 0  # someone on the channel may not see them
     failures: list[str] = field(default_factory=list)
 
 
@@ -426,6 +429,10 @@ class AdapterRunner:
 
     async def _deliver(self, job: Job, item: Published, rnd: _Round) -> None:
         """One job to the channel (what it did goes to `rnd`)."""
+        channel = self._channel(item, rnd.current(self.store, item.entity_id))
+        if channel is not None and await self._withheld(item, channel):
+            rnd.counts["withheld"] += 1
+            return
         delivery = self._delivery(job.id)
         if job.kind == "state":
             await self._show(item, job.seq, job.echo, rnd, delivery)
@@ -450,6 +457,10 @@ class AdapterRunner:
         message = self._message(item, text, job.kind, shown.ref, delivery)
         rnd.links.append((item.entity_id, await self.adapter.send_message(message)))
         rnd.counts["sent"] += 1
+
+    def _channel(self, item: Published, shown: Shown | None) -> str | None:
+        """Where the entity shows: its message's channel, else its project's (None: nowhere)."""
+        return shown.ref.channel if shown else self.adapter.channel_for(item.project_id)
 
     def _message(
         self,
@@ -511,6 +522,54 @@ class AdapterRunner:
         rnd.shown[item.entity_id] = Shown(ref, seq, digest)
         rnd.counts["sent"] += 1
 
+    # -- who may see and change what ------------------------------------------------------------
+
+    def _maps_users(self) -> KnowsAudience | None:
+        adapter = self.adapter
+        return adapter if isinstance(adapter, KnowsAudience) and adapter.maps_users() else None
+
+    async def _withheld(self, item: Published, channel: str) -> bool:
+        """Whether someone on the channel may not see the entity (only known with a user map)."""
+        adapter = self._maps_users()
+        if adapter is None:
+            return False
+        outside = await adapter.audience(channel) - await self._members(
+            item.domain.value, item.entity_id, item.entity
+        )
+        if outside:
+            log.info("%s adapter: %s withheld from %s", self.name, item.entity_id, channel)
+        return bool(outside)
+
+    async def _members(
+        self, domain: str, entity_id: str, entity: Mapping[str, Any]
+    ) -> frozenset[str]:
+        """The entity's members, own and inherited from its session and project (the rule the
+        hub's scope applies to every read)."""
+        parents: dict[str, Mapping[str, Any]] = {}
+        refs = [entity.get("sessionId"), entity.get("projectId")]
+        while refs:
+            ref = refs.pop()
+            if not isinstance(ref, str) or not ref or ref == entity_id or ref in parents:
+                continue
+            view = await self.hub.get(ref)
+            if view is not None:
+                parents[ref] = view.entity
+                refs.append(view.entity.get("projectId"))
+        return members(domain, entity, parents.get)
+
+    async def _refusal(self, event: Inbound, view: EntityView) -> str | None:
+        """Why the person behind an inbound event may not change the entity (None: they may,
+        or the adapter is not told who is who)."""
+        adapter = self._maps_users()
+        if adapter is None:
+            return None
+        who = adapter.principal_for(event.actor)
+        if who is None:
+            return f"{event.actor} is not a hub user this channel knows (its user map)"
+        if who not in await self._members(view.domain, view.entity_id, view.entity):
+            return f"{who} is not a member of {view.entity_id}"
+        return None
+
     # -- sync and test ------------------------------------------------------------------------
 
     async def sync(self, views: Sequence[EntityView]) -> SyncReport:
@@ -522,8 +581,16 @@ class AdapterRunner:
             try:
                 for view in views:
                     item = _as_published(view)
-                    if self.adapter.channel_for(item.project_id) is None:
+                    shown = self.store.shown(item.entity_id)
+                    channel = (
+                        shown.ref.channel if shown else self.adapter.channel_for(item.project_id)
+                    )
+                    if channel is None:
                         report.skipped += 1
+                        continue
+                    if await self._withheld(item, channel):
+                        rnd.counts["withheld"] += 1
+                        report.withheld += 1
                         continue
                     while True:
                         try:
@@ -568,6 +635,7 @@ class AdapterRunner:
             self.store.pending(),
             self.lag,
             counts["ignored"],
+            counts["withheld"],
         )
 
     # -- inbound ------------------------------------------------------------------------------
@@ -592,6 +660,9 @@ class AdapterRunner:
         view = await self.hub.get(entity_id)
         if view is None or view.deleted:
             return Answer("ignored", f"{entity_id} no longer exists", entity_id)
+        if (refusal := await self._refusal(event, view)) is not None:
+            self.store.count(ignored=1)
+            return Answer("ignored", refusal, entity_id)
         if event.kind == "complete":
             if view.domain != SyncDomain.TODOS.value:
                 return Answer("ignored", f"{entity_id} is not a todo", entity_id)
@@ -646,6 +717,10 @@ class AdapterRunner:
         if len(words) < 2 or words[0] != "todo" or words[1] not in ("add", "list", "done"):
             return Answer("ignored", usage)
         session = await self._session_of(event)
+        view = await self.hub.get(session)
+        if view is not None and (refusal := await self._refusal(event, view)) is not None:
+            self.store.count(ignored=1)
+            return Answer("ignored", refusal)
         if words[1] == "add":
             if len(words) < 3:
                 return Answer("ignored", usage)

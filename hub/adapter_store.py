@@ -31,7 +31,7 @@ from hub.store.codec import IdentityCodec, ValueCodec
 from hub.subscriptions import Published
 
 JobKind = Literal["state", "conflict", "relay"]
-_COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored")
+_COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored", "withheld")
 _NEXT_JOB = b"next-job"
 _INSTANCE = b"instance"
 

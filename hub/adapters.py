@@ -185,6 +185,28 @@ class CanFind(Protocol):
 
 
 @runtime_checkable
+class KnowsAudience(Protocol):
+    """Who is on a channel, as hub principals, from a map of the service's users to ChittyIDs
+    the operator configures (the spec's "respect platform-specific permissions"). With it an
+    entity shows on a channel only while everyone there is one of its members (`withheld`
+    otherwise), and a person's reaction, reply or command is taken only on what they may
+    change. `maps_users()` is False when no map is configured: then which projects go to which
+    channel, as the operator routed them, is the only rule."""
+
+    def maps_users(self) -> bool: ...
+
+    def principal_for(self, user: str) -> str | None: ...
+
+    async def audience(self, channel: str) -> frozenset[str]:
+        """The ChittyIDs of the channel's people (someone the map does not know as
+        `UNMAPPED` + their native id: a member of nothing)."""
+        ...
+
+
+UNMAPPED = "unmapped:"
+
+
+@runtime_checkable
 class CanReact(Protocol):
     async def react(self, ref: NativeRef, reaction: str) -> None: ...
 
@@ -229,6 +251,7 @@ class AdapterStatus:
     pending: int = 0
     lag: int = 0  # committed changes it has not taken yet
     ignored: int = 0  # inbound events it would not act on (an unknown sender)
+    withheld: int = 0  # deliveries not made: someone on the channel may not see the entity
 
     def to_wire(self) -> dict[str, JsonValue]:
         return {
@@ -245,4 +268,5 @@ class AdapterStatus:
             "pending": self.pending,
             "lag": self.lag,
             "ignored": self.ignored,
+            "withheld": self.withheld,
         }

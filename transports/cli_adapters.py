@@ -12,7 +12,7 @@ from transports.cli_output import console, emit_json
 
 adapters = typer.Typer(help="Channel adapters: list, test, failed, retry.", no_args_is_help=True)
 Name = Annotated[str, typer.Argument(help="The adapter, e.g. slack or email.")]
-COUNTERS = ("sent", "received", "retried", "failed", "pending")
+COUNTERS = ("sent", "received", "retried", "failed", "withheld", "pending")
 
 
 @adapters.command("list")

@@ -32,6 +32,7 @@ class World:
         self.tmp = tmp
         self.slack = slack
         self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
+        self.users: dict[str, str] = {}  # CHITTY_SLACK_USERS
         self.runner = self._runner()
 
     def _runner(self) -> AdapterRunner:
@@ -40,6 +41,8 @@ class World:
             channel="CGENERAL",
             api_url=self.slack.api_url,
             project_channels={PROJECT: "CPROJECT"},
+            users=self.users,
+            audience_ttl_s=0,  # membership looked up at every delivery
         )
         store = AdapterStore(self.tmp / "adapters" / "slack")
         return AdapterRunner(
@@ -334,3 +337,53 @@ async def test_a_round_that_posted_an_entity_and_replied_under_it_is_found_whole
     replies = [m for m in world.slack.live() if m.thread_ts == root.message_id]
     assert len(about) == 1 and [m.text for m in replies] == ["conflict on status"]
     assert world.runner.store.in_flight() == [] and world.runner.store.pending() == 0
+
+
+@in_world
+async def test_a_channel_s_members_limit_what_it_shows_and_who_may_act(world: World) -> None:
+    """With Slack users mapped to hub users, an entity shows on a channel only while everyone
+    there is one of its members (else it is withheld, and counted), and only a member's
+    reaction, reply or command changes anything."""
+    owner, team, outsider = "CHITTY-USER-1", "CHITTY-USER-2", "CHITTY-USER-3"
+    world.users.update({"U1": owner, "U2": team, "U3": outsider})
+    await world.restart()
+    await world.write(
+        sync_message(
+            PROJECT,
+            data={"metadata": {"owner": owner, "team": [team]}},
+            domain="projects",
+            clock={"tester": 2},
+        )
+    )
+    world.slack.members["CPROJECT"] = ["UBOT", "U1", "U2"]  # the app's own bot user aside
+    todo = "CHITTY-TODO-SLACK7"
+    await world.write(create_todo(todo, "For the team", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    [posted] = [m for m in world.slack.live() if "For the team" in m.text]
+
+    world.slack.members["CPROJECT"] = ["U1", "U2", "U4"]  # U4: no hub user the map knows
+    await world.write(sync_message(todo, data={"status": "in_progress"}, clock={"tester": 2}))
+    await world.pump()
+    assert posted.edits == [] and world.runner.status().withheld >= 1  # not shown to U4
+    secret = "CHITTY-TODO-SLACK8"
+    await world.write(create_todo(secret, "Not for U4", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    assert not [m for m in world.slack.live() if "Not for U4" in m.text]
+
+    def react(event_id: str, user: str) -> Inbound:
+        return Inbound("complete", event_id, "CPROJECT", user, _ref(posted))
+
+    refused = await world.runner.inbound(react("Ev10", "U3"))
+    assert refused.status == "ignored" and f"{outsider} is not a member" in refused.text
+    unknown = await world.runner.inbound(react("Ev11", "U9"))
+    assert unknown.status == "ignored" and "U9 is not a hub user" in unknown.text
+    command = Inbound("command", "trigger-12", "CPROJECT", "U3", text="todo add sneaky")
+    assert (await world.runner.inbound(command)).status == "ignored"
+    view = await world.hub.get(todo)
+    assert view is not None and view.entity["status"] == "in_progress"  # unchanged by them
+    assert (await world.runner.inbound(react("Ev13", "U2"))).status == "applied"
+
+    world.slack.members["CPROJECT"] = ["U1", "U2"]  # U4 left: what was withheld now shows
+    report = await world.runner.sync([v for v in [await world.hub.get(secret)] if v])
+    assert report.sent == 1 and report.withheld == 0
+    assert [m for m in world.slack.live() if "Not for U4" in m.text]

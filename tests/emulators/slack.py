@@ -3,7 +3,7 @@
 Web API (`POST /api/<method>`, JSON or form bodies, `Authorization: Bearer <token>`):
 `auth.test`, `chat.postMessage`, `chat.update`, `chat.delete`, `reactions.add`,
 `conversations.history` and `conversations.replies` (paged by `cursor`, from `oldest`),
-`conversations.members`, `apps.connections.open` (Socket Mode: a `ws://` URL served here).
+`conversations.members` (paged), `apps.connections.open` (Socket Mode: a `ws://` URL served here).
 It answers as Slack does: `{"ok": true, ...}` or `{"ok": false, "error": ...}`, HTTP 429 with
 `Retry-After` when told to rate-limit, 401-ish `invalid_auth` for an unknown token, and nothing
 at all while `down` (connections are reset).
@@ -231,7 +231,15 @@ class SlackEmulator:
         }
 
     async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"members": self.members.get(str(args["channel"]), [])}
+        """A channel's member ids, a page of `limit` after `cursor` (as in Slack)."""
+        everyone = self.members.get(str(args["channel"]), [])
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        more = start + limit < len(everyone)
+        return {
+            "members": everyone[start : start + limit],
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.url.replace("http", "ws", 1) + "/socket-mode"}

@@ -5,14 +5,17 @@ with an app token, Socket Mode (no public URL needed).
 
 Configured by the spec's `SLACK_BOT_TOKEN` and `SLACK_SIGNING_SECRET`, plus `SLACK_APP_TOKEN`
 (Socket Mode), `CHITTY_SLACK_CHANNEL` (where changes go by default), `CHITTY_SLACK_CHANNELS`
-(per project: `CHITTY-PROJ-A=C123,CHITTY-PROJ-B=C456`) and `CHITTY_SLACK_API_URL` (the Web API
-base URL: Slack's own by default; a proxy or a test emulator otherwise).
+(per project: `CHITTY-PROJ-A=C123,CHITTY-PROJ-B=C456`), `CHITTY_SLACK_USERS` (Slack users as hub
+users: `U123=CHITTY-USER-...`; with it a channel's membership limits what it is shown and who
+may act, `KnowsAudience`) and `CHITTY_SLACK_API_URL` (the Web API base URL: Slack's own by
+default; a proxy or a test emulator otherwise).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -26,6 +29,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hub.adapters import (
+    UNMAPPED,
     AdapterMessage,
     BadCredentials,
     ChannelCapabilities,
@@ -78,6 +82,8 @@ class SlackConfig(BaseModel):
     app_token: str | None = Field(default=None, repr=False)
     api_url: str = SLACK_API
     project_channels: dict[str, str] = Field(default_factory=dict)
+    users: dict[str, str] = Field(default_factory=dict)  # Slack user id -> hub ChittyID
+    audience_ttl_s: float = Field(default=60.0, ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SlackConfig:
@@ -88,6 +94,7 @@ class SlackConfig(BaseModel):
             app_token=env.get("SLACK_APP_TOKEN") or None,
             api_url=env.get("CHITTY_SLACK_API_URL") or SLACK_API,
             project_channels=_pairs(env.get("CHITTY_SLACK_CHANNELS", "")),
+            users=_pairs(env.get("CHITTY_SLACK_USERS", "")),
         )
 
 
@@ -97,6 +104,7 @@ ENV = (
     "SLACK_APP_TOKEN",
     "CHITTY_SLACK_CHANNEL",
     "CHITTY_SLACK_CHANNELS",
+    "CHITTY_SLACK_USERS",
     "CHITTY_SLACK_API_URL",
 )
 NEEDS = ("SLACK_BOT_TOKEN", "CHITTY_SLACK_CHANNEL")
@@ -125,6 +133,8 @@ class SlackAdapter:
         self._web: AsyncWebClient | None = None
         self._socket: SocketModeClient | None = None
         self._by_channel = {c: p for p, c in config.project_channels.items()}
+        self._bot_user: str | None = None
+        self._audiences: dict[str, tuple[float, frozenset[str]]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -135,7 +145,8 @@ class SlackAdapter:
         return self._web
 
     async def connect(self) -> None:
-        await self._call("auth_test")
+        answer = await self._call("auth_test")
+        self._bot_user = str(answer.get("user_id") or "") or None
         self._connected = True
         if self.config.app_token and self._socket is None:
             app_web = AsyncWebClient(token=self.config.app_token, base_url=self.config.api_url)
@@ -248,10 +259,35 @@ class SlackAdapter:
                 break
         return found
 
-    async def members(self, channel: str) -> list[str]:
-        """The Slack users in a channel."""
-        answer = await self._call("conversations_members", channel=channel)
-        return [str(m) for m in answer.get("members") or []]
+    # -- who is on a channel ------------------------------------------------------------------
+
+    def maps_users(self) -> bool:
+        return bool(self.config.users)
+
+    def principal_for(self, user: str) -> str | None:
+        return self.config.users.get(user)
+
+    async def audience(self, channel: str) -> frozenset[str]:
+        """The channel's people (this app's own bot user aside) as hub principals; looked up
+        with `conversations.members` (page by page) at most every `audience_ttl_s`."""
+        now = time.monotonic()
+        cached = self._audiences.get(channel)
+        if cached is not None and now - cached[0] < self.config.audience_ttl_s:
+            return cached[1]
+        people: set[str] = set()
+        cursor = None
+        while True:
+            answer = await self._call(
+                "conversations_members", channel=channel, limit=1000, cursor=cursor
+            )
+            people |= {str(m) for m in answer.get("members") or []}
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        people.discard(self._bot_user or "")
+        found = frozenset(self.config.users.get(p, UNMAPPED + p) for p in people)
+        self._audiences[channel] = (now, found)
+        return found
 
     async def _call(self, method: str, **arguments: Any) -> Any:
         """One Web API call; Slack's failures as the seam's delivery errors."""

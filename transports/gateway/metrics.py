@@ -101,6 +101,7 @@ ADAPTER_COUNTERS: Mapping[str, str] = {
     "retried": "Deliveries an adapter tried again (rate limits, outages)",
     "failed": "Deliveries that failed for good (listed by GET /api/v1/adapters/{name}/failed)",
     "ignored": "Inbound events an adapter would not act on (a sender not on its allowlist)",
+    "withheld": "Deliveries an adapter withheld: someone on the channel may not see the entity",
 }
 ADAPTER_GAUGES: Mapping[str, str] = {
     "pending": "Deliveries an adapter has queued",

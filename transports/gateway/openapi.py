@@ -273,6 +273,7 @@ class AdapterInfo(WireModel):
     pending: int
     lag: int
     ignored: int
+    withheld: int
 
 
 class AdapterList(WireModel):

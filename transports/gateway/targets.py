@@ -158,6 +158,10 @@ def _adapter_report(
         f"delivered through the {name} adapter: {delivered.sent} sent, {delivered.skipped} "
         f"unchanged, {delivered.failed} failed"
     )
+    if delivered.withheld:
+        detail += (
+            f", {delivered.withheld} withheld (someone on the channel is not a member of them)"
+        )
     if delivered.failures:
         detail += " (" + "; ".join(delivered.failures[:5]) + ")"
     sent, skipped, failed = delivered.sent, delivered.skipped, delivered.failed
