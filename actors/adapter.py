@@ -2,10 +2,14 @@
 
 Outbound, it follows every host's durable outbox from marks of its own (`AdapterStore`, in
 the same transaction as the deliveries it queues), so a restart resumes exactly where it
-stopped. It delivers the queue oldest first: per entity only the newest state is shown (an
-update edits the message that announced the entity; an unchanged state is not sent again), a
-conflict the change opened is posted in the entity's thread, an event or command its target
-names to this adapter likewise. The service's limits are honoured: a 429 waits `Retry-After`,
+stopped. It delivers the queue oldest first, in rounds (one store transaction notes the
+round's posts as in flight, one records what it did; entities concurrently, each in order):
+per entity only the newest state is shown (an update edits the message that announced the
+entity; an unchanged state is not sent again), a conflict the change opened is posted in the
+entity's thread, an event or command its target names to this adapter likewise. A post a crash
+interrupted is found again by the delivery id it carries, never made twice. With a map of the
+service's users (`KnowsAudience`) an entity is withheld from a channel where someone may not
+see it. The service's limits are honoured: a 429 waits `Retry-After`,
 an unreachable service is retried with capped backoff (`transient_disconnect`), refused
 credentials stop delivery (`bad_credentials`), a message refused for good ends `failed`,
 visible and retryable. Nothing is dropped.
@@ -13,7 +17,8 @@ visible and retryable. Nothing is dropped.
 Inbound, the adapter's events (a reaction, a thread reply, a command) become hub writes as the
 adapter's own principal through the router, so scope's audit and dedupe apply: their message
 ids derive from the provider's event ids (a redelivered event applies once), and a change that
-came from this adapter never comes back to it as a new message (no echo).
+came from this adapter never comes back to it as a new message (no echo); with a user map,
+only a member of what an event touches changes it.
 """
 
 from __future__ import annotations

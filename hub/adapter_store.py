@@ -155,19 +155,6 @@ class AdapterStore:
         raw = txn.get(_NEXT_JOB, db=self._meta)
         return int(raw) if raw is not None else 1
 
-    def enqueue(self, jobs: Iterable[tuple[str, int, JobKind, bytes]]) -> list[int]:
-        """Queue deliveries that come from no outbox (a sync of current state); their ids."""
-        ids = []
-        with self._env.begin(write=True) as txn:
-            next_id = self._next_id(txn)
-            for entity_id, seq, kind, body in jobs:
-                job = [entity_id, seq, kind, body, False, 0, ""]
-                txn.put(next_id.to_bytes(8, "big"), self._pack(job), db=self._jobs)
-                ids.append(next_id)
-                next_id += 1
-            txn.put(_NEXT_JOB, str(next_id).encode(), db=self._meta)
-        return ids
-
     # -- deliveries ---------------------------------------------------------------------------
 
     def _job(self, key: bytes, raw: bytes) -> Job:

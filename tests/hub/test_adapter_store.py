@@ -36,7 +36,7 @@ def test_taking_an_outbox_queues_each_wanted_delivery_once_and_survives_a_reopen
     store.close()
     store = AdapterStore(tmp_path / "slack")
     assert [j.id for j in store.jobs()] == [jobs[1].id] and store.marks() == {"host-0": 3}
-    store.enqueue([("CHITTY-TODO-0009", 4, "state", b"")])
+    store.take("host-0", [entry(4, 9)], state_only, lambda item: False)
     assert store.jobs()[-1].id > jobs[1].id  # ids never repeat, even after a job is done
     store.close()
 
