@@ -85,6 +85,10 @@ class Outboxes(Protocol):
 
     def hosts(self) -> list[str]: ...
 
+    async def head(self, host: str) -> int:
+        """The seq of the host's newest committed entry (0: none)."""
+        ...
+
     async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Entries after `seq` as (outbox seq, `encode_published` bytes)."""
         ...
@@ -216,6 +220,10 @@ class AdapterRunner:
     async def connect(self) -> None:
         """Connect; while the service is unreachable, retry with capped backoff. Then settle
         what a crash left in flight before anything new is delivered."""
+        try:
+            await self._begin()
+        except Exception as error:  # the hosts not up yet: the follow loop begins instead
+            log.debug("%s adapter: beginning: %r", self.name, error)
         while True:
             try:
                 await self.adapter.connect()
@@ -305,8 +313,18 @@ class AdapterRunner:
                 log.debug("%s adapter: following outboxes: %r", self.name, error)
             await self._sleep(self.poll_s)
 
+    async def _begin(self) -> None:
+        """A new adapter starts from now: its marks at every host's newest entry, once (what
+        changed before it was configured is not posted; a sync sends current state). A host
+        that appears later is followed from its first entry."""
+        if not self.store.began():
+            self.store.begin(
+                {host: await self.outboxes.head(host) for host in self.outboxes.hosts()}
+            )
+
     async def follow_once(self, limit: int = 2000) -> int:
         """Take what every host committed since this adapter's marks; how many entries."""
+        await self._begin()
         taken = 0
         lag = 0
         for host in self.outboxes.hosts():

@@ -393,6 +393,10 @@ class EntityHost:
         """The seq of this host's newest outbox entry."""
         return self._outbox_seq
 
+    def outbox_head(self) -> int:
+        """The seq of this host's newest committed outbox entry (0: none), as stored."""
+        return self.store.last_seq(self._outbox)
+
     def outbox_raw_after(self, seq: int, limit: int = 10_000) -> list[tuple[int, bytes]]:
         """`outbox_after` with each publication as stored (`encode_published` bytes)."""
         found = []

@@ -172,5 +172,8 @@ class LocalOutboxes:
     def hosts(self) -> list[str]:
         return self._hub.hosts_names()
 
+    async def head(self, host: str) -> int:
+        return self._hub.hosts[host].host.outbox_head()
+
     async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
         return await self._hub.outbox_after(host, seq, limit)

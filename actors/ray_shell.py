@@ -143,6 +143,9 @@ class HostActor:
         """Committed publications after outbox `seq` (a store read: no turn needed)."""
         return await asyncio.to_thread(self._host.outbox_after, seq, limit)
 
+    async def outbox_head(self) -> int:
+        return await asyncio.to_thread(self._host.outbox_head)
+
     async def outbox_after_packed(self, seq: int, limit: int = 5000) -> bytes:
         """`outbox_after` as one msgpack value of [seq, encoded event] rows, not decoded here."""
         rows = await asyncio.to_thread(self._host.outbox_raw_after, seq, limit)
@@ -444,10 +447,17 @@ class RayOutboxes:
         names = set(table.hosts) | set(table.dedicated.values()) if table else set()
         return sorted(names)
 
-    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
+    def _host(self, host: str) -> Any:
         if host not in self._handles:
             self._handles[host] = ray.get_actor(host, namespace=self._namespace)
-        packed = await self._handles[host].outbox_after_packed.remote(seq, limit)
+        return self._handles[host]
+
+    async def head(self, host: str) -> int:
+        head: int = await self._host(host).outbox_head.remote()
+        return head
+
+    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        packed = await self._host(host).outbox_after_packed.remote(seq, limit)
         rows: list[list[Any]] = msgpack.unpackb(packed, raw=False)
         return [(int(seq), bytes(body)) for seq, body in rows]
 

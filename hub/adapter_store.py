@@ -1,8 +1,8 @@
 """`AdapterStore`: one adapter's durable state in an LMDB environment of its own.
 
-- where it stands in each host's outbox (`marks`), stored in the same transaction as the
-  deliveries it queued from them (`jobs`), so a restart resumes exactly where it stopped:
-  nothing skipped, nothing queued twice;
+- where it stands in each host's outbox (`marks`: a new adapter begins at the newest entries),
+  stored in the same transaction as the deliveries it queued from them (`jobs`), so a restart
+  resumes exactly where it stopped: nothing skipped, nothing queued twice;
 - its message map: entity -> the native message that shows it (and the thread it roots), with
   the reverse index native message -> entity (`map`, `native`), so an update edits the message
   that announced the entity, a reply stays in its thread, and an inbound reaction finds its
@@ -34,6 +34,7 @@ JobKind = Literal["state", "conflict", "relay"]
 _COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored", "withheld")
 _NEXT_JOB = b"next-job"
 _INSTANCE = b"instance"
+_BEGAN = b"began"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,20 @@ class AdapterStore:
     def marks(self) -> dict[str, int]:
         with self._env.begin(db=self._marks) as txn:
             return {k.decode(): int(v) for k, v in txn.cursor()}
+
+    def began(self) -> bool:
+        """Whether the adapter has taken its starting marks (`begin`)."""
+        with self._env.begin(db=self._meta) as txn:
+            return txn.get(_BEGAN) is not None
+
+    def begin(self, marks: dict[str, int]) -> None:
+        """Take the starting marks of a new adapter, once (a host with no mark starts at 0)."""
+        with self._env.begin(write=True) as txn:
+            if txn.get(_BEGAN, db=self._meta) is not None:
+                return
+            for host, mark in marks.items():
+                txn.put(host.encode(), str(mark).encode(), db=self._marks)
+            txn.put(_BEGAN, b"1", db=self._meta)
 
     def take(
         self,

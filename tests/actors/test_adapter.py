@@ -4,6 +4,7 @@ loopback port, the real LMDB adapter store, the in-process hub (no Ray)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -387,3 +388,30 @@ async def test_a_channel_s_members_limit_what_it_shows_and_who_may_act(world: Wo
     report = await world.runner.sync([v for v in [await world.hub.get(secret)] if v])
     assert report.sent == 1 and report.withheld == 0
     assert [m for m in world.slack.live() if "Not for U4" in m.text]
+
+
+@in_world
+async def test_a_new_adapter_starts_from_now_and_a_sync_sends_what_came_before(
+    world: World,
+) -> None:
+    """Configured on a hub with history, an adapter does not flood its channel with every
+    change ever made: it begins at the outboxes' newest entries (and keeps that place across
+    restarts); a sync sends the current state of what came before."""
+    before = "CHITTY-TODO-SLACK9"
+    await world.write(create_todo(before, "Made before Slack", SESSION))
+    await world.runner.stop()
+    world.runner.store.close()
+    shutil.rmtree(world.tmp / "adapters" / "slack")  # as if Slack were configured only now
+    world.runner = world._runner()
+    await world.connect()
+    await world.pump()
+    assert world.slack.live() == []
+    await world.write(create_todo("CHITTY-TODO-SLACK10", "Made after Slack", SESSION))
+    await world.restart()
+    await world.pump()
+    texts = [m.text for m in world.slack.live()]
+    assert any("Made after Slack" in t for t in texts)
+    assert not any("Made before Slack" in t for t in texts)
+    view = await world.hub.get(before)
+    assert view is not None and (await world.runner.sync([view])).sent == 1
+    assert [m for m in world.slack.live() if "Made before Slack" in m.text]
