@@ -11,7 +11,7 @@ adapter implements or not; the runner asks `isinstance` and falls back where one
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -126,7 +126,10 @@ Handler = Callable[[Inbound], Awaitable[None]]
 
 @runtime_checkable
 class ChannelAdapter(Protocol):
-    """What every channel adapter does (spec `ChannelAdapter`, Python names)."""
+    """What every channel adapter does (spec `ChannelAdapter`, Python names). The spec's
+    `syncState`/`getState` are the runner's (`actors.adapter.AdapterRunner.sync` delivers the
+    current state through `send_message` and the edit capability; `status()` is its state):
+    an adapter only speaks its service's protocol."""
 
     id: str
     channel: str
@@ -209,6 +212,43 @@ UNMAPPED = "unmapped:"
 @runtime_checkable
 class CanReact(Protocol):
     async def react(self, ref: NativeRef, reaction: str) -> None: ...
+
+
+@runtime_checkable
+class PlatformAdapter(Protocol):
+    """The spec's `PlatformAdapter` (Python names), for a platform the hub pushes to. Web and
+    CLI clients, and Claude over MCP, are served by the gateway itself (`/ws`, REST, `/mcp`);
+    no platform adapter exists yet (mobile and VS Code are not built)."""
+
+    id: str
+    platform: str
+
+    async def create_session(self, config: Mapping[str, JsonValue]) -> str: ...
+
+    async def resume_session(self, session_id: str) -> None: ...
+
+    async def end_session(self, session_id: str) -> None: ...
+
+    async def sync_todos(self, todos: Sequence[Mapping[str, JsonValue]]) -> None: ...
+
+    async def sync_context(self, context: Mapping[str, JsonValue]) -> None: ...
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """The spec's `ModelAdapter` (Python names), for an AI model the hub talks to. Claude
+    reads and writes the hub over MCP (`transports.mcp`); no model adapter exists yet
+    (ChatGPT and Gemini are not built)."""
+
+    id: str
+    model: str
+    provider: str
+
+    async def send_context(self, context: Mapping[str, JsonValue]) -> None: ...
+
+    async def invoke_tool(self, tool_id: str, params: Mapping[str, JsonValue]) -> JsonValue: ...
+
+    async def sync_conversation(self, messages: Sequence[Mapping[str, JsonValue]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
