@@ -142,6 +142,11 @@ def principal_of(name: str) -> str:
     return f"CHITTY-SERVICE-ADAPTER{name.upper()}"
 
 
+def _derived(prefix: str, *parts: str) -> str:
+    """A ChittyID named after what it stands for (the same parts, the same id)."""
+    return prefix + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:26].upper()
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -747,21 +752,7 @@ class AdapterRunner:
         if words[1] == "add":
             if len(words) < 3:
                 return Answer("ignored", usage)
-            todo_id = (
-                "CHITTY-TODO-"
-                + hashlib.sha256(f"{self.name}\x00{event.provider_id}".encode())
-                .hexdigest()[:26]
-                .upper()
-            )
-            fields: dict[str, JsonValue] = {
-                "content": words[2],
-                "sessionId": session,
-                "createdBy": self.principal,
-            }
-            project = self._project_of(event.channel)
-            if project is not None:  # a todo takes its session's project
-                fields["projectId"] = project
-            answer = await self._write(event, "todos", todo_id, fields, operation="create")
+            todo_id, answer = await self._add_todo(event, session, words[2])
             if answer.status in ("applied", "duplicate"):
                 return Answer(answer.status, f"added {words[2]!r} ({todo_id})", todo_id)
             return answer
@@ -786,35 +777,33 @@ class AdapterRunner:
         """A new message to the hub (a mail): a todo in the sender's session, its text added
         to that session's context."""
         session = await self._session_of(event)
-        todo_id = (
-            "CHITTY-TODO-"
-            + hashlib.sha256(f"{self.name}\x00{event.provider_id}".encode())
-            .hexdigest()[:26]
-            .upper()
-        )
-        fields: dict[str, JsonValue] = {
-            "content": event.text[:10_000] or "(no subject)",
-            "sessionId": session,
-            "createdBy": self.principal,
-        }
-        project = self._project_of(event.channel)
-        if project is not None:
-            fields["projectId"] = project
-        answer = await self._write(event, "todos", todo_id, fields, operation="create")
+        content = event.text[:10_000] or "(no subject)"
+        todo_id, answer = await self._add_todo(event, session, content)
         body = event.arguments.get("body", "")
         if body and answer.status == "applied":
             note = {"role": f"{self.adapter.channel}:{event.actor}", "content": body}
             delta = {"add": {"context.messages": [note]}}
             await self._write(event, "sessions", session, {}, delta, salt="body")
-        return Answer(answer.status, f"added {fields['content']!r} ({todo_id})", todo_id)
+        return Answer(answer.status, f"added {content!r} ({todo_id})", todo_id)
+
+    async def _add_todo(self, event: Inbound, session: str, content: str) -> tuple[str, Answer]:
+        """Create the todo an inbound event asks for, in `session` and the channel's project
+        (its id named after the provider's event id: a redelivery makes it once)."""
+        todo_id = _derived("CHITTY-TODO-", self.name, event.provider_id)
+        fields: dict[str, JsonValue] = {
+            "content": content,
+            "sessionId": session,
+            "createdBy": self.principal,
+        }
+        project = self._project_of(event.channel)
+        if project is not None:  # a todo takes its session's project
+            fields["projectId"] = project
+        return todo_id, await self._write(event, "todos", todo_id, fields, operation="create")
 
     async def _session_of(self, event: Inbound) -> str:
         """The hub session that stands for this channel (made on first use, in the project
         the channel is mapped to, if any)."""
-        session = (
-            "CHITTY-SESSION-"
-            + hashlib.sha256(f"{self.name}\x00{event.channel}".encode()).hexdigest()[:26].upper()
-        )
+        session = _derived("CHITTY-SESSION-", self.name, event.channel)
         if await self.hub.get(session) is None:
             fields: dict[str, JsonValue] = {
                 "sessionId": event.channel,
