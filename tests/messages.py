@@ -59,3 +59,16 @@ def create_todo(
 ) -> SyncMessage:
     data = {"content": content, "sessionId": session, **kw.pop("data", {})}
     return sync_message(entity, "create", data, **kw)
+
+
+def project_and_session(project: str, session: str) -> list[SyncMessage]:
+    """The creates of a project and of a session in it (the ground most scenarios stand on)."""
+    return [
+        sync_message(project, "create", {"name": "P"}, domain="projects"),
+        sync_message(
+            session,
+            "create",
+            {"sessionId": "s", "platform": "cli", "projectId": project},
+            domain="sessions",
+        ),
+    ]

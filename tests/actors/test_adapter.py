@@ -19,7 +19,7 @@ from hub.store import MemoryStore
 from hub.subscriptions import decode_published
 from tests.actors.conftest import settings_for
 from tests.emulators.slack import SlackEmulator
-from tests.messages import create_todo, sync_message
+from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.slack import SlackAdapter, SlackConfig
 
 SESSION = "CHITTY-SESSION-SLACK1"
@@ -76,15 +76,7 @@ async def _scenario(tmp: Path, body: Callable[[World], Awaitable[None]]) -> None
     made = World(tmp, slack)
     try:
         await made.connect()
-        await made.write(
-            sync_message(PROJECT, "create", {"name": "P"}, domain="projects"),
-            sync_message(
-                SESSION,
-                "create",
-                {"sessionId": "s", "platform": "cli", "projectId": PROJECT},
-                domain="sessions",
-            ),
-        )
+        await made.write(*project_and_session(PROJECT, SESSION))
         await body(made)
     finally:
         await made.runner.stop()

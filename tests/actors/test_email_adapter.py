@@ -20,7 +20,7 @@ from hub.envelope import Envelope, Status
 from hub.store import MemoryStore
 from tests.actors.conftest import settings_for
 from tests.emulators.mail import ImapServer, SmtpServer, new_mail, reply
-from tests.messages import create_todo, sync_message
+from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.email import EmailAdapter, EmailConfig
 
 SESSION = "CHITTY-SESSION-MAIL1"
@@ -74,15 +74,7 @@ def in_world(body: Callable[[World], Awaitable[None]]) -> Callable[[Path, ImapSe
             world = World(tmp_path, smtp, imap)
             try:
                 await world.runner.connect()
-                await world.write(
-                    sync_message(PROJECT, "create", {"name": "P"}, domain="projects"),
-                    sync_message(
-                        SESSION,
-                        "create",
-                        {"sessionId": "s", "platform": "cli", "projectId": PROJECT},
-                        domain="sessions",
-                    ),
-                )
+                await world.write(*project_and_session(PROJECT, SESSION))
                 await body(world)
             finally:
                 await world.runner.stop()

@@ -50,6 +50,16 @@ class Posted:
     deleted: bool = False
 
 
+def reaction_added(posted: Posted, user: str = "U1", reaction: str = "white_check_mark") -> Any:
+    """The Events API event of `user` reacting to a message (a ✅ by default)."""
+    return {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": reaction,
+        "item": {"type": "message", "channel": posted.channel, "ts": posted.ts},
+    }
+
+
 class SlackEmulator:
     """One Slack workspace on a loopback port (see the module)."""
 

@@ -16,7 +16,7 @@ from mcp import Client
 from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.mail import SmtpServer
-from tests.emulators.slack import SlackEmulator
+from tests.emulators.slack import SlackEmulator, reaction_added
 from tests.transports.conftest import SESSION, Gateway
 from tests.transports.test_mcp import call, run_client
 from tests.transports.test_ws import Peer
@@ -102,12 +102,7 @@ def test_example_1_a_todo_from_claude_reaches_slack_email_and_the_web_and_back(h
     assert time.monotonic() - started < 5  # all three, within seconds of Claude's call
     assert "File the brief" in posted.text and "File the brief" in str(mailed.mail["Subject"])
 
-    reaction = {
-        "type": "reaction_added",
-        "user": "U1",
-        "reaction": "white_check_mark",
-        "item": {"type": "message", "channel": posted.channel, "ts": posted.ts},
-    }
+    reaction = reaction_added(posted)
     background = Background()
     try:
         status, body = background.call(

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from tests.actors.conftest import settings_for
 from tests.emulators import Background
-from tests.emulators.slack import Posted, SlackEmulator
+from tests.emulators.slack import Posted, SlackEmulator, reaction_added
 from tests.transports.conftest import SESSION, Gateway
 from transports.channels import CHANNELS
 from transports.cli import app
@@ -44,6 +44,12 @@ class World:
             for m in self.slack.live()
             if m.text.split("\n")[0].endswith(f": {content}") and m.thread_ts is None
         ]
+
+    def posted(self, content: str, timeout: float = 15.0) -> Posted:
+        """The one message showing the entity named `content`, once it is there."""
+        self.until(lambda: len(self.about(content)) == 1, timeout)
+        [posted] = self.about(content)
+        return posted
 
     def signed(self, path: str, event: dict[str, Any], **options: Any) -> tuple[int, Any]:
         url = f"{self.gateway.url}{path}"
@@ -91,9 +97,8 @@ def test_a_todo_made_over_rest_posts_within_a_second_and_its_changes_edit_that_m
 ) -> None:
     started = time.monotonic()
     todo = world.todo("Post me to Slack")
-    world.until(lambda: len(world.about("Post me to Slack")) == 1, timeout=5)
+    posted = world.posted("Post me to Slack", timeout=5)
     assert time.monotonic() - started < 1.0  # within a second of the write
-    [posted] = world.about("Post me to Slack")
     assert posted.channel == "CGENERAL" and posted.metadata["event_payload"]["chittyId"] == todo
     world.gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "in_progress"})
     world.until(lambda: "in progress" in posted.text)
@@ -104,14 +109,8 @@ def test_a_signed_reaction_completes_the_todo_and_bad_signatures_change_nothing(
     world: World,
 ) -> None:
     todo = world.todo("React with a check mark")
-    world.until(lambda: len(world.about("React with a check mark")) == 1)
-    [posted] = world.about("React with a check mark")
-    reaction = {
-        "type": "reaction_added",
-        "user": "U1",
-        "reaction": "white_check_mark",
-        "item": {"type": "message", "channel": posted.channel, "ts": posted.ts},
-    }
+    posted = world.posted("React with a check mark")
+    reaction = reaction_added(posted)
     path = "/adapters/slack/events"
     status, body = world.signed(path, reaction, signature="v0=" + "0" * 64)
     assert status == 401 and body["field"] == "X-Slack-Signature"
@@ -139,8 +138,7 @@ def test_url_verification_and_events_the_hub_does_not_act_on(world: World) -> No
 
 def test_a_thread_reply_and_the_slash_command(world: World) -> None:
     todo = world.todo("Discuss in the thread")
-    world.until(lambda: len(world.about("Discuss in the thread")) == 1)
-    [posted] = world.about("Discuss in the thread")
+    posted = world.posted("Discuss in the thread")
     reply = {
         "type": "message",
         "channel": posted.channel,
@@ -165,14 +163,8 @@ def test_a_thread_reply_and_the_slash_command(world: World) -> None:
 
 def test_socket_mode_delivers_events_without_a_public_url(world: World) -> None:
     todo = world.todo("Complete me over Socket Mode")
-    world.until(lambda: len(world.about("Complete me over Socket Mode")) == 1)
-    [posted] = world.about("Complete me over Socket Mode")
-    reaction = {
-        "type": "reaction_added",
-        "user": "U1",
-        "reaction": "white_check_mark",
-        "item": {"type": "message", "channel": posted.channel, "ts": posted.ts},
-    }
+    posted = world.posted("Complete me over Socket Mode")
+    reaction = reaction_added(posted)
     ack = world.background.call(world.slack.push(reaction))
     assert "envelope_id" in ack
     world.until(
@@ -293,20 +285,14 @@ def test_the_message_map_and_cursor_survive_a_restart_of_the_whole_hub(
     try:
         world.until(lambda: _state(gateway) == "connected")
         todo = world.todo("Outlives a restart")
-        world.until(lambda: len(world.about("Outlives a restart")) == 1)
-        [posted] = world.about("Outlives a restart")
+        posted = world.posted("Outlives a restart")
         gateway.close()
         gateway = world.gateway = Gateway(settings, CHANNELS)
         world.until(lambda: _state(gateway) == "connected")
         gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "blocked"})
         world.until(lambda: "blocked" in posted.text)
         assert world.about("Outlives a restart") == [posted]  # the same ts, edited
-        reaction = {
-            "type": "reaction_added",
-            "user": "U1",
-            "reaction": "white_check_mark",
-            "item": {"type": "message", "channel": posted.channel, "ts": posted.ts},
-        }
+        reaction = reaction_added(posted)
         status, body = world.signed("/adapters/slack/events", reaction)
         assert status == 200 and body["status"] == "applied"
     finally:
