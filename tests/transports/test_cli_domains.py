@@ -3,19 +3,16 @@ each verb changes (or, dry, does not change) what REST answers; bad input is one
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.transports.cli_runs import cli, json_of, refused, runner, stored
 from tests.transports.conftest import Gateway
 from tests.transports.test_cli import ids_in, row
 from transports.cli import app
-
-runner = CliRunner(env={"COLUMNS": "250"})
 
 
 @pytest.fixture(autouse=True)
@@ -24,33 +21,6 @@ def _isolated(gateway: Gateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) 
     monkeypatch.setenv("CHITTY_TOKEN", gateway.token)
     monkeypatch.setenv("CHITTY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
-
-
-def cli(gateway: Gateway, *args: str) -> str:
-    result = runner.invoke(app, [*args, "--hub", gateway.url])
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def json_of(gateway: Gateway, *args: str) -> Any:
-    """What a `--json` command prints on stdout (its notes go to stderr)."""
-    result = runner.invoke(app, [*args, "--json", "--hub", gateway.url])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def refused(gateway: Gateway, *args: str, code: int = 1) -> str:
-    result = runner.invoke(app, [*args, "--hub", gateway.url])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def entity(gateway: Gateway, domain: str, entity_id: str) -> dict[str, Any]:
-    status, body, _ = gateway.request("GET", f"/api/v1/{domain}/{entity_id}")
-    assert status == 200, body
-    return body["entity"]  # type: ignore[no-any-return]
 
 
 # (group, REST domain, id kind, add arguments, what REST then holds, an update, what it holds)
@@ -143,7 +113,7 @@ def test_add_list_show_update_delete(
     before_update = datetime.now(UTC).isoformat()
     time.sleep(0.05)
     assert made.startswith(f"created {group} {entity_id}")
-    assert holds(entity(gateway, domain, entity_id), added), entity(gateway, domain, entity_id)
+    assert holds(stored(gateway, domain, entity_id), added), stored(gateway, domain, entity_id)
 
     listed = cli(gateway, group, "list")
     assert entity_id in listed
@@ -153,14 +123,14 @@ def test_add_list_show_update_delete(
     shown = cli(gateway, group, "show", entity_id)
     assert row(shown, "chittyId") == entity_id and row(shown, "seq") == "1"
     record = json_of(gateway, group, "show", entity_id)
-    assert record["entity"] == entity(gateway, domain, entity_id) and record["seq"] == 1
+    assert record["entity"] == stored(gateway, domain, entity_id) and record["seq"] == 1
 
     dry = cli(gateway, group, "update", entity_id, *change, "--dry-run")
     assert "nothing was sent" in dry
-    assert entity(gateway, domain, entity_id) == record["entity"]
+    assert stored(gateway, domain, entity_id) == record["entity"]
     updated = json_of(gateway, group, "update", entity_id, *change)
     assert updated["seq"] == 2 and holds(updated["entity"], changed), updated
-    assert holds(entity(gateway, domain, entity_id), changed)
+    assert holds(stored(gateway, domain, entity_id), changed)
     then = cli(gateway, group, "show", entity_id, "--at", before_update)
     assert row(then, "seq") == "1"  # as it was before the update
 

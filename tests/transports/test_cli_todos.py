@@ -4,20 +4,16 @@ drawn as a tree from the command line."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.transports.cli_runs import cli, json_of, refused, runner, stored
 from tests.transports.conftest import Gateway
 from tests.transports.test_cli import ids_in, row
 from tests.transports.test_rest_workflows import FIVE, FIVE_STATUSES, listed
 from transports.cli import app
-
-runner = CliRunner(env={"COLUMNS": "250"})
 
 
 @pytest.fixture(autouse=True)
@@ -27,33 +23,6 @@ def _isolated(gateway: Gateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("CHITTY_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
-
-
-def cli(gateway: Gateway, *args: str) -> str:
-    result = runner.invoke(app, [*args, "--hub", gateway.url])
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def json_of(gateway: Gateway, *args: str) -> Any:
-    """What a `--json` command prints on stdout (its notes go to stderr)."""
-    result = runner.invoke(app, [*args, "--json", "--hub", gateway.url])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def refused(gateway: Gateway, *args: str, code: int = 1) -> str:
-    result = runner.invoke(app, [*args, "--hub", gateway.url])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def get(gateway: Gateway, domain: str, entity_id: str) -> dict[str, Any]:
-    status, body, _ = gateway.request("GET", f"/api/v1/{domain}/{entity_id}")
-    assert status == 200, body
-    return body["entity"]  # type: ignore[no-any-return]
 
 
 def test_todo_add_without_a_session_says_how_to_get_one(gateway: Gateway) -> None:
@@ -68,14 +37,14 @@ def test_the_first_day_current_project_and_session(gateway: Gateway, tmp_path: P
     started = cli(gateway, "session", "start")
     session = ids_in(started, "SESSION")[0]
     assert f"in project {project} (current here" in started
-    made = get(gateway, "sessions", session)
+    made = stored(gateway, "sessions", session)
     assert made["projectId"] == project
     assert made["sessionId"] == session  # no platform id given: the hub took the ChittyID
 
     added = cli(gateway, "todo", "add", "Write the docs", "--priority", "high")
     todo = ids_in(added, "TODO")[0]
     assert f"session {session} (current here" in added
-    entity = get(gateway, "todos", todo)
+    entity = stored(gateway, "todos", todo)
     assert (entity["sessionId"], entity["projectId"]) == (session, project)
     assert entity["metadata"]["priority"] == "high"
 
@@ -117,14 +86,14 @@ def test_use_sets_checks_and_clears(gateway: Gateway) -> None:
 
 def test_todo_show_update_done_delete(gateway: Gateway) -> None:
     session = ids_in(cli(gateway, "session", "start", "--platform-id", "my-shell"), "SESSION")[0]
-    assert get(gateway, "sessions", session)["sessionId"] == "my-shell"
+    assert stored(gateway, "sessions", session)["sessionId"] == "my-shell"
     todo = ids_in(cli(gateway, "todo", "add", "Try every verb"), "TODO")[0]
     shown = cli(gateway, "todo", "show", todo)
     assert row(shown, "content") == "Try every verb" and row(shown, "status") == "pending"
 
     dry = cli(gateway, "todo", "update", todo, "--status", "in_progress", "--dry-run")
     assert 'status: "pending" -> "in_progress"' in dry and "nothing was sent" in dry
-    assert get(gateway, "todos", todo)["status"] == "pending"
+    assert stored(gateway, "todos", todo)["status"] == "pending"
     other = ids_in(cli(gateway, "todo", "add", "First this"), "TODO")[0]
     updated = json_of(
         gateway, "todo", "update", todo, "--status", "in_progress", "--depends-on", other
@@ -133,7 +102,7 @@ def test_todo_show_update_done_delete(gateway: Gateway) -> None:
     assert updated["entity"]["dependencies"] == [other]
 
     assert "completed" in cli(gateway, "todo", "done", todo)
-    assert get(gateway, "todos", todo)["metadata"]["completedAt"] is not None
+    assert stored(gateway, "todos", todo)["metadata"]["completedAt"] is not None
     illegal = refused(gateway, "todo", "update", todo, "--status", "blocked")
     assert "409" in illegal and "illegal status transition" in illegal
     dry = refused(gateway, "todo", "update", todo, "--status", "blocked", "--dry-run")
@@ -164,7 +133,7 @@ def test_session_list_show_update_resume_end(gateway: Gateway) -> None:
     resumed = cli(gateway, "session", "resume", first)
     assert row(resumed, "status") == "active"
     assert "ended" in cli(gateway, "session", "end")  # the current one
-    assert get(gateway, "sessions", second)["status"] == "ended"
+    assert stored(gateway, "sessions", second)["status"] == "ended"
     assert "'ended' is final" in refused(gateway, "session", "resume", second)
 
 
@@ -183,8 +152,8 @@ def test_example_2_reconciled_and_drawn_from_the_cli(gateway: Gateway) -> None:
         for content, status in todos:
             cli(gateway, "todo", "add", content, "--status", status)
     five = ids_in(cli(gateway, "todo", "list"), "TODO")
-    todo_3 = next(t for t in five if get(gateway, "todos", t)["content"] == "Todo 3")
-    todo_4 = next(t for t in five if get(gateway, "todos", t)["content"] == "Todo 4")
+    todo_3 = next(t for t in five if stored(gateway, "todos", t)["content"] == "Todo 3")
+    todo_4 = next(t for t in five if stored(gateway, "todos", t)["content"] == "Todo 4")
     cli(gateway, "todo", "update", todo_4, "--depends-on", todo_3)
 
     drawn = cli(gateway, "todo", "mesh")
