@@ -63,6 +63,17 @@ class _Answer(BaseModel):
 A = TypeVar("A", bound=_Answer)
 
 
+class _OnStream(_Answer):
+    """A frame of the hub's stream, at its `position` (where a subscriber resumes)."""
+
+    epoch: str
+    offset: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.offset)
+
+
 class Record(_Answer):
     """An entity as the hub answers it: wire fields, vector clock, log position, conflicts."""
 
@@ -96,7 +107,7 @@ class Position:
     offset: int
 
 
-class Change(_Answer):
+class Change(_OnStream):
     """A committed change delivered by the stream (the entity's full wire view after it)."""
 
     subscription: str
@@ -109,30 +120,18 @@ class Change(_Answer):
     changed: tuple[str, ...] = ()
     conflicts: tuple[Json, ...] = ()
     message_id: str = ""
-    epoch: str
-    offset: int
-
-    @property
-    def position(self) -> Position:
-        return Position(self.epoch, self.offset)
 
 
-class Gap(_Answer):
+class Gap(_OnStream):
     """Changes before `position` may be missing: reload state over REST."""
 
     subscription: str
-    epoch: str
-    offset: int
     reason: str
     detail: str = ""
     ended: bool = False
 
-    @property
-    def position(self) -> Position:
-        return Position(self.epoch, self.offset)
 
-
-class Relayed(_Answer):
+class Relayed(_OnStream):
     """A domain `event` or `command` about an entity, as its sender's target named this
     subscriber (no state changed; `data` as sent)."""
 
@@ -142,15 +141,9 @@ class Relayed(_Answer):
     entity_id: str
     data: Json
     message_id: str = ""
-    epoch: str
-    offset: int
-
-    @property
-    def position(self) -> Position:
-        return Position(self.epoch, self.offset)
 
 
-class ConflictNotice(_Answer):
+class ConflictNotice(_OnStream):
     """A conflict opened (or widened) or resolved on an entity; `conflict` in the spec's
     `ConflictResolution` shape. It shares its offset with the change that caused it."""
 
@@ -159,12 +152,6 @@ class ConflictNotice(_Answer):
     domain: str
     entity_id: str
     conflict: Json
-    epoch: str
-    offset: int
-
-    @property
-    def position(self) -> Position:
-        return Position(self.epoch, self.offset)
 
 
 StreamEvent = Change | Gap | Relayed | ConflictNotice
