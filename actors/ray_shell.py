@@ -35,6 +35,7 @@ from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
 from actors.router import HostUnavailable, Router
 from actors.turns import Mailbox
+from actors.watcher import Checked, Watcher
 from hub.adapter_store import AdapterStore
 from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Catalog, Page, Query
@@ -536,6 +537,35 @@ class AdapterActor:
             {"id": j.id, "entityId": j.entity_id, "seq": j.seq, "kind": j.kind, "reason": j.reason}
             for j in self._runner.store.failed()
         ]
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+WATCHER = "watcher"
+
+
+@ray.remote(num_cpus=0)
+class WatchActor:
+    """The hub's watcher (`actors.watcher.Watcher`): reads repos, checks services; restarted on
+    failure (what it found lives in the entities it wrote)."""
+
+    def __init__(self, settings_json: str) -> None:
+        settings = HubSettings.model_validate_json(settings_json)
+        self._watcher = Watcher(RayHubCalls(settings.namespace), settings)
+        asyncio.get_event_loop().create_task(self._watcher.start(settings.watch))
+
+    async def check(self, entity_ids: list[str]) -> list[Checked]:
+        return await self._watcher.check(entity_ids)
+
+    async def latest(self) -> list[Checked]:
+        return self._watcher.latest()
+
+    async def register_self(self, url: str, version: str) -> str:
+        return await self._watcher.register_self(url, version)
+
+    async def problem(self) -> str | None:
+        return self._watcher.problem
 
     def pid(self) -> int:
         return os.getpid()

@@ -30,17 +30,20 @@ from actors.host import HostMetrics
 from actors.ray_shell import (
     BROKER,
     ROUTER,
+    WATCHER,
     AdapterActor,
     BrokerActor,
     CatalogActor,
     HostActor,
     RayHostClient,
     RouterActor,
+    WatchActor,
     adapter_name,
     shard_table_path,
 )
 from actors.reconciler import ReconcileReport
 from actors.router import HostUnavailable, Router
+from actors.watcher import Checked
 from hub.adapters import AdapterSpec, AdapterState, AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
@@ -218,6 +221,10 @@ class Runtime:
             for spec in adapters
             if not spec.missing(settings.adapter_env)
         }
+        # The watcher reads repos and checks services (`actors.watcher`).
+        self.watcher: Any = WatchActor.options(  # type: ignore[attr-defined]
+            name=WATCHER, **self._central
+        ).remote(settings.model_dump_json())
         self._local: Router | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table_stamp: tuple[int, int] | None = None
@@ -314,6 +321,7 @@ class Runtime:
         ray.get(self.broker.head.remote(), timeout=timeout_s)
         ray.get(self.catalog.start.remote(), timeout=timeout_s)
         ray.get([a.pid.remote() for a in self.adapters.values()], timeout=timeout_s)
+        ray.get(self.watcher.pid.remote(), timeout=timeout_s)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -504,6 +512,23 @@ class Runtime:
         failed: builtins.list[dict[str, Any]] = await self._adapter(name).failed.remote()
         return failed
 
+    # -- repos and services -------------------------------------------------------------
+
+    async def check(self, entity_ids: Sequence[str]) -> builtins.list[Checked]:
+        """Read these repos and check these services now; what each found."""
+        found: builtins.list[Checked] = await self.watcher.check.remote([*entity_ids])
+        return found
+
+    async def watched(self) -> builtins.list[Checked]:
+        """The latest check of every repo and service."""
+        found: builtins.list[Checked] = await self.watcher.latest.remote()
+        return found
+
+    async def register_self(self, url: str, version: str) -> str:
+        """Register the hub as a service at `url` (checked at its `/health`); its id."""
+        entity_id: str = await self.watcher.register_self.remote(url, version)
+        return entity_id
+
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Which of the hub's actors answer within `timeout_s` (router, broker, catalog, hosts)."""
         checks: dict[str, Any] = {
@@ -512,6 +537,7 @@ class Runtime:
             "catalog": self.catalog.marks.remote(),
             **{name: handle.pid.remote() for name, handle in self.hosts.items()},
             **{adapter_name(n): handle.pid.remote() for n, handle in self.adapters.items()},
+            WATCHER: self.watcher.pid.remote(),
         }
         result: dict[str, bool] = {}
         for name, ref in checks.items():
@@ -568,7 +594,7 @@ class Runtime:
         except Exception as error:  # every acked write is already durable: stop anyway
             log.warning("snapshots at shutdown did not finish (%s); the log replays", error)
         finally:
-            actors = [*self.adapters.values(), self.router, self.catalog]
+            actors = [self.watcher, *self.adapters.values(), self.router, self.catalog]
             for handle in [*actors, *self.hosts.values(), self.broker]:
                 ray.kill(handle, no_restart=True)
             if self._started_ray:

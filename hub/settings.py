@@ -3,6 +3,7 @@ at import time)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -81,6 +82,17 @@ class HubSettings(BaseModel):
     # Browser origins (scheme://host[:port]) whose pages may open /ws besides the hub's own;
     # a client that sends no Origin (the CLI, the client library) is not a browser.
     ws_origins: tuple[str, ...] = ()
+    # The watcher (`actors.watcher`): whether it runs on its own; how often it reads each repo
+    # and checks each service (a service's own `check.intervalS` wins), jittered by a tenth
+    # either way; how often an unchanged service's latest checks are recorded; services a TOML
+    # file lists; where repos may be (os.pathsep-separated roots; none: wherever the hub's
+    # user can read).
+    watch: bool = True  # False: read and checked only when a sync asks
+    repo_interval_s: Annotated[float, Field(ge=0.1)] = 30.0
+    health_interval_s: Annotated[float, Field(ge=0.1)] = 30.0
+    health_record_s: Annotated[float, Field(ge=0)] = 300.0
+    services_file: Path | None = None
+    repo_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:
@@ -107,6 +119,13 @@ class HubSettings(BaseModel):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
             return tuple(str(part).rstrip("/") for part in value)
+        return value
+
+    @field_validator("repo_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
         return value
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ from rich.text import Text
 from transports.admin import add_admin_commands
 from transports.cli_adapters import adapters
 from transports.cli_calls import AsJson, DryRun, Hub, client, hub_target, run, settings_or_exit
-from transports.cli_domains import GROUPS
+from transports.cli_domains import GROUPS, show_checked
 from transports.cli_output import console, fail, show_record
 from transports.cli_todos import print_mesh, session, todo, use
 from transports.cli_up import up
@@ -97,6 +97,7 @@ def sync(
     for target in answer["targets"]:
         table.add_row(target["target"], target["kind"], target["status"], target["detail"])
     console.print(table)
+    show_checked(answer.get("checked") or [])
     if watch:
         run(_watch(hub, domain, session, project, verbose))
 
@@ -123,13 +124,26 @@ async def _watch(
             if isinstance(event, Relayed):
                 console.print(f"{event.type} {event.domain} {event.entity_id} {event.data}")
                 continue
-            label = next(
-                (str(event.entity[k]) for k in ("content", "name", "title") if event.entity.get(k)),
-                "",
-            )
-            console.print(f"{event.operation} {event.domain} {event.entity_id} {label}")
+            console.print(f"{event.operation} {event.domain} {event.entity_id} {_label(event)}")
             if verbose:
                 console.print_json(json.dumps(event.entity))
+
+
+def _label(event: Any) -> str:
+    """What a change is about, in a few words (a repo's and a service's state included)."""
+    entity = event.entity
+    if event.domain == "repos":
+        error = (entity.get("metadata") or {}).get("error")
+        where = entity.get("path") or entity.get("url")
+        state = error or f"{entity.get('branch')} {entity.get('workingTree')}"
+        ahead = (
+            f" +{entity['ahead']} -{entity['behind']}" if entity.get("ahead") is not None else ""
+        )
+        return f"{where} {state}{ahead}"
+    if event.domain == "services":
+        error = (entity.get("metadata") or {}).get("error")
+        return f"{entity.get('name')} {entity.get('health')}" + (f" ({error})" if error else "")
+    return next((str(entity[k]) for k in ("content", "name", "title") if entity.get(k)), "")
 
 
 @conflicts.command("list")

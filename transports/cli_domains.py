@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from hub.ids import Kind
 from transports.cli_calls import AsJson, DryRun, Hub, chitty_id, client, run
@@ -98,11 +99,15 @@ REPOS = Domain(
     Kind.REPO,
     (
         ("id", "chittyId"),
-        ("url", "url"),
+        ("path", "path"),
         ("branch", "branch"),
         ("commit", "commit"),
         ("working tree", "workingTree"),
+        ("ahead", "ahead"),
+        ("behind", "behind"),
         ("sync", "metadata.syncStatus"),
+        ("read", "metadata.lastSync"),
+        ("error", "metadata.error"),
     ),
 )
 SERVICES = Domain(
@@ -114,8 +119,11 @@ SERVICES = Domain(
         ("name", "name"),
         ("type", "type"),
         ("health", "health"),
+        ("since", "metadata.healthSince"),
+        ("latency ms", "latencyMs"),
+        ("checked", "metadata.lastHealthCheck"),
         ("version", "metadata.version"),
-        ("repo", "repoId"),
+        ("error", "metadata.error"),
     ),
 )
 
@@ -560,44 +568,72 @@ repo = _typer(REPOS, "add, list, show, update, delete")
 
 @repo.command("add")
 def repo_add(
-    url: Annotated[str, typer.Argument(help="Where it is cloned from.")],
-    branch: Annotated[str | None, typer.Option(help="The branch tracked.")] = None,
-    commit: Annotated[str | None, typer.Option(help="The commit it is at.")] = None,
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="Its local checkout (default: here), read by the hub; or a remote URL alone."
+        ),
+    ] = ".",
+    url: Annotated[str | None, typer.Option(help="Where it is cloned from.")] = None,
     sets: Sets = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
     hub: Hub = None,
 ) -> None:
-    """Track a git repository."""
-    fields = merge(given(url=url, branch=branch, commit=commit), parse_sets(sets))
-    create(REPOS, fields, dry_run, as_json, hub)
+    """Track a git repository: the hub reads its branch, HEAD, working tree and ahead/behind
+    now and on every check interval (`chitty sync repos` reads them all again)."""
+    remote = "://" in path or path.startswith("git@")
+    if remote and url is not None:
+        raise fail("give the remote URL once: as the argument or as --url", 2)
+    where = None if remote else str(Path(path).expanduser().resolve())
+    fields = merge(given(path=where, url=path if remote else url), parse_sets(sets))
+    record = create(REPOS, fields, dry_run, as_json, hub)
+    if record is not None and where is not None and not as_json:
+        show_checked(check_now(REPOS, record.chitty_id, hub))
+
+
+def check_now(domain: Domain, entity_id: str, hub: str | None) -> list[dict[str, Any]]:
+    """Have the hub read the repo (or check the service) now: what it found."""
+
+    async def go() -> Any:
+        async with client(hub) as hub_client:
+            return await hub_client.sync_entity(domain.name, entity_id)
+
+    answer = run(go())
+    checked: list[dict[str, Any]] = answer.get("checked") or []
+    return checked
+
+
+def show_checked(checked: Sequence[Mapping[str, Any]]) -> None:
+    """What reading repos and checking services found, a line each."""
+    if not checked:
+        return
+    table = Table(title="checked now")
+    for column in ("id", "name", "state", "detail"):
+        table.add_column(column)
+    for c in checked:
+        state = c["state"]
+        color = {"healthy": "green", "clean": "green", "degraded": "yellow", "dirty": "yellow"}
+        shown = f"[{color.get(state, 'red')}]{state}[/]"
+        table.add_row(c["entityId"], c["name"], shown, c["error"] or c["detail"])
+    console.print(table)
 
 
 @repo.command("update")
 def repo_update(
     entity_id: REPOS.id_arg(),
-    branch: Annotated[str | None, typer.Option(help="The branch tracked.")] = None,
-    commit: Annotated[str | None, typer.Option(help="The commit it is at.")] = None,
-    working_tree: Annotated[str | None, typer.Option(help="clean, dirty or unknown.")] = None,
-    sync_status: Annotated[
-        str | None, typer.Option(help="synced, ahead, behind, diverged or unknown.")
-    ] = None,
+    path: Annotated[str | None, typer.Option(help="Its local checkout, read by the hub.")] = None,
+    url: Annotated[str | None, typer.Option(help="Where it is cloned from.")] = None,
     sets: Sets = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
     hub: Hub = None,
 ) -> None:
-    """Change some fields of a repo (only those given)."""
-    fields = merge(
-        given(
-            branch=branch,
-            commit=commit,
-            workingTree=working_tree,
-            metadata__syncStatus=sync_status,
-        ),
-        parse_sets(sets),
+    """Change where a repo is (its state is what the hub reads there: `chitty sync repos`)."""
+    where = str(Path(path).expanduser().resolve()) if path is not None else None
+    update(
+        REPOS, entity_id, merge(given(path=where, url=url), parse_sets(sets)), dry_run, as_json, hub
     )
-    update(REPOS, entity_id, fields, dry_run, as_json, hub)
 
 
 add_read_and_delete_verbs(repo, REPOS, None)
@@ -624,14 +660,25 @@ def service_add(
     endpoint: Annotated[
         list[str] | None, typer.Option(help="A URL it serves (https); repeatable.")
     ] = None,
-    health: Annotated[str | None, typer.Option(help=HEALTH + ".")] = None,
+    check: Annotated[
+        str | None,
+        typer.Option(
+            help="Its health check: an http(s) URL to GET, or tcp://host:port to connect to "
+            "(default: a GET of its first http(s) endpoint)."
+        ),
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between checks (default: the hub's).", min=1)
+    ] = None,
     version: Annotated[str | None, typer.Option(help="The version deployed.")] = None,
     sets: Sets = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
     hub: Hub = None,
 ) -> None:
-    """Register a service (a ChittyOS app, service or external dependency)."""
+    """Register a service (a ChittyOS app, service or external dependency); the hub checks
+    its health on an interval (`chitty service list` shows it, `chitty sync services` checks
+    now)."""
     endpoints = [_endpoint(url) for url in endpoint] if endpoint else None
     fields = merge(
         given(
@@ -639,12 +686,26 @@ def service_add(
             type=kind,
             repoId=repo_id,
             endpoints=endpoints,
-            health=health,
+            check=_check(check, interval),
             metadata__version=version,
         ),
         parse_sets(sets),
     )
     create(SERVICES, fields, dry_run, as_json, hub)
+
+
+def _check(target: str | None, interval: float | None) -> dict[str, Any] | None:
+    if target is None:
+        return {"intervalS": interval} if interval is not None else None
+    tcp = target.startswith("tcp://")
+    check: dict[str, Any] = (
+        {"kind": "tcp", "address": target.removeprefix("tcp://")}
+        if tcp
+        else {"kind": "http", "url": target}
+    )
+    if interval is not None:
+        check["intervalS"] = interval
+    return check
 
 
 @service.command("update")

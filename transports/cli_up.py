@@ -7,6 +7,7 @@ keep the console to one block: Ray's and the libraries' own messages go to `<dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hub import __version__
 from hub.settings import HubSettings
 from transports.cli_calls import settings_or_exit
 from transports.cli_output import console, fail
@@ -237,6 +239,8 @@ async def serve(
     try:
         await web.SockSite(runner, listener, ssl_context=tls).start()
         mint_admin(tokens, console, settings.data_dir)
+        with contextlib.suppress(Exception):  # the hub serves on even if this write fails
+            await runtime.register_self(base, __version__)
         record_start(record, os.environ)
         announce(runtime, settings, record, host, log_file)
         stop = asyncio.Event()

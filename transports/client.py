@@ -373,6 +373,10 @@ class ChittyClient:
             body["sessionId"] = session_id
         return await self._call("POST", f"/sync/{domain}", body=body)
 
+    async def sync_entity(self, domain: str, entity_id: str, dry_run: bool = False) -> Json:
+        """Sync one entity (a repo is read and a service checked first: `checked`)."""
+        return await self._call("POST", f"/sync/{domain}/{entity_id}", body={"dryRun": dry_run})
+
     async def relay(
         self,
         kind: str,

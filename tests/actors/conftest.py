@@ -78,7 +78,8 @@ class OnRay:
 
 def settings_for(tmp: Path, **overrides: Any) -> HubSettings:
     """A test hub's settings; encrypted at rest (the default) with a key file of its own next
-    to the data dir, unless the test says otherwise."""
+    to the data dir, unless the test says otherwise; the watcher checks repos and services only
+    when asked (`watch=True` for a test of its intervals)."""
     keyed = {"encryption", "encryption_key", "encryption_key_file"} & overrides.keys()
     if not keyed:
         key_file = tmp.with_name(tmp.name + ".key")
@@ -86,6 +87,7 @@ def settings_for(tmp: Path, **overrides: Any) -> HubSettings:
             key_file.write_bytes(generate_key())
             key_file.chmod(0o600)
         overrides["encryption_key_file"] = key_file
+    overrides.setdefault("watch", False)  # repos and services checked when a test asks
     return HubSettings(
         data_dir=tmp,
         namespace=f"test-{next(_namespaces)}",

@@ -56,10 +56,10 @@ CASES = [
         "repo",
         "repos",
         "REPO",
-        ["https://github.com/chitty/hub", "--branch", "main", "--commit", "abc123"],
-        {"url": "https://github.com/chitty/hub", "branch": "main", "commit": "abc123"},
-        ["--working-tree", "dirty", "--sync-status", "ahead"],
-        {"workingTree": "dirty", "metadata": {"syncStatus": "ahead"}},
+        ["https://github.com/chitty/hub"],  # a remote URL alone: nothing local to read
+        {"url": "https://github.com/chitty/hub", "path": None, "workingTree": "unknown"},
+        ["--url", "https://github.com/chitty/hub.git"],
+        {"url": "https://github.com/chitty/hub.git"},
     ),
     (
         "service",

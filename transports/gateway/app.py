@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hub import __version__
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
@@ -41,6 +42,7 @@ async def health(request: web.Request) -> web.Response:
         for s in await hub.adapter_statuses()
     ]
     body = {"status": "ok" if ready else "degraded", "live": True, "ready": ready}
+    body["version"] = __version__
     return web.json_response(
         {**body, "actors": parts, "adapters": adapters}, status=200 if ready else 503
     )

@@ -17,6 +17,7 @@ from pydantic import JsonValue
 
 from actors.adapter import Answer, SyncReport
 from actors.reconciler import ReconcileReport
+from actors.watcher import Checked
 from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.clocks.vector import VectorClock
@@ -79,6 +80,10 @@ class Hub(Protocol):
     async def adapter_retry(self, name: str) -> int: ...
 
     async def adapter_failed(self, name: str) -> list[dict[str, Any]]: ...
+
+    async def check(self, entity_ids: Sequence[str]) -> list[Checked]: ...
+
+    async def watched(self) -> list[Checked]: ...
 
 
 class Writer:

@@ -14,8 +14,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from actors.host import HostMetrics
+from actors.watcher import Checked
 from hub.adapters import AdapterState, AdapterStatus
 from hub.auth.principal import is_unrestricted
+from hub.models.service import Health
 from transports.gateway.auth import principal_of
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Hub
@@ -137,6 +139,41 @@ class AdapterCollector(Collector):
             yield gauge
 
 
+class WatchCollector(Collector):
+    """Each service's health and check latency, and each repo's state, as the watcher's latest
+    checks found them."""
+
+    def __init__(self) -> None:
+        self.latest: list[Checked] = []
+
+    def collect(self) -> Iterable[Metric]:
+        health = GaugeMetricFamily(
+            "chitty_service_health",
+            "1 for each service's current health",
+            labels=["service", "name", "health"],
+        )
+        latency = GaugeMetricFamily(
+            "chitty_service_check_latency_seconds",
+            "How long each service's latest health check took",
+            labels=["service", "name"],
+        )
+        repos = GaugeMetricFamily(
+            "chitty_repo_state",
+            "1 for each repo's working tree as last read (error: the read failed)",
+            labels=["repo", "name", "state"],
+        )
+        for c in self.latest:
+            if c.domain == "services":
+                for each in Health:
+                    health.add_metric([c.entity_id, c.name, each.value], float(c.state == each))
+                if c.latency_ms is not None:
+                    latency.add_metric([c.entity_id, c.name], c.latency_ms / 1000)
+            else:
+                for each in ("clean", "dirty", "error"):
+                    repos.add_metric([c.entity_id, c.name, each], float(c.state == each))
+        yield from (health, latency, repos)
+
+
 class WebSocketCollector(Collector):
     """Open /ws connections and the /ws counters, read from the app's `WsGateway` at scrape time."""
 
@@ -185,6 +222,8 @@ class GatewayMetrics:
         self.registry.register(self.actors)
         self.adapters = AdapterCollector()
         self.registry.register(self.adapters)
+        self.watched = WatchCollector()
+        self.registry.register(self.watched)
         if app is not None:
             self.registry.register(WebSocketCollector(app))
 
@@ -209,10 +248,16 @@ class GatewayMetrics:
         except Exception as error:
             log.warning("adapter states unavailable: %r", error)
             adapters, up = [], False
+        try:
+            watched = await asyncio.wait_for(self.hub.watched(), SCRAPE_TIMEOUT_S)
+        except Exception as error:
+            log.warning("service and repo checks unavailable: %r", error)
+            watched, up = [], False
         encoder, content_type = choose_encoder(accept or "")
         # No await from here on: concurrent scrapes cannot interleave their host snapshots.
         self.actors.hosts, self.actors.up = hosts, up
         self.adapters.statuses = adapters
+        self.watched.latest = watched
         return encoder(self.registry), content_type
 
 

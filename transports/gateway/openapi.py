@@ -74,6 +74,28 @@ class Error(WireModel):
     field: str | None = Field(description="The body, path or query field at fault, if one.")
 
 
+class Checked(WireModel):
+    """What reading a repo (git) or checking a service (its health check) found just now."""
+
+    entity_id: str
+    domain: Literal["repos", "services"]
+    name: str = Field(description="The repo's path (or URL), or the service's name.")
+    state: str = Field(
+        description="A repo's working tree (clean, dirty; `error` when unreadable), a "
+        "service's health (healthy, degraded, down, unknown)."
+    )
+    detail: str = Field(description="Branch, HEAD, changes and ahead/behind; or the latency.")
+    error: str | None = Field(description="Why the read or the check failed, if it did.")
+    written: bool = Field(description="Whether what was found changed the entity.")
+    latency_ms: float | None
+
+
+_CHECKED = (
+    "Repos are read and services checked first (not on a dry run): `checked` says what each "
+    "found; what changed is an ordinary update, which subscribers receive."
+)
+
+
 class SyncReport(WireModel):
     """What a sync of a domain did (or, dry, would do) for each target."""
 
@@ -81,6 +103,9 @@ class SyncReport(WireModel):
     dry_run: bool
     entities: int = Field(description=f"Entities in scope (counted up to {COUNT_CAP}).")
     targets: list[TargetReport]
+    checked: list[Checked] | None = Field(
+        default=None, description="For repos, services and all: " + _CHECKED
+    )
 
 
 class EntitySyncReport(WireModel):
@@ -92,6 +117,9 @@ class EntitySyncReport(WireModel):
     seq: int
     vector_clock: VectorClock
     targets: list[TargetReport]
+    checked: list[Checked] | None = Field(
+        default=None, description="For a repo or service: " + _CHECKED
+    )
 
 
 class SyncState(WireModel):
@@ -251,6 +279,7 @@ class HealthReport(WireModel):
     status: Literal["ok", "degraded"]
     live: bool
     ready: bool
+    version: str = Field(description="The hub's version (what its own service check records).")
     actors: dict[str, bool] = Field(description="Actor name -> whether it answered.")
     adapters: list[AdapterHealth] = Field(
         description="Each adapter's state (a disconnected one does not make the hub unready)."

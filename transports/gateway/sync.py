@@ -24,6 +24,7 @@ from transports.gateway.ws import WS
 from transports.gateway.ws_frames import FrameError, Noted, Ping, Read, Run, parse_message
 
 COUNT_CAP = 10_000  # entities counted per sync report; more shows as the cap
+WATCHED = (SyncDomain.REPOS, SyncDomain.SERVICES)  # a sync reads or checks them first
 
 
 class SyncRequest(WireModel):
@@ -96,15 +97,25 @@ class SyncRoutes:
         domains = _domains(request.match_info["domain"])
         wanted: SyncRequest = await _body(request, SyncRequest)
         targets = _targets(wanted)  # an unknown target is refused before anything is counted
-        ids = await self._select(domains, wanted, visible_to(request))
-        return web.json_response(
-            {
-                "domain": request.match_info["domain"],
-                "dryRun": wanted.dry_run,
-                "entities": len(ids),
-                "targets": await reports(request, self.hub, targets, ids, domains, wanted.dry_run),
-            }
-        )
+        visible = visible_to(request)
+        ids = await self._select(domains, wanted, visible)
+        body: dict[str, Any] = {
+            "domain": request.match_info["domain"],
+            "dryRun": wanted.dry_run,
+            "entities": len(ids),
+            "targets": await reports(request, self.hub, targets, ids, domains, wanted.dry_run),
+        }
+        if watched := [d for d in domains if d in WATCHED]:
+            body["checked"] = await self._check(
+                await self._select(watched, wanted, visible), wanted
+            )
+        return web.json_response(body)
+
+    async def _check(self, ids: list[str], wanted: SyncRequest) -> list[dict[str, Any]]:
+        """Repos read and services checked now (a dry run reads and checks nothing)."""
+        if wanted.dry_run or not ids:
+            return []
+        return [checked.wire() for checked in await self.hub.check(ids)]
 
     async def sync_entity(self, request: web.Request) -> web.Response:
         domain = _domain(request.match_info["domain"])
@@ -114,18 +125,19 @@ class SyncRoutes:
         view = await self._readable(request, domain, entity_id)
         if view.deleted:
             raise ApiError(404, "not_found", f"no {domain.value[:-1]} {entity_id}", "entityId")
-        return web.json_response(
-            {
-                "domain": domain.value,
-                "entityId": entity_id,
-                "dryRun": wanted.dry_run,
-                "seq": view.seq,
-                "vectorClock": view.clock,
-                "targets": await reports(
-                    request, self.hub, targets, [entity_id], [domain], wanted.dry_run
-                ),
-            }
-        )
+        body: dict[str, Any] = {
+            "domain": domain.value,
+            "entityId": entity_id,
+            "dryRun": wanted.dry_run,
+            "seq": view.seq,
+            "vectorClock": view.clock,
+            "targets": await reports(
+                request, self.hub, targets, [entity_id], [domain], wanted.dry_run
+            ),
+        }
+        if domain in WATCHED:
+            body["checked"] = await self._check([entity_id], wanted)
+        return web.json_response(body)
 
     async def status(self, request: web.Request) -> web.Response:
         domain = _domain(request.match_info["domain"])
