@@ -251,6 +251,75 @@ class ModelAdapter(Protocol):
     async def sync_conversation(self, messages: Sequence[Mapping[str, JsonValue]]) -> None: ...
 
 
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One webhook a channel's service calls, served at `/adapters/<channel>/<path>` and
+    documented in the OpenAPI document as operation `name` (the service signs it, not a hub
+    credential: say how in `auth`)."""
+
+    name: str
+    method: Literal["GET", "POST"]
+    path: str
+    summary: str
+    description: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class HookRequest:
+    """A webhook call as received: `url` the full URL the gateway saw (behind a proxy, a
+    channel that signs URLs rebuilds it from its public URL and `path_qs`)."""
+
+    hook: str  # the `Hook.name` it came in on
+    url: str
+    path_qs: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HookAnswer:
+    """What the gateway answers the service: a JSON value, or text of `content_type`."""
+
+    status: int = 200
+    body: JsonValue = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What a verified webhook call carries: `events` for the adapter's actor (each acted on,
+    in order), and the answer: `now` when nothing waits on the actor (a verification
+    handshake, a delivery receipt), else `reply` of the last event's (status, text)."""
+
+    events: tuple[Inbound, ...] = ()
+    now: HookAnswer | None = None
+    reply: Callable[[str, str], HookAnswer] | None = None
+
+
+class HookRefused(Exception):
+    """A webhook call not taken: a bad signature (401), a malformed body (400)."""
+
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+
+
+class Webhooks(Protocol):
+    """A channel's webhooks, as configured: verify a call, say what it carries."""
+
+    def receive(self, request: HookRequest) -> Received:
+        """Raises `HookRefused`."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
     """One adapter the registry knows: the variables it reads, those it cannot start without,
@@ -262,6 +331,15 @@ class AdapterSpec:
     needs: tuple[str, ...]
     factory: str
     summary: str = ""
+    # The webhooks its service calls (documented whether or not configured), `module:function`
+    # building its `Webhooks` from the environment, and what they need beyond `needs`.
+    hooks: tuple[Hook, ...] = ()
+    webhooks: str | None = None
+    hook_needs: tuple[str, ...] = ()
+
+    def hooks_missing(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """The settings its webhooks need that `env` lacks."""
+        return tuple(name for name in (*self.needs, *self.hook_needs) if not env.get(name))
 
     def missing(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """The settings it needs that `env` lacks (nothing: it can start)."""

@@ -286,7 +286,28 @@ def show(
     record = run(go())
     title = domain.noun if when is None else f"{domain.noun} at {when.isoformat()}:"
     show_record(title, record, as_json)
+    repos = record.entity.get("repos") if domain is PROJECTS else None
+    if repos and not as_json and when is None:
+        show_repos(repos, hub)
     return record
+
+
+def show_repos(repo_ids: Sequence[str], hub: str | None) -> None:
+    """A project's repos and their state, as the hub last read them."""
+
+    from transports.client import ChittyApiError
+
+    async def go() -> list[dict[str, Any]]:
+        async with client(hub) as hub_client:
+            found: list[dict[str, Any]] = []
+            for repo_id in repo_ids:
+                try:
+                    found.append((await hub_client.get(REPOS.name, repo_id)).entity)
+                except ChittyApiError as error:  # gone, or not visible to this caller
+                    found.append({"chittyId": repo_id, "metadata": {"error": error.detail}})
+            return found
+
+    console.print(entity_table(f"its {len(repo_ids)} repos", run(go()), REPOS.columns))
 
 
 def delete(domain: Domain, entity_id: str, dry_run: bool, as_json: bool, hub: str | None) -> None:
@@ -575,6 +596,13 @@ def repo_add(
         ),
     ] = ".",
     url: Annotated[str | None, typer.Option(help="Where it is cloned from.")] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            help="Add it to this project's repos (CHITTY-PROJ-...).",
+            callback=chitty_id(Kind.PROJ, "project"),
+        ),
+    ] = None,
     sets: Sets = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
@@ -588,8 +616,23 @@ def repo_add(
     where = None if remote else str(Path(path).expanduser().resolve())
     fields = merge(given(path=where, url=path if remote else url), parse_sets(sets))
     record = create(REPOS, fields, dry_run, as_json, hub)
-    if record is not None and where is not None and not as_json:
+    if record is None:
+        return
+    if project is not None:
+        _add_to_project(project, record.chitty_id, hub)
+    if where is not None and not as_json:
         show_checked(check_now(REPOS, record.chitty_id, hub))
+
+
+def _add_to_project(project: str, repo_id: str, hub: str | None) -> None:
+    async def go() -> None:
+        async with client(hub) as hub_client:
+            seen = await hub_client.get(PROJECTS.name, project)
+            repos = [*seen.entity.get("repos", []), repo_id]
+            await hub_client.update(PROJECTS.name, project, {"repos": repos}, base=seen)
+
+    run(go())
+    note(f"added to project {project}")
 
 
 def check_now(domain: Domain, entity_id: str, hub: str | None) -> list[dict[str, Any]]:

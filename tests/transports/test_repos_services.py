@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hub import __version__
+from hub.auth.principal import Role
 from tests.actors.conftest import settings_for
 from tests.gitrepos import commit, repo, with_remote
 from tests.servicestub import Service
@@ -195,3 +196,33 @@ def test_the_hub_is_a_service_of_its_own(gateway: Gateway) -> None:
     entity = stored(gateway, "services", hub_id)
     assert entity["metadata"]["version"] == __version__
     assert entity["check"]["url"] == f"{gateway.url}/health"
+
+
+def test_a_service_registers_itself_with_a_service_token(gateway: Gateway) -> None:
+    fine = Service(version="7.1")
+    gateway.call(fine.start())
+    try:
+        _, token = gateway.tokens.create("billing", Role.SERVICE)
+        status, body, _ = gateway.request(
+            "POST",
+            "/api/v1/services",
+            {"name": "billing", "endpoints": [{"url": fine.url, "protocol": "http"}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert status == 201, body
+        service_id = body["entity"]["chittyId"]
+        # No `check`: its first http endpoint is what the hub GETs.
+        until(lambda: stored(gateway, "services", service_id)["health"] == "healthy")
+        assert stored(gateway, "services", service_id)["metadata"]["version"] == "7.1"
+    finally:
+        gateway.call(fine.stop())
+
+
+def test_a_project_lists_its_repos_and_their_states(gateway: Gateway, tmp_path: Path) -> None:
+    project = gateway.project("with repos")
+    path = repo(tmp_path / "r")
+    added = cli(gateway, "repo", "add", str(path), "--project", project)
+    repo_id = added.split()[2]
+    assert f"added to project {project}" in added
+    shown = cli(gateway, "project", "show", project)
+    assert "its 1 repos" in shown and repo_id in shown and "clean" in shown

@@ -1,8 +1,9 @@
 """The channel adapters, one file each, and the registry that lists them.
 
 Adding a channel is one file here (its configuration block, its adapter, a `make` that builds
-it from the environment) plus one `AdapterSpec` below; `chitty up` starts every configured one
-as its own supervised actor.
+it from the environment, and the webhooks its service calls, if any) plus one `AdapterSpec`
+below; `chitty up` starts every configured one as its own supervised actor, and the gateway
+serves and documents their webhooks at /adapters/<name>/<path>.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         slack.NEEDS,
         "transports.channels.slack:make",
         "Slack: Block Kit messages, reactions, threads, /chitty (slack_sdk)",
+        slack.HOOKS,
+        "transports.channels.slack:webhooks",
+        ("SLACK_SIGNING_SECRET",),
     ),
     AdapterSpec(
         "email",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -34,10 +35,15 @@ from hub.adapters import (
     BadCredentials,
     ChannelCapabilities,
     Handler,
+    Hook,
+    HookAnswer,
+    HookRefused,
+    HookRequest,
     Inbound,
     NativeRef,
     PermanentFailure,
     RateLimited,
+    Received,
     TransientFailure,
 )
 from hub.render import status_of
@@ -330,9 +336,74 @@ def make(env: Mapping[str, str]) -> SlackAdapter:
     return SlackAdapter(SlackConfig.from_env(env))
 
 
-def verifier(config: SlackConfig) -> SignatureVerifier | None:
-    """The Events API signature check, when a signing secret is set."""
-    return SignatureVerifier(config.signing_secret) if config.signing_secret else None
+AUTH = (
+    "Slack's v0 signature (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes) "
+    "with SLACK_SIGNING_SECRET, not a hub credential"
+)
+HOOKS = (
+    Hook(
+        "slack_events",
+        "POST",
+        "events",
+        "Slack Events API",
+        "Slack's events: url_verification, a check-mark reaction on a todo's message "
+        "(completes it), a thread reply (added to the session's context).",
+        AUTH,
+    ),
+    Hook(
+        "slack_commands",
+        "POST",
+        "commands",
+        "Slack slash command",
+        "`/chitty todo add <text>`, `todo list`, `todo done <n>`, answered to the person who "
+        "typed it (form-encoded, as Slack sends it).",
+        AUTH,
+    ),
+)
+
+
+class SlackHooks:
+    """The Events API and the slash command, checked with Slack's v0 signature."""
+
+    def __init__(self, signing_secret: str) -> None:
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def receive(self, request: HookRequest) -> Received:
+        headers = request.headers
+        if not self.verifier.is_valid(
+            request.body,
+            headers.get("X-Slack-Request-Timestamp"),
+            headers.get("X-Slack-Signature"),
+        ):
+            raise HookRefused(
+                401, "unauthenticated", "bad or stale Slack signature", "X-Slack-Signature"
+            )
+        if request.hook == "slack_commands":
+            form = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace"), True))
+            return Received((inbound_command(form),), reply=_ephemeral)
+        try:
+            payload = decode(request.body)
+        except ValueError as error:
+            raise HookRefused(400, "bad_json", f"not an Events API body: {error}") from None
+        challenge = url_verification(payload)
+        if challenge is not None:
+            return Received(now=HookAnswer(body=challenge))
+        event = inbound_event(payload)
+        if event is None:
+            return Received(now=HookAnswer(body={"ok": True, "status": "ignored"}))
+        return Received(
+            (event,), reply=lambda status, _: HookAnswer(body={"ok": True, "status": status})
+        )
+
+
+def _ephemeral(_: str, text: str) -> HookAnswer:
+    return HookAnswer(body={"response_type": "ephemeral", "text": text})
+
+
+def webhooks(env: Mapping[str, str]) -> SlackHooks | None:
+    """Slack's webhooks, when a signing secret is set (`CHANNELS` names this function)."""
+    secret = env.get("SLACK_SIGNING_SECRET")
+    return SlackHooks(secret) if secret else None
 
 
 def inbound_event(payload: Mapping[str, Any]) -> Inbound | None:

@@ -1,23 +1,26 @@
 """Adapters at the gateway: their states and failed deliveries under /api/v1/adapters, and the
 services' own webhooks under /adapters/<name>/... .
 
-A webhook is not authenticated by a hub credential but by the service's own signature scheme
-(Slack: v0 HMAC-SHA256 with the signing secret, timestamps older than 5 minutes refused); a
-bad or stale signature is a 401 and changes nothing. What the service reports is handed to the
-adapter's actor, which acts on it as the adapter's principal (`actors.adapter`).
+Each channel declares its webhooks (`AdapterSpec.hooks`) and builds their `Webhooks` from the
+environment; here every one is a route of its own, documented, answering 404 with what to set
+where its channel is not configured. A webhook is not authenticated by a hub credential but by
+the service's own scheme (Slack: v0 HMAC-SHA256 with the signing secret, timestamps older than
+5 minutes refused), which the channel's `receive` checks: a bad or stale signature is a 401
+and changes nothing. The events a call carries are handed to the adapter's actor, which acts
+on each as the adapter's principal (`actors.adapter`).
 """
 
 from __future__ import annotations
 
-import urllib.parse
-from collections.abc import Mapping
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from hub.adapters import Inbound
+from hub.adapters import AdapterSpec, Hook, HookAnswer, HookRefused, HookRequest, Webhooks
 from hub.auth.principal import is_unrestricted
-from transports.channels import slack
+from transports.channels import CHANNELS
 from transports.gateway.auth import principal_of
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Hub
@@ -26,8 +29,15 @@ from transports.gateway.hub_api import Hub
 class AdapterRoutes:
     def __init__(self, hub: Hub, env: Mapping[str, str]) -> None:
         self.hub = hub
-        self.slack = slack.SlackConfig.from_env(env) if not _missing(slack.NEEDS, env) else None
-        self.slack_verifier = slack.verifier(self.slack) if self.slack is not None else None
+        self.env = env
+        # Each channel's webhooks, where its settings configure them (else a 404 says what to set).
+        self.webhooks: dict[str, Webhooks] = {}
+        for spec in CHANNELS:
+            if spec.webhooks is not None and not spec.hooks_missing(env):
+                module, _, function = spec.webhooks.partition(":")
+                made = getattr(importlib.import_module(module), function)(env)
+                if made is not None:
+                    self.webhooks[spec.name] = made
 
     async def statuses(self, request: web.Request) -> web.Response:
         statuses = await self.hub.adapter_statuses()
@@ -71,56 +81,50 @@ class AdapterRoutes:
             raise ApiError(502, "delivery_failed", f"{name}: {error}") from None
         return web.json_response({"adapter": name, "sent": True, "messageId": message_id})
 
-    # -- Slack ----------------------------------------------------------------------------------
+    # -- the services' webhooks ---------------------------------------------------------------
 
-    async def _slack_body(self, request: web.Request) -> bytes:
-        if self.slack_verifier is None:
-            raise ApiError(
-                404,
-                "not_found",
-                "this hub takes no Slack events: set SLACK_BOT_TOKEN, CHITTY_SLACK_CHANNEL and "
-                "SLACK_SIGNING_SECRET",
+    def webhook(
+        self, spec: AdapterSpec, hook: Hook
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            hooks = self.webhooks.get(spec.name)
+            if hooks is None:
+                needs = ", ".join(spec.hooks_missing(self.env))
+                raise ApiError(
+                    404, "not_found", f"this hub takes no {spec.name} webhooks: set {needs}"
+                )
+            call = HookRequest(
+                hook.name,
+                str(request.url),
+                request.path_qs,
+                dict(request.query),
+                request.headers,
+                await request.read(),
             )
-        body = await request.read()
-        headers = request.headers
-        if not self.slack_verifier.is_valid(
-            body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
-        ):
-            raise ApiError(
-                401, "unauthenticated", "bad or stale Slack signature", "X-Slack-Signature"
-            )
-        return body
+            try:
+                received = hooks.receive(call)
+            except HookRefused as refused:
+                raise ApiError(
+                    refused.status, refused.error, refused.detail, refused.field
+                ) from None
+            answer = received.now
+            for event in received.events:
+                done = await self._call(spec.name, "inbound", event)
+                if received.reply is not None:
+                    answer = received.reply(done.status, done.text)
+            return _response(answer or HookAnswer(body={"ok": True}))
 
-    async def slack_events(self, request: web.Request) -> web.Response:
-        """The Events API: url_verification, reactions and thread replies."""
-        body = await self._slack_body(request)
-        try:
-            payload = slack.decode(body)
-        except ValueError as error:
-            raise ApiError(400, "bad_json", f"not an Events API body: {error}") from None
-        challenge = slack.url_verification(payload)
-        if challenge is not None:
-            return web.json_response(challenge)
-        event = slack.inbound_event(payload)
-        if event is None:
-            return web.json_response({"ok": True, "status": "ignored"})
-        answer = await self._inbound(event)
-        return web.json_response({"ok": True, "status": answer["status"]})
-
-    async def slack_commands(self, request: web.Request) -> web.Response:
-        """`/chitty todo add|list|done`: answered to the person who typed it."""
-        body = await self._slack_body(request)
-        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), True))
-        answer = await self._inbound(slack.inbound_command(form))
-        return web.json_response({"response_type": "ephemeral", "text": answer["text"]})
-
-    async def _inbound(self, event: Inbound) -> dict[str, str]:
-        answer = await self._call("slack", "inbound", event)
-        return {"status": answer.status, "text": answer.text}
+        return handle
 
 
-def _missing(needs: tuple[str, ...], env: Mapping[str, str]) -> bool:
-    return any(not env.get(name) for name in needs)
+def _response(answer: HookAnswer) -> web.Response:
+    if answer.content_type == "application/json":
+        return web.json_response(answer.body, status=answer.status)
+    return web.Response(
+        text="" if answer.body is None else str(answer.body),
+        status=answer.status,
+        content_type=answer.content_type,
+    )
 
 
 def add_adapter_routes(app: web.Application, hub: Hub, env: Mapping[str, str]) -> None:
@@ -130,5 +134,7 @@ def add_adapter_routes(app: web.Application, hub: Hub, env: Mapping[str, str]) -
     add.add_get("/api/v1/adapters/{name}/failed", routes.failed, name="adapter_failed")
     add.add_post("/api/v1/adapters/{name}/retry", routes.retry, name="retry_adapter")
     add.add_post("/api/v1/adapters/{name}/test", routes.test, name="test_adapter")
-    add.add_post("/adapters/slack/events", routes.slack_events, name="slack_events")
-    add.add_post("/adapters/slack/commands", routes.slack_commands, name="slack_commands")
+    for spec in CHANNELS:
+        for hook in spec.hooks:
+            path = f"/adapters/{spec.name}/{hook.path}"
+            add.add_route(hook.method, path, routes.webhook(spec, hook), name=hook.name)

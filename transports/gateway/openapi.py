@@ -32,6 +32,7 @@ from hub.ids import Kind
 from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
 from hub.models.base import DEFAULT_ON_CREATE, WireModel
 from hub.protocol import SYNC_MESSAGE
+from transports.channels import CHANNELS
 from transports.gateway.auth import PUBLIC, WEBHOOKS
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
@@ -906,10 +907,6 @@ def _principals() -> dict[str, Operation]:
 def _adapters() -> dict[str, Operation]:
     name = {"name": _param("path", "name", "The adapter, e.g. slack.", {"type": "string"})}
     operator = " Admins and services only."
-    slack = (
-        " Authenticated by Slack's v0 signature (X-Slack-Signature, X-Slack-Request-Timestamp "
-        "within 5 minutes), not a hub credential."
-    )
     return {
         "list_adapters": Operation(
             "adapters",
@@ -943,24 +940,17 @@ def _adapters() -> dict[str, Operation]:
             path=name,
             errors=(403, 404, 409, 500, 502, 503),
         ),
-        "slack_events": Operation(
-            "adapters",
-            "Slack Events API",
-            "Slack's events: url_verification, a check-mark reaction on a todo's message "
-            "(completes it), a thread reply (added to the session's context)." + slack,
-            "WebhookAnswer",
-            body_required=True,
-            body="WebhookAnswer",
-            errors=(400, 401, 404, 409, 413, 500, 503),
-        ),
-        "slack_commands": Operation(
-            "adapters",
-            "Slack slash command",
-            "`/chitty todo add <text>`, `todo list`, `todo done <n>`, answered to the person "
-            "who typed it (form-encoded, as Slack sends it)." + slack,
-            "WebhookAnswer",
-            errors=(400, 401, 404, 409, 500, 503),
-        ),
+        **{
+            hook.name: Operation(
+                "adapters",
+                hook.summary,
+                f"{hook.description} Authenticated by {hook.auth}.",
+                "WebhookAnswer",
+                errors=(400, 401, 404, 409, 413, 500, 503),
+            )
+            for spec in CHANNELS
+            for hook in spec.hooks
+        },
     }
 
 
