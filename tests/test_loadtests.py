@@ -54,8 +54,14 @@ def test_the_pipeline_benchmark_times_every_stage_of_real_writes() -> None:
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = dict(re.findall(r"^(\w[\w -]*?)\s+([\d.]+) us per write", done.stdout, re.M))
+    found = re.findall(r"^(\w[\w -]*?)\s+([\d.]+)\s+([\d.]+)\s+(?:([\d.]+)x|-)", done.stdout, re.M)
+    rows = {stage: (float(hub), float(floor), ratio) for stage, hub, floor, ratio in found}
     stages = {"gateway parse", "gateway envelopes", "host turn", "host pack", "broker", "fan-out"}
     assert set(rows) == {*stages, "total"}, done.stdout
-    assert all(float(us) > 0 for us in rows.values()), done.stdout
+    assert all(hub > 0 for hub, _, _ in rows.values()), done.stdout
+    # The floor stands beside the stages it corresponds to, measured in the same run.
+    for stage in ("gateway parse", "host turn", "fan-out"):
+        assert rows[stage][1] > 0 and float(rows[stage][2]) > 0, done.stdout
+    hub, floor, ratio = rows["total"]
+    assert float(ratio) == pytest.approx(hub / floor, rel=0.05), done.stdout
     assert "(40 writes)" in done.stdout  # 2 rounds x 2 publishers x 10, the pools made first
