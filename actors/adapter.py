@@ -60,7 +60,7 @@ from hub.codec import write_message
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome, Status
-from hub.render import conflict_text, relay_text, state_text, status_of, title
+from hub.render import conflict_text, fit, relay_text, state_text, status_of, title
 from hub.subscriptions import RELAYED, Published, decode_published
 
 log = logging.getLogger(__name__)
@@ -503,7 +503,7 @@ class AdapterRunner:
         most = self.adapter.get_capabilities().max_message_length
         return AdapterMessage(
             item.entity_id,
-            text[:most],
+            fit(text, most),  # never cut silently
             self.principal,
             channel,
             title(item.domain.value, item.entity),
