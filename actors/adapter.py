@@ -65,8 +65,15 @@ from hub.subscriptions import RELAYED, Published, decode_published
 
 log = logging.getLogger(__name__)
 
+# What channels show; services too, so a change of health reaches them (the spec's alerting).
 SHOWN_DOMAINS = frozenset(
-    {SyncDomain.TODOS, SyncDomain.SESSIONS, SyncDomain.PROJECTS, SyncDomain.TOPICS}
+    {
+        SyncDomain.TODOS,
+        SyncDomain.SESSIONS,
+        SyncDomain.PROJECTS,
+        SyncDomain.TOPICS,
+        SyncDomain.SERVICES,
+    }
 )
 
 

@@ -11,14 +11,22 @@ from typing import Any
 
 from pydantic import JsonValue
 
-_MARK = {"pending": "⬜", "in_progress": "⏳", "blocked": "⛔", "completed": "✅"}
+_MARK = {
+    "pending": "⬜",
+    "in_progress": "⏳",
+    "blocked": "⛔",
+    "completed": "✅",
+    "healthy": "🟢",
+    "degraded": "🟡",
+    "down": "🔴",
+}
 _LABEL = {
     "todos": ("content", "todo"),
     "sessions": ("sessionId", "session"),
     "projects": ("name", "project"),
     "topics": ("title", "topic"),
     "contexts": ("type", "context"),
-    "repos": ("url", "repo"),
+    "repos": ("path", "repo"),
     "services": ("name", "service"),
 }
 
@@ -42,7 +50,7 @@ def status_of(entity: Mapping[str, Any]) -> str | None:
 def title(domain: str, entity: Mapping[str, JsonValue]) -> str:
     """A one-line name: "todo: Write the sync engine"."""
     field, kind = _LABEL.get(domain, ("chittyId", domain.rstrip("s")))
-    name = entity.get(field) or entity.get("chittyId") or ""
+    name = entity.get(field) or entity.get("url") or entity.get("chittyId") or ""
     return f"{kind}: {str(name)[:200]}"
 
 
@@ -64,6 +72,12 @@ def state_text(domain: str, entity: Mapping[str, JsonValue], deleted: bool = Fal
         value = entity.get(key)
         if isinstance(value, str) and not (domain == "sessions" and key == "sessionId"):
             facts.append(f"{key[:-2]} {value}")
+    version = _get(entity, "metadata", "version")
+    if domain == "services" and isinstance(version, str) and version:
+        facts.append(f"version {version}")
+    error = _get(entity, "metadata", "error")
+    if domain in ("services", "repos") and isinstance(error, str):
+        facts.append(error)  # why it is down (or unreadable): what an alert must say
     if facts:
         lines.append(" · ".join(facts))
     lines.append(str(entity.get("chittyId", "")))

@@ -407,3 +407,26 @@ async def test_a_new_adapter_starts_from_now_and_a_sync_sends_what_came_before(
     view = await world.hub.get(before)
     assert view is not None and (await world.runner.sync([view])).sent == 1
     assert [m for m in world.slack.live() if "Made before Slack" in m.text]
+
+
+@in_world
+async def test_a_change_of_a_services_health_edits_its_message(world: World) -> None:
+    """The spec's alerting: a service going down reaches the channel, with why; a check that
+    changes only its latency sends nothing."""
+    await world.pump()
+    service = "CHITTY-SERVICE-SLACK1"
+    created = {"name": "billing", "health": "healthy"}
+    await world.write(sync_message(service, "create", created, domain="services"))
+    await world.pump()
+    [posted] = [m for m in world.slack.live("CGENERAL") if "billing" in m.text]
+    assert posted.text.startswith("🟢")
+    await world.write(
+        sync_message(service, data={"latencyMs": 12.5}, domain="services", clock={"tester": 2})
+    )
+    await world.pump()
+    assert posted.edits == []
+    down = {"health": "down", "metadata": {"error": "answered 500, expected 2xx"}}
+    await world.write(sync_message(service, data=down, domain="services", clock={"tester": 3}))
+    await world.pump()
+    assert posted.text.startswith("🔴") and "answered 500" in posted.text
+    assert len(posted.edits) == 1
