@@ -4,6 +4,7 @@ temp dirs, health checked against HTTP services on loopback ports that change wh
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from hub import __version__
 from hub.auth.principal import Role
+from hub.auth.signing import signed_headers
+from hub.auth.tokens import derive_signing_key
 from tests.actors.conftest import settings_for
 from tests.gitrepos import commit, repo, with_remote
 from tests.servicestub import Service
@@ -203,11 +206,15 @@ def test_a_service_registers_itself_with_a_service_token(gateway: Gateway) -> No
     gateway.call(fine.start())
     try:
         _, token = gateway.tokens.create("billing", Role.SERVICE)
+        registration = {"name": "billing", "endpoints": [{"url": fine.url, "protocol": "http"}]}
+        raw = json.dumps(registration).encode()
+        # A service signs its requests (spec §Security: service tokens).
+        signed = signed_headers(derive_signing_key(token), "POST", "/api/v1/services", raw)
         status, body, _ = gateway.request(
             "POST",
             "/api/v1/services",
-            {"name": "billing", "endpoints": [{"url": fine.url, "protocol": "http"}]},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", **signed},
+            raw=raw,
         )
         assert status == 201, body
         service_id = body["entity"]["chittyId"]
