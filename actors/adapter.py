@@ -45,6 +45,7 @@ from hub.adapters import (
     CanDelete,
     CanEdit,
     CanFind,
+    CanSplit,
     ChannelAdapter,
     DeliveryError,
     Inbound,
@@ -243,6 +244,9 @@ class AdapterRunner:
             except BadCredentials as error:
                 self._mark(AdapterState.BAD_CREDENTIALS, str(error))
                 return  # fix the settings and restart the adapter
+            except PermanentFailure as error:  # it cannot run here: say why, try no more
+                self._mark(AdapterState.DISABLED, str(error))
+                return
             except (TransientFailure, DeliveryError, OSError) as error:
                 self._mark(AdapterState.TRANSIENT_DISCONNECT, str(error))
                 await self._sleep(self._next_backoff())
@@ -510,7 +514,7 @@ class AdapterRunner:
         most = self.adapter.get_capabilities().max_message_length
         return AdapterMessage(
             item.entity_id,
-            fit(text, most),  # never cut silently
+            text if isinstance(self.adapter, CanSplit) else fit(text, most),  # never cut silently
             self.principal,
             channel,
             title(item.domain.value, item.entity),

@@ -136,7 +136,8 @@ class ChannelAdapter(Protocol):
 
     async def connect(self) -> None:
         """Reach the service and check the credentials (raise `BadCredentials` /
-        `TransientFailure`)."""
+        `TransientFailure`; `PermanentFailure` when it cannot run here at all: it is disabled,
+        with the reason)."""
         ...
 
     async def disconnect(self) -> None: ...
@@ -174,6 +175,15 @@ class CanThread(Protocol):
     """Posting with `message.thread` set replies in that thread (else: a quoted reply)."""
 
     def threads(self) -> bool: ...
+
+
+@runtime_checkable
+class CanSplit(Protocol):
+    """Sends a text longer than its `max_message_length` as several messages in a row, nothing
+    cut: the runner hands it the whole text (to any other adapter, the text shortened visibly
+    to fit: `hub.render.fit`)."""
+
+    def split(self, text: str) -> list[str]: ...
 
 
 @runtime_checkable
@@ -336,6 +346,8 @@ class AdapterSpec:
     hooks: tuple[Hook, ...] = ()
     webhooks: str | None = None
     hook_needs: tuple[str, ...] = ()
+    # Settings that start it instead of `needs` (a second way of running it), if any.
+    or_needs: tuple[str, ...] = ()
 
     def hooks_missing(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """The settings its webhooks need that `env` lacks."""
@@ -343,12 +355,16 @@ class AdapterSpec:
 
     def missing(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """The settings it needs that `env` lacks (nothing: it can start)."""
+        if self.or_needs and all(env.get(name) for name in self.or_needs):
+            return ()
         return tuple(name for name in self.needs if not env.get(name))
 
     def disabled(self, env: Mapping[str, str]) -> AdapterStatus:
         """Its status when it does not run here."""
         needs = self.missing(env)
         detail = f"set {', '.join(needs)} to start it" if needs else "not started"
+        if needs and self.or_needs:
+            detail += f" (or {', '.join(self.or_needs)})"
         return AdapterStatus(self.name, self.kind, AdapterState.DISABLED, not needs, needs, detail)
 
 

@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, slack
+from transports.channels import email, imessage, slack
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -30,6 +30,18 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         email.NEEDS,
         "transports.channels.email:make",
         "Email: a thread per entity over SMTP (aiosmtplib); replies over IMAP (imaplib)",
+    ),
+    AdapterSpec(
+        "imessage",
+        "channel",
+        imessage.ENV,
+        imessage.NEEDS,
+        "transports.channels.imessage:make",
+        "iMessage: through a BlueBubbles server (REST, webhook), or AppleScript on macOS",
+        imessage.HOOKS,
+        "transports.channels.imessage:webhooks",
+        ("CHITTY_IMESSAGE_WEBHOOK_SECRET",),
+        imessage.DIRECT_NEEDS,
     ),
 )
 """Every channel adapter, by name."""
