@@ -685,7 +685,10 @@ class AdapterRunner:
     async def inbound(self, event: Inbound) -> Answer:
         """Act on what a person did on the channel (see `Inbound`)."""
         if event.kind == "command":
-            return await self._command(event)
+            answer = await self._command(event)
+            if event.answer_here:
+                await self._answer(event, answer)
+            return answer
         if event.kind == "ignored":
             self.store.count(ignored=1)
             return Answer("ignored", event.text)
@@ -748,6 +751,22 @@ class AdapterRunner:
         return Answer("refused", f"the hub refused it: {reason}", entity_id)
 
     # -- the /chitty command ------------------------------------------------------------------
+
+    async def _answer(self, event: Inbound, answer: Answer) -> None:
+        """Post a command's answer where it was asked (in the thread it was asked in)."""
+        message = AdapterMessage(
+            answer.entity_id or "",
+            answer.text,
+            self.principal,
+            event.channel,
+            kind="answer",
+            thread=event.ref,
+        )
+        try:
+            await self.adapter.send_message(message)
+            self.store.count(sent=1)
+        except DeliveryError as error:  # the command itself stands; only its answer is lost
+            log.warning("%s: the answer to a command was not delivered: %s", self.name, error)
 
     async def _command(self, event: Inbound) -> Answer:
         """`todo add <text>`, `todo list`, `todo done <n or id>` in the channel's session."""

@@ -58,7 +58,8 @@ class AdapterMessage:
     `chitty_id` is the entity it is about, `domain` and `entity` its wire view (an adapter with
     rich text builds its own form from them); `text` the plain rendering every channel can
     show (`hub.render`), `title` a subject line; `kind` what the change is: the entity's
-    `state`, a `conflict` it opened, a `relay`ed event or command, a `test`; `thread` the
+    `state`, a `conflict` it opened, a `relay`ed event or command, a `test`, the `answer` to a
+    command; `thread` the
     native message to reply under; `delivery` the id of this very post (a channel that keeps
     metadata with a message keeps it, so `CanFind` finds the post after a crash)."""
 
@@ -94,6 +95,9 @@ class Inbound:
     ref: NativeRef | None = None
     text: str = ""
     arguments: Mapping[str, str] = field(default_factory=dict)
+    # The service shows no answer to the call that brought the event (a socket, or a webhook
+    # whose response goes nowhere): a command's answer is posted in the channel instead.
+    answer_here: bool = False
 
 
 class DeliveryError(Exception):

@@ -211,6 +211,9 @@ async def test_commands_act_and_strangers_and_echoes_do_not(world: World) -> Non
     assert world.runner.status().ignored == 1
     todos = [t for t in await world.runner._open_todos(_session_of_chat()) if t]
     assert [t["content"] for t in todos] == ["Buy stamps"]
+    # BlueBubbles shows nothing of a webhook's answer: a command's answer is posted in the chat.
+    assert await world.webhook(text_message("todo list", "IN-C5")) == ["applied"]
+    assert [m.text for m in world.bb.top(CHAT)][-1] == "1. Buy stamps (pending)"
 
 
 def _session_of_chat() -> str:
@@ -365,7 +368,7 @@ def test_events_as_the_hub_reads_them() -> None:
     assert inbound_event({"type": "new-message", "data": removed}, allowed) is None
     command = text_message("Todo list", "G3")
     assert inbound_event({"type": "new-message", "data": command}, allowed) == Inbound(
-        "command", "G3", CHAT, "+15551234567", text="todo list"
+        "command", "G3", CHAT, "+15551234567", text="todo list", answer_here=True
     )
     assert inbound_event({"type": "updated-message", "data": command}, allowed) is None
 

@@ -453,7 +453,9 @@ def inbound_event(payload: Mapping[str, Any], allowed: frozenset[str]) -> Inboun
             return None
         return Inbound("complete", guid, chat, sender, NativeRef(chat, _message_guid(str(target))))
     if text.lower().startswith("todo "):
-        return Inbound("command", guid, chat, sender, text="todo " + text[5:].strip())
+        return Inbound(
+            "command", guid, chat, sender, text="todo " + text[5:].strip(), answer_here=True
+        )
     root = data.get("threadOriginatorGuid")
     if root:
         ref = NativeRef(chat, str(root))
