@@ -417,28 +417,25 @@ def _digest(*parts: str) -> str:
 
 # -- webhooks ---------------------------------------------------------------------------------
 
-AUTH = (
-    "Meta's X-Hub-Signature-256 (HMAC-SHA256 of the body with WHATSAPP_APP_SECRET), not a hub "
-    "credential"
-)
+AUTH = "X-Hub-Signature-256 (HMAC-SHA256 of the body with WHATSAPP_APP_SECRET)"
 HOOKS = (
     Hook(
         "whatsapp_verify",
         "GET",
         "webhook",
         "WhatsApp webhook verification",
-        "Meta's subscription handshake: answers `hub.challenge` as text when `hub.mode` is "
-        "`subscribe` and `hub.verify_token` is WHATSAPP_VERIFY_TOKEN, 403 otherwise.",
-        "hub.verify_token (WHATSAPP_VERIFY_TOKEN), not a hub credential",
+        "Meta's handshake: `hub.challenge` as text/plain when `hub.mode` is `subscribe` and "
+        "`hub.verify_token` is WHATSAPP_VERIFY_TOKEN, else 403.",
+        "hub.verify_token",
     ),
     Hook(
         "whatsapp_webhook",
         "POST",
         "webhook",
         "WhatsApp Cloud API webhook",
-        "Messages and delivery statuses: a ✅ reaction or a quoted `done` on a todo's message "
-        "completes it, another quoted reply joins the session's context, `/chitty todo ...` "
-        "is a command (answered in the chat); statuses are kept with the message map.",
+        "Messages and statuses: a ✅ reaction or a quoted `done` completes a todo, another "
+        "quoted reply joins its session's context, `/chitty todo ...` is a command answered in "
+        "the chat; statuses join the message map.",
         AUTH,
     ),
 )
