@@ -348,6 +348,12 @@ async def test_statuses_are_kept_with_the_message_map_and_a_failure_shows(world:
     assert again.status == "duplicate" and world.runner.status().failed == 1
     [stranger] = await world.webhook(world.wa.status(("wamid.notours", "read")))
     assert stranger.status == "ignored"
+    await world.webhook(world.wa.message(ALICE, "hi"))
+    third = await world.todo("CHITTY-TODO-WA13", "Sent in the window")
+    assert third.type == "text" and world.adapter.in_window(ALICE)
+    closed = world.wa.status((third.wamid, "failed"), error=(131047, "Re-engagement message"))
+    await world.webhook(closed)  # Meta says only now that the window had closed
+    assert not world.adapter.in_window(ALICE) and world.runner.status().failed == 2
 
 
 def test_the_verification_handshake_answers_the_challenge_only_to_the_right_token() -> None:

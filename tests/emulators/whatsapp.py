@@ -211,8 +211,10 @@ class WhatsAppEmulator:
         reaction = {"message_id": wamid, "emoji": emoji}
         return self._inbound(sender, None, {"type": "reaction", "reaction": reaction})
 
-    def status(self, *statuses: tuple[str, str]) -> dict[str, Any]:
-        """The webhook body of (wamid, status) pairs; a `failed` one carries Meta's error."""
+    def status(
+        self, *statuses: tuple[str, str], error: tuple[int, str] = (131026, "Message undeliverable")
+    ) -> dict[str, Any]:
+        """The webhook body of (wamid, status) pairs; a `failed` one carries Meta's `error`."""
         found = []
         for wamid, state in statuses:
             sent = next((s for s in self.sent if s.wamid == wamid), None)
@@ -223,7 +225,7 @@ class WhatsAppEmulator:
                 "recipient_id": sent.to if sent else "",
             }
             if state == "failed":
-                item["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
+                item["errors"] = [{"code": error[0], "title": error[1]}]
             found.append(item)
         return self._envelope({"statuses": found})
 

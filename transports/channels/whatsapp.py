@@ -216,9 +216,13 @@ class WhatsAppAdapter:
         return heard is not None and self._clock() - heard < WINDOW_S - WINDOW_MARGIN_S
 
     async def heard(self, event: Inbound, status: str, text: str) -> None:
-        """A recipient's message opens their window (as of its own timestamp); a command of
-        theirs is answered in the chat."""
-        if event.kind == "status" or event.actor not in self.config.recipients:
+        """A recipient's message opens their window (as of its own timestamp), a failure for
+        a closed window closes it; a command of theirs is answered in the chat."""
+        if event.kind == "status":  # Meta may say only now that the window was closed
+            if event.arguments.get("status") == "failed" and str(_OUTSIDE_WINDOW) in event.text:
+                self._heard.pop(event.actor, None)
+            return
+        if event.actor not in self.config.recipients:
             return
         at = float(event.arguments.get("at") or self._clock())
         self._heard[event.actor] = max(self._heard.get(event.actor, 0.0), at)
@@ -231,8 +235,10 @@ class WhatsAppAdapter:
             task.add_done_callback(self._answers.discard)
 
     async def _answer(self, event: Inbound, text: str) -> None:
+        key = "answer:" + event.provider_id
         try:
-            await self._send_to(event.actor, text, "answer:" + event.provider_id, event.provider_id)
+            await self._send_to(event.actor, text, key, event.provider_id)
+            self._partly.pop(key, None)
         except Exception as error:  # the command was applied; only its answer is lost
             log.warning("WhatsApp: the answer to %s was not sent: %r", event.provider_id, error)
 
