@@ -48,6 +48,7 @@ from hub.adapters import (
     CanSplit,
     ChannelAdapter,
     DeliveryError,
+    HearsInbound,
     Inbound,
     KnowsAudience,
     NativeRef,
@@ -683,7 +684,16 @@ class AdapterRunner:
         await self.inbound(event)
 
     async def inbound(self, event: Inbound) -> Answer:
-        """Act on what a person did on the channel (see `Inbound`)."""
+        """Act on what a person did on the channel (see `Inbound`), and tell an adapter that
+        hears inbound events what came of it."""
+        answer = await self._act(event)
+        if isinstance(self.adapter, HearsInbound):
+            await self.adapter.heard(event, answer.status, answer.text)
+        return answer
+
+    async def _act(self, event: Inbound) -> Answer:
+        if event.kind == "status":
+            return self._status(event)
         if event.kind == "command":
             answer = await self._command(event)
             if event.answer_here:
@@ -717,6 +727,21 @@ class AdapterRunner:
         note = {"role": f"{self.adapter.channel}:{event.actor}", "content": event.text}
         delta = {"add": {"context.messages": [note]}}
         return await self._write(event, "sessions", session, {}, delta)
+
+    def _status(self, event: Inbound) -> Answer:
+        """The service's word on a message the hub sent, recorded against the message map (a
+        failure counts as a failed delivery)."""
+        ref = event.ref
+        entity_id = self.store.entity_of(ref.channel, ref.message_id) if ref else None
+        if ref is None or entity_id is None:
+            return Answer("ignored", "that message is not one the hub posted")
+        status = event.arguments.get("status", "")
+        if not self.store.note_status(ref.channel, ref.message_id, status, event.text):
+            return Answer("duplicate", status, entity_id)
+        if status == "failed":
+            why = event.text
+            log.warning("%s adapter: a post of %s failed: %s", self.name, entity_id, why)
+        return Answer("applied", status, entity_id)
 
     async def _write(
         self,

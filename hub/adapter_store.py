@@ -8,6 +8,8 @@
   that announced the entity, a reply stays in its thread, and an inbound reaction finds its
   todo, also after a restart;
 - deliveries that failed for good (`failed`), kept visible until retried;
+- what the service last said of each message it took (`statuses`: sent, delivered, read,
+  failed), for a channel that reports it;
 - posts that may have happened before a crash (`inflight`): looked for (by the delivery id
   each post carries) before posting again, so nothing is posted twice;
 - its counters (`meta`).
@@ -35,6 +37,7 @@ _COUNTERS = ("sent", "received", "retried", "failed", "skipped", "ignored", "wit
 _NEXT_JOB = b"next-job"
 _INSTANCE = b"instance"
 _BEGAN = b"began"
+_STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class AdapterStore:
         self._native = self._env.open_db(b"native")
         self._meta = self._env.open_db(b"meta")
         self._inflight = self._env.open_db(b"inflight")
+        self._statuses = self._env.open_db(b"statuses")
         with self._env.begin(write=True, db=self._meta) as txn:
             instance = txn.get(_INSTANCE)
             if instance is None:
@@ -263,9 +267,7 @@ class AdapterStore:
             for entity_id, now in (shown or {}).items():
                 self._show(txn, entity_id, now)
             for entity_id, ref in links:
-                txn.put(
-                    _native_key(ref.channel, ref.message_id), entity_id.encode(), db=self._native
-                )
+                self._index(txn, entity_id, ref)
             counts = dict(counts or {})
             counts["failed"] = counts.get("failed", 0) + len(failed)
             counts["retried"] = counts.get("retried", 0) + len(again)
@@ -311,7 +313,11 @@ class AdapterStore:
         ref = now.ref
         value = [ref.channel, ref.message_id, ref.thread_root, now.seq, now.digest]
         txn.put(entity_id.encode(), self._pack(value), db=self._map)
-        txn.put(_native_key(ref.channel, ref.message_id), entity_id.encode(), db=self._native)
+        self._index(txn, entity_id, ref)
+
+    def _index(self, txn: lmdb.Transaction, entity_id: str, ref: NativeRef) -> None:
+        for message_id in (ref.message_id, *ref.aliases):
+            txn.put(_native_key(ref.channel, message_id), entity_id.encode(), db=self._native)
 
     def shown(self, entity_id: str) -> Shown | None:
         """What shows the entity on the channel now, if anything."""
@@ -328,6 +334,33 @@ class AdapterStore:
         with self._env.begin(db=self._native) as txn:
             raw = txn.get(_native_key(channel, message_id))
         return raw.decode() if raw is not None else None
+
+    def note_status(self, channel: str, message_id: str, status: str, reason: str = "") -> bool:
+        """Record what the service says of a message it took: the furthest it got (sent,
+        delivered, read; failed beyond all), so statuses that arrive late or twice change
+        nothing; a first failure counts as a failed delivery. Whether it changed anything."""
+        rank = _STATUS_RANK.get(status)
+        if rank is None:
+            return False
+        key = _native_key(channel, message_id)
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(key, db=self._statuses)
+            if raw is not None and _STATUS_RANK[str(self._unpack(raw)[0])] >= rank:
+                return False
+            txn.put(key, self._pack([status, reason]), db=self._statuses)
+            if status == "failed":
+                self._count(txn, {"failed": 1})
+        return True
+
+    def status_of(self, channel: str, message_id: str) -> tuple[str, str] | None:
+        """What the service last said of a message (`note_status`): its status and, when it
+        failed, why."""
+        with self._env.begin(db=self._statuses) as txn:
+            raw = txn.get(_native_key(channel, message_id))
+        if raw is None:
+            return None
+        status, reason = self._unpack(raw)
+        return str(status), str(reason)
 
     # -- counters ----------------------------------------------------------------------------
 

@@ -49,6 +49,9 @@ class NativeRef:
     channel: str
     message_id: str
     thread_root: str | None = None
+    # Other ids the same message has on the service (WhatsApp: its copy to each recipient and
+    # each part of a long text): an inbound event naming any of them finds the entity.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ class AdapterMessage:
     delivery: str = ""
 
 
-InboundKind = Literal["complete", "reply", "command", "new", "ignored"]
+InboundKind = Literal["complete", "reply", "command", "new", "ignored", "status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ class Inbound:
     `provider_id` is the service's own id of the event (Slack `event_id`, an email's
     `Message-ID`): the hub's message ids derive from it, so a redelivered event applies once.
     `ref` is the native message it acts on (a reaction's message, a reply's thread root).
+    A `status` is the service's word on a message the hub sent (`arguments["status"]`: sent,
+    delivered, read or failed, `text` why it failed): recorded against the message map.
     """
 
     kind: InboundKind
@@ -185,9 +190,20 @@ class CanThread(Protocol):
 class CanSplit(Protocol):
     """Sends a text longer than its `max_message_length` as several messages in a row, nothing
     cut: the runner hands it the whole text (to any other adapter, the text shortened visibly
-    to fit: `hub.render.fit`)."""
+    to fit: `hub.render.fit`). `split` says how a text goes in parts."""
 
     def split(self, text: str) -> list[str]: ...
+
+
+@runtime_checkable
+class HearsInbound(Protocol):
+    """Told of each inbound event after the hub acted on it, with the answer's status and
+    text (WhatsApp: a person's message opens the 24-hour window in which the hub may write to
+    them freely, and a command's answer goes back to that one person, as the webhook's own
+    answer goes to the service). A command answered in the channel where it was asked needs
+    none of this: `Inbound.answer_here`."""
+
+    async def heard(self, event: Inbound, status: str, text: str) -> None: ...
 
 
 @runtime_checkable

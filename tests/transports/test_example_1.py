@@ -63,7 +63,7 @@ def hub(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     def connected() -> bool:
         _, body, _ = gateway.request("GET", "/api/v1/adapters")
-        return all(a["state"] == "connected" for a in body["adapters"])
+        return all(a["state"] == "connected" for a in body["adapters"] if a["configured"])
 
     made.until(connected)
     yield made

@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, imessage, slack
+from transports.channels import email, imessage, slack, whatsapp
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -30,6 +30,18 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         email.NEEDS,
         "transports.channels.email:make",
         "Email: a thread per entity over SMTP (aiosmtplib); replies over IMAP (imaplib)",
+    ),
+    AdapterSpec(
+        "whatsapp",
+        "channel",
+        whatsapp.ENV,
+        whatsapp.NEEDS,
+        "transports.channels.whatsapp:make",
+        "WhatsApp Cloud API: texts in the 24-hour window, else a template; ✅, replies, "
+        "/chitty and delivery statuses over signed webhooks (aiohttp)",
+        whatsapp.HOOKS,
+        "transports.channels.whatsapp:webhooks",
+        ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"),
     ),
     AdapterSpec(
         "imessage",
