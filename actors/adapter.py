@@ -53,6 +53,7 @@ from hub.adapters import (
     NativeRef,
     PermanentFailure,
     RateLimited,
+    SeesInbound,
     TransientFailure,
 )
 from hub.auth.scope import members
@@ -684,6 +685,8 @@ class AdapterRunner:
 
     async def inbound(self, event: Inbound) -> Answer:
         """Act on what a person did on the channel (see `Inbound`)."""
+        if isinstance(self.adapter, SeesInbound):
+            self.adapter.saw(event)
         if event.kind == "command":
             return await self._command(event)
         if event.kind == "ignored":

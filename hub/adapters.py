@@ -225,6 +225,15 @@ class CanReact(Protocol):
 
 
 @runtime_checkable
+class SeesInbound(Protocol):
+    """Told of every inbound event before the runner acts on it, a webhook's too (those reach
+    the runner, not the adapter): for what an adapter must keep from what people send, such as
+    an SMS recipient's STOP and START."""
+
+    def saw(self, event: Inbound) -> None: ...
+
+
+@runtime_checkable
 class PlatformAdapter(Protocol):
     """The spec's `PlatformAdapter` (Python names), for a platform the hub pushes to. Web and
     CLI clients, and Claude over MCP, are served by the gateway itself (`/ws`, REST, `/mcp`);
