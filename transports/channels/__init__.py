@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, imessage, slack
+from transports.channels import email, imessage, slack, sms
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -42,6 +42,16 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         "transports.channels.imessage:webhooks",
         ("CHITTY_IMESSAGE_WEBHOOK_SECRET",),
         imessage.DIRECT_NEEDS,
+    ),
+    AdapterSpec(
+        "sms",
+        "channel",
+        sms.ENV,
+        sms.NEEDS,
+        "transports.channels.sms:make",
+        "SMS: short texts to CHITTY_SMS_TO; LIST / ADD / DONE replies, STOP honoured (twilio)",
+        sms.HOOKS,
+        "transports.channels.sms:webhooks",
     ),
 )
 """Every channel adapter, by name."""
