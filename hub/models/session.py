@@ -28,6 +28,7 @@ class Platform(StrEnum):
     CLI = "cli"
     MOBILE = "mobile"
     EMAIL = "email"  # a correspondent's mail thread (the email adapter)
+    SMS = "sms"  # the SMS adapter's session for its recipients (LIST, ADD, DONE)
 
 
 class SessionStatus(StrEnum):
