@@ -65,9 +65,7 @@ CAPABILITIES = ChannelCapabilities(
     supports_rich_text=False,
     supports_voice=False,
     supports_video=False,
-    # What the runner trims a message to: Twilio's own limit on a body. The adapter sends it
-    # as single-segment parts (`parts`), so a part holds 160 GSM-7 or 70 UCS-2 characters.
-    max_message_length=1600,
+    max_message_length=160,  # what one part holds: a GSM-7 segment (70 for UCS-2 text)
 )
 
 GSM7 = (
@@ -211,6 +209,10 @@ class SmsAdapter:
     def channel_for(self, project_id: str | None) -> str | None:
         return CHANNEL
 
+    def split(self, text: str) -> list[str]:
+        """The texts `text` is sent as (`CanSplit`: the runner hands it over whole)."""
+        return parts(plain(text))
+
     def saw(self, event: Inbound) -> None:
         """STOP and START (`SeesInbound`): who may be texted."""
         opt = event.arguments.get("opt")
@@ -224,7 +226,7 @@ class SmsAdapter:
     async def send_message(self, message: AdapterMessage) -> NativeRef:
         """Every part to every recipient not opted out; the first part's sid is the message's.
         A recipient refused for good fails the delivery (after the others got it)."""
-        pieces = parts(plain(message.text))
+        pieces = self.split(message.text)
         sent = self._sent.setdefault(message.delivery, {}) if message.delivery else {}
         refused = []
         first = None
