@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import aiohttp
@@ -257,7 +257,7 @@ class SmsAdapter:
         create = self.client.messages.create_async(to=to, from_=self.config.sender, body=body)
         return str((await self._call(create)).sid)
 
-    async def _call(self, call: Any) -> Any:
+    async def _call(self, call: Awaitable[Any]) -> Any:
         """One API call; Twilio's failures as the seam's delivery errors."""
         try:
             answer = await call
