@@ -200,8 +200,8 @@ class HearsInbound(Protocol):
     """Told of each inbound event after the hub acted on it, with the answer's status and
     text (WhatsApp: a person's message opens the 24-hour window in which the hub may write to
     them freely, and a command's answer goes back to that one person, as the webhook's own
-    answer goes to the service). A command answered in the channel where it was asked needs
-    none of this: `Inbound.answer_here`."""
+    answer goes to the service; SMS: a recipient's STOP and START). A command answered in the
+    channel where it was asked needs none of this: `Inbound.answer_here`."""
 
     async def heard(self, event: Inbound, status: str, text: str) -> None: ...
 

@@ -27,6 +27,7 @@ ADAPTER_ENV_PREFIXES = (
     "CHITTY_WHATSAPP_",
     "CHITTY_BLUEBUBBLES_",
     "CHITTY_IMESSAGE_",
+    "CHITTY_PUBLIC_URL",  # the URL services call the hub at (SMS: what Twilio signs)
     "ANTHROPIC_",
     "OPENAI_",
     "GOOGLE_AI_",

@@ -27,7 +27,12 @@ class Platform(StrEnum):
     SLACK = "slack"
     CLI = "cli"
     MOBILE = "mobile"
-    EMAIL = "email"  # a correspondent's mail thread (the email adapter)
+    # A channel adapter's session for what people do there (its commands' todos, replies):
+    EMAIL = "email"  # a correspondent's mail thread
+    SMS = "sms"  # the recipients (LIST, ADD, DONE)
+    WHATSAPP = "whatsapp"
+    IMESSAGE = "imessage"
+    DISCORD = "discord"
 
 
 class SessionStatus(StrEnum):

@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, imessage, slack, whatsapp
+from transports.channels import email, imessage, slack, sms, whatsapp
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -30,6 +30,16 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         email.NEEDS,
         "transports.channels.email:make",
         "Email: a thread per entity over SMTP (aiosmtplib); replies over IMAP (imaplib)",
+    ),
+    AdapterSpec(
+        "sms",
+        "channel",
+        sms.ENV,
+        sms.NEEDS,
+        "transports.channels.sms:make",
+        "SMS: short texts to CHITTY_SMS_TO; LIST / ADD / DONE replies, STOP honoured (twilio)",
+        sms.HOOKS,
+        "transports.channels.sms:webhooks",
     ),
     AdapterSpec(
         "whatsapp",

@@ -384,12 +384,10 @@ HOOKS = (
         "POST",
         "webhook",
         "BlueBubbles webhook",
-        "BlueBubbles' `new-message` events: a reply under a hub message (added to its session's "
-        "context; `done` completes the todo), a Loved or Liked tapback on a todo's message "
-        "(completes it), `todo add <text>` / `todo list` / `todo done <n>` (the /chitty command). "
-        "The hub's own messages and senders off CHITTY_IMESSAGE_ALLOW are not acted on.",
-        "the `secret` query parameter equal to CHITTY_IMESSAGE_WEBHOOK_SECRET (BlueBubbles signs "
-        "nothing: register the URL with `?secret=...` on the server), not a hub credential",
+        "BlueBubbles' new-message events: a reply under a hub message (context; `done` "
+        "completes), a Loved/Liked tapback on a todo (completes it), `todo add|list|done`.",
+        "`?secret=` equal to CHITTY_IMESSAGE_WEBHOOK_SECRET (BlueBubbles signs nothing), "
+        "not a hub credential",
     ),
 )
 
