@@ -27,6 +27,7 @@ from hub.auth.signing import sign_frame, signed_headers
 from hub.auth.tokens import derive_signing_key, token_id_of
 from hub.ids import IdGenerator, Kind
 from tests.transports.conftest import Gateway
+from transports.channels import CHANNELS
 from transports.gateway.auth import PUBLIC
 
 # -- callers ----------------------------------------------------------------------------------
@@ -512,12 +513,12 @@ def _operate_adapter(method: str, action: str) -> Check:
     return check
 
 
-def _webhook(path: str) -> Check:
+def _webhook(method: str, path: str) -> Check:
     """A service's webhook reads no hub credential: without that service configured it is a
     404 for everyone, whoever calls it."""
 
     def check(w: World, case: str) -> None:
-        answer = w.send(case, "POST", path, {})
+        answer = w.send(case, method, path, {} if method == "POST" else None)
         assert answer.status == 404, answer
 
     return check
@@ -528,8 +529,13 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/adapters/{name}/failed"): _operate_adapter("GET", "failed"),
     ("POST", "/api/v1/adapters/{name}/retry"): _operate_adapter("POST", "retry"),
     ("POST", "/api/v1/adapters/{name}/test"): _operate_adapter("POST", "test"),
-    ("POST", "/adapters/slack/events"): _webhook("/adapters/slack/events"),
-    ("POST", "/adapters/slack/commands"): _webhook("/adapters/slack/commands"),
+    **{
+        (hook.method, f"/adapters/{spec.name}/{hook.path}"): _webhook(
+            hook.method, f"/adapters/{spec.name}/{hook.path}"
+        )
+        for spec in CHANNELS
+        for hook in spec.hooks
+    },
     ("GET", "/health"): _open("/health"),
     ("GET", "/"): _open("/"),
     ("GET", "/metrics"): _metrics,
