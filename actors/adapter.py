@@ -821,12 +821,26 @@ class AdapterRunner:
         chosen = next((t for t in todos if t["chittyId"] == target), None)
         if chosen is None and target.isdigit() and 0 < int(target) <= len(todos):
             chosen = todos[int(target) - 1]
+        if chosen is None and target.startswith("CHITTY-TODO-"):
+            chosen = await self._elsewhere(event, target)  # any todo it shows, by its id
         if chosen is None:
             return Answer("ignored", f"no open todo {target!r}; `/chitty todo list` shows them")
         answer = await self._write(event, "todos", chosen["chittyId"], {"status": "completed"})
         if answer.status in ("applied", "duplicate"):
             return Answer(answer.status, f"completed {chosen['content']!r}", answer.entity_id)
         return answer
+
+    async def _elsewhere(self, event: Inbound, todo: str) -> dict[str, Any] | None:
+        """An open todo of another session, named by its id: one this channel shows (those it
+        was given to see), if whoever asks may change it."""
+        if self.store.shown(todo) is None:
+            return None
+        view = await self.hub.get(todo)
+        if view is None or view.deleted or view.domain != SyncDomain.TODOS.value:
+            return None
+        if view.entity.get("status") == "completed" or await self._refusal(event, view):
+            return None
+        return view.entity
 
     async def _new_todo(self, event: Inbound) -> Answer:
         """A new message to the hub (a mail): a todo in the sender's session, its text added

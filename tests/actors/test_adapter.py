@@ -217,6 +217,16 @@ async def test_the_slash_command_adds_lists_and_completes_in_the_channel_s_sessi
     assert "usage" in (await world.runner.inbound(command("fly", 5))).text
     made = await world.hub.get(str(added.entity_id))
     assert made is not None and made.entity["projectId"] == PROJECT  # the channel's project
+    # A todo of another session is completed by its id, once the channel has been shown it.
+    elsewhere, unseen = "CHITTY-TODO-SLACK8", "CHITTY-TODO-SLACK9"
+    await world.write(create_todo(elsewhere, "Shown here", SESSION, data={"projectId": PROJECT}))
+    await world.pump()
+    await world.write(create_todo(unseen, "Not shown yet", SESSION, data={"projectId": PROJECT}))
+    refused = await world.runner.inbound(command(f"todo done {unseen}", 6))
+    assert refused.status == "ignored" and unseen in refused.text
+    assert (await world.runner.inbound(command(f"todo done {elsewhere}", 7))).status == "applied"
+    view = await world.hub.get(elsewhere)
+    assert view is not None and view.entity["status"] == "completed"
 
 
 @in_world
