@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.emulators import serve
+
 
 class Service:
     """Answers GET /health: `healthy` (200 with its version), `failing` (500), `slow` (after
@@ -34,12 +36,8 @@ class Service:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/health"
+        self._runner, base = await serve(app, shutdown_timeout=0.1)
+        self.url = f"{base}/health"
         return self.url
 
     async def stop(self) -> None:

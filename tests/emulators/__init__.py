@@ -9,6 +9,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 T = TypeVar("T")
 
 
@@ -27,3 +29,13 @@ class Background:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+async def serve(app: web.Application, **options: Any) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a free loopback port: its runner (to clean up) and base URL."""
+    runner = web.AppRunner(app, access_log=None, **options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"

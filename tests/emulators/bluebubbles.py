@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.emulators import serve
+
 PERSON = "+15551234567"
 CHAT = f"iMessage;-;{PERSON}"
 
@@ -67,12 +69,7 @@ class BlueBubblesEmulator:
         app.router.add_get("/api/v1/server/info", self._info)
         app.router.add_post("/api/v1/message/text", self._send_text)
         app.router.add_post("/api/v1/message/{guid}/edit", self._edit)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

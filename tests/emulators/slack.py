@@ -33,6 +33,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.emulators import serve
+
 
 @dataclass
 class Posted:
@@ -101,12 +103,7 @@ class SlackEmulator:
         app.router.add_get("/api/{method}", self._api)  # conversations.history and other reads
         app.router.add_get("/socket-mode", self._socket)
         app.router.add_get("/_emulator/posts", self._posts)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

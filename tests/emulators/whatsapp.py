@@ -31,6 +31,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.emulators import serve
+
 WINDOW_S = 24 * 3600
 
 
@@ -80,12 +82,7 @@ class WhatsAppEmulator:
         app = web.Application(middlewares=[self._faults])
         app.router.add_get("/v21.0/{number}", self._number)
         app.router.add_post("/v21.0/{number}/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -18,6 +18,7 @@ from hub.adapters import AdapterSpec
 from hub.auth.principal import Role
 from hub.settings import HubSettings
 from tests.actors.conftest import settings_for
+from tests.emulators import serve
 from transports.gateway.auth import AUTH
 
 T = TypeVar("T")
@@ -64,15 +65,7 @@ class Gateway:
     def serve(self, app: web.Application) -> tuple[web.AppRunner, str]:
         """Serve `app` on this gateway's loop, on a free loopback port: its runner and URL."""
 
-        async def start() -> tuple[web.AppRunner, str]:
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            return runner, f"http://127.0.0.1:{port}"
-
-        return self.call(start())
+        return self.call(serve(app))
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self.loop)
