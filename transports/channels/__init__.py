@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, slack
+from transports.channels import discord, email, slack
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -30,6 +30,14 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         email.NEEDS,
         "transports.channels.email:make",
         "Email: a thread per entity over SMTP (aiosmtplib); replies over IMAP (imaplib)",
+    ),
+    AdapterSpec(
+        "discord",
+        "channel",
+        discord.ENV,
+        discord.NEEDS,
+        "transports.channels.discord:make",
+        "Discord: edited messages, threads, ✅ reactions and replies over the gateway (hikari)",
     ),
 )
 """Every channel adapter, by name."""
