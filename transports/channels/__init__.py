@@ -9,7 +9,7 @@ serves and documents their webhooks at /adapters/<name>/<path>.
 from __future__ import annotations
 
 from hub.adapters import AdapterSpec
-from transports.channels import email, imessage, slack, sms, whatsapp
+from transports.channels import discord, email, imessage, slack, sms, whatsapp
 
 CHANNELS: tuple[AdapterSpec, ...] = (
     AdapterSpec(
@@ -22,6 +22,14 @@ CHANNELS: tuple[AdapterSpec, ...] = (
         slack.HOOKS,
         "transports.channels.slack:webhooks",
         ("SLACK_SIGNING_SECRET",),
+    ),
+    AdapterSpec(
+        "discord",
+        "channel",
+        discord.ENV,
+        discord.NEEDS,
+        "transports.channels.discord:make",
+        "Discord: edited messages, threads, ✅ reactions and replies over the gateway (hikari)",
     ),
     AdapterSpec(
         "email",
