@@ -18,6 +18,7 @@ import pytest
 
 from tests.emulators import Background
 from tests.emulators.bluebubbles import CHAT, BlueBubblesEmulator, tapback
+from tests.emulators.discord import DiscordEmulator
 from tests.emulators.mail import ImapServer, SmtpServer, reply
 from tests.emulators.slack import SlackEmulator, reaction_added
 from tests.emulators.twilio import TwilioEmulator
@@ -30,13 +31,14 @@ PHONE = "+14155552671"  # the SMS recipient
 WA = "15551230001"  # the WhatsApp recipient
 PUBLIC = "https://hub.example.com"  # where Twilio believes the hub is (it signs for it)
 SECRET = "imessage-webhook-secret"
-CHANNELS = ("slack", "email", "sms", "whatsapp", "imessage")
+CHANNELS = ("slack", "discord", "email", "sms", "whatsapp", "imessage")
 
 
 @dataclass
 class Services:
     background: Background
     slack: SlackEmulator
+    discord: DiscordEmulator
     smtp: SmtpServer
     imap: ImapServer
     twilio: TwilioEmulator
@@ -49,6 +51,9 @@ class Services:
             "SLACK_SIGNING_SECRET": self.slack.signing_secret,
             "CHITTY_SLACK_CHANNEL": "CTEAM",
             "CHITTY_SLACK_API_URL": self.slack.api_url,
+            "DISCORD_BOT_TOKEN": self.discord.token,
+            "CHITTY_DISCORD_CHANNEL": "900000000000000001",
+            "CHITTY_DISCORD_API_URL": self.discord.api_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
             "CHITTY_EMAIL_SMTP_TLS": "none",
@@ -79,6 +84,8 @@ class Services:
         """What shows the todo on `channel` (its first post), or None while nothing does."""
         if channel == "slack":
             return next((m for m in self.slack.live("CTEAM") if content in m.text), None)
+        if channel == "discord":
+            return next((m for m in self.discord.live() if content in m.content), None)
         if channel == "email":
             return next(iter(self.smtp.about(todo)), None)
         if channel == "sms":
@@ -94,6 +101,9 @@ class Services:
             status, _ = self.background.call(
                 self.slack.event(f"{hub}/adapters/slack/events", event)
             )
+        elif channel == "discord":
+            self.background.call(self.discord.react(shown))  # over the gateway socket
+            return
         elif channel == "email":
             self.imap.deliver(reply(shown, "done"))
             return  # read by the adapter's next poll
@@ -121,6 +131,7 @@ def services() -> Iterator[Services]:
     made = Services(
         background,
         background.call(SlackEmulator().start()),
+        background.call(DiscordEmulator().start()),
         SmtpServer().start(),
         ImapServer().start(),
         background.call(TwilioEmulator().start()),
@@ -128,7 +139,7 @@ def services() -> Iterator[Services]:
         background.call(BlueBubblesEmulator().start()),
     )
     yield made
-    for emulator in (made.slack, made.twilio, made.wa, made.bb):
+    for emulator in (made.slack, made.discord, made.twilio, made.wa, made.bb):
         background.call(emulator.stop())
     made.smtp.stop()
     made.imap.stop()
@@ -204,6 +215,7 @@ def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_comple
             )
         # Where the channel edits, the message that announced the todo now says so.
         until(lambda: firsts["slack"].text.startswith("✅"), "the Slack message edited")
+        until(lambda: firsts["discord"].content.startswith("✅"), "the Discord message edited")
         adapters = call(f"{base}/api/v1/adapters")[1]["adapters"]
         for adapter in adapters:
             if adapter["name"] in CHANNELS:
