@@ -4,8 +4,7 @@ talks to it with `hikari`, REST and a real gateway session (HELLO, IDENTIFY, hea
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.discord import DiscordEmulator, Posted
 from tests.transports.conftest import SESSION, Gateway
+from tests.waiting import until
 from transports.channels import CHANNELS
 
 CHANNEL = "2100000000000000001"
@@ -25,19 +25,13 @@ class World:
         self.discord = discord
         self.background = background
 
-    def until(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
-
     def posted(self, content: str) -> Posted:
         def about() -> list[Posted]:
             return [
                 m for m in self.discord.live() if m.content.split("\n")[0].endswith(f": {content}")
             ]
 
-        self.until(lambda: len(about()) == 1)
+        until(lambda: len(about()) == 1)
         [posted] = about()
         return posted
 
@@ -68,7 +62,7 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = settings_for(tmp_path_factory.mktemp("discord"), adapter_env=env)
     gateway = Gateway(settings, CHANNELS)
     made = World(gateway, discord, background)
-    made.until(lambda: made.adapter()["state"] == "connected", timeout=60)
+    until(lambda: made.adapter()["state"] == "connected", timeout=60)
     yield made
     gateway.close()
     background.call(discord.stop())
@@ -83,8 +77,8 @@ def test_a_todo_made_over_rest_reaches_the_channel_and_a_reaction_completes_it(
     posted = world.posted("Post me to Discord")
     assert posted.channel == CHANNEL and todo in posted.content
     world.background.call(world.discord.react(posted))  # over the gateway socket
-    world.until(lambda: world.status_of(todo) == "completed")
-    world.until(lambda: posted.content.startswith("✅"))  # the message edited, none posted
+    until(lambda: world.status_of(todo) == "completed")
+    until(lambda: posted.content.startswith("✅"))  # the message edited, none posted
     assert [m for m in world.discord.live() if "Post me to Discord" in m.content] == [posted]
     adapter = world.adapter()
     assert adapter["state"] == "connected" and adapter["received"] == 1

@@ -8,8 +8,7 @@ reply on each channel completes the todo made for it, editing in place where a c
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from tests.emulators.slack import SlackEmulator, reaction_added
 from tests.emulators.twilio import TwilioEmulator
 from tests.emulators.whatsapp import WhatsAppEmulator
 from tests.transports.test_restart import call, crash, free_port, launch, start
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -146,14 +146,6 @@ def services() -> Iterator[Services]:
     background.close()
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
 def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_completes_one(
     services: Services, tmp_path: Path
 ) -> None:
@@ -168,7 +160,7 @@ def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_comple
             states = {a["name"]: a["state"] for a in adapters}
             return all(states.get(name) == "connected" for name in CHANNELS)
 
-        until(connected, "every adapter to connect")
+        until(connected, 30, "every adapter to connect")
         status, body = call(
             f"{base}/api/v1/sessions", "POST", {"sessionId": "every", "platform": "cli"}
         )
@@ -188,7 +180,9 @@ def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_comple
             """What shows the todo on each channel, once every one does."""
             return {
                 channel: until(
-                    lambda c=channel: services.shown(c, content, todo_id), f"{content} on {channel}"
+                    lambda c=channel: services.shown(c, content, todo_id),
+                    30,
+                    f"{content} on {channel}",
                 )
                 for channel in CHANNELS
             }
@@ -201,7 +195,7 @@ def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_comple
         last = todo("Made just before the crash")
         crash(hub)
         hub = start(data, port, launch(data, port, f"every-{port}", "--hosts", "2", env=env))
-        until(connected, "every adapter to connect again")
+        until(connected, 30, "every adapter to connect again")
         everywhere("Made just before the crash", last)  # nothing lost
 
         for channel in CHANNELS:
@@ -211,11 +205,12 @@ def test_a_todo_reaches_every_channel_survives_a_sigkill_and_each_channel_comple
                 lambda t=todo_id: (
                     call(f"{base}/api/v1/todos/{t}")[1]["entity"]["status"] == "completed"
                 ),
+                30,
                 f"the todo completed from {channel}",
             )
         # Where the channel edits, the message that announced the todo now says so.
-        until(lambda: firsts["slack"].text.startswith("✅"), "the Slack message edited")
-        until(lambda: firsts["discord"].content.startswith("✅"), "the Discord message edited")
+        until(lambda: firsts["slack"].text.startswith("✅"), 30, "the Slack message edited")
+        until(lambda: firsts["discord"].content.startswith("✅"), 30, "the Discord message edited")
         adapters = call(f"{base}/api/v1/adapters")[1]["adapters"]
         for adapter in adapters:
             if adapter["name"] in CHANNELS:

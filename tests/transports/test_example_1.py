@@ -6,7 +6,7 @@ client the service's own library; the hub is configured only by environment vari
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from tests.emulators.slack import SlackEmulator, reaction_added
 from tests.transports.conftest import SESSION, Gateway
 from tests.transports.test_mcp import call, run_client
 from tests.transports.test_ws import Peer
+from tests.waiting import until
 from transports.channels import CHANNELS
 from transports.gateway.auth import AUTH, authenticate
 from transports.mcp.http import add_mcp_routes
@@ -28,13 +29,6 @@ from transports.mcp.http import add_mcp_routes
 class Hub:
     def __init__(self, gateway: Gateway, slack: SlackEmulator, smtp: SmtpServer, mcp: str):
         self.gateway, self.slack, self.smtp, self.mcp = gateway, slack, smtp, mcp
-
-    def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while not (found := check()):
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
-        return found
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +59,7 @@ def hub(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         _, body, _ = gateway.request("GET", "/api/v1/adapters")
         return all(a["state"] == "connected" for a in body["adapters"] if a["configured"])
 
-    made.until(connected)
+    until(connected)
     yield made
     gateway.call(runner.cleanup())
     gateway.close()
@@ -93,12 +87,12 @@ def test_example_1_a_todo_from_claude_reaches_slack_email_and_the_web_and_back(h
     todo = made["entity"]["chittyId"]
     seen = gateway.call(web_peer.events(lambda e: e["entityId"] == todo))
     assert seen[-1]["entity"]["content"] == "File the brief"
-    [posted] = hub.until(
+    [posted] = until(
         lambda: [
             m for m in hub.slack.live("CTEAM") if m.metadata["event_payload"]["chittyId"] == todo
         ]
     )
-    [mailed] = hub.until(lambda: hub.smtp.about(todo))
+    [mailed] = until(lambda: hub.smtp.about(todo))
     assert time.monotonic() - started < 5  # all three, within seconds of Claude's call
     assert "File the brief" in posted.text and "File the brief" in str(mailed.mail["Subject"])
 
@@ -115,8 +109,8 @@ def test_example_1_a_todo_from_claude_reaches_slack_email_and_the_web_and_back(h
     assert view["entity"]["status"] == "completed"
     update = gateway.call(web_peer.events(lambda e: e["entity"]["status"] == "completed"))
     assert update[-1]["source"]["platform"] == "slack"  # the subscriber sees where it came from
-    hub.until(lambda: posted.text.startswith("✅"))  # the Slack message, edited in place
-    first, again = hub.until(lambda: m if len(m := hub.smtp.about(todo)) == 2 else None)
+    until(lambda: posted.text.startswith("✅"))  # the Slack message, edited in place
+    first, again = until(lambda: m if len(m := hub.smtp.about(todo)) == 2 else None)
     assert again.mail["In-Reply-To"] == first.mail["Message-ID"]  # the same email thread
     assert "completed" in again.text
     gateway.call(web_peer.close())

@@ -4,8 +4,7 @@ webhook posted to the gateway, with the secret in its URL or without."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,6 +12,7 @@ from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.bluebubbles import CHAT, BlueBubblesEmulator, Sent, tapback
 from tests.transports.conftest import SESSION, Gateway
+from tests.waiting import until
 from transports.channels import CHANNELS
 
 SECRET = "the-webhook-secret"
@@ -24,19 +24,13 @@ class World:
         self.bb = bb
         self.background = background
 
-    def until(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
-
     def posted(self, content: str) -> Sent:
         """The one message showing the todo named `content`, once it is there."""
 
         def about() -> list[Sent]:
             return [m for m in self.bb.top() if m.text.split("\n")[0].endswith(f": {content}")]
 
-        self.until(lambda: len(about()) == 1)
+        until(lambda: len(about()) == 1)
         return about()[0]
 
     def status_of(self, todo: str) -> str:
@@ -56,7 +50,7 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = settings_for(tmp_path_factory.mktemp("imessage"), adapter_env=env)
     gateway = Gateway(settings, CHANNELS)
     made = World(gateway, bb, background)
-    made.until(lambda: _adapter(gateway)["state"] == "connected")
+    until(lambda: _adapter(gateway)["state"] == "connected")
     yield made
     gateway.close()
     background.call(bb.stop())
@@ -77,7 +71,7 @@ def test_a_todo_made_over_rest_arrives_in_the_chat_and_its_changes_edit_it(world
     assert sent.chat == CHAT and sent.method == "private-api"
     todo = body["entity"]["chittyId"]
     world.gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "in_progress"})
-    world.until(lambda: "in progress" in sent.text)
+    until(lambda: "in progress" in sent.text)
     assert sent.edits and _adapter(world.gateway)["sent"] >= 2
 
 
@@ -100,5 +94,5 @@ def test_a_tapback_webhook_with_the_secret_completes_and_without_it_is_refused(
     status, answer = world.background.call(world.bb.webhook(url, loved, SECRET))  # again
     assert status == 200 and answer["status"] == "duplicate", answer
     assert world.status_of(todo) == "completed"
-    world.until(lambda: sent.text.startswith("✅"))
+    until(lambda: sent.text.startswith("✅"))
     assert _adapter(world.gateway)["received"] == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.gitrepos import commit, repo, with_remote
 from tests.servicestub import Service
 from tests.transports.cli_runs import cli, stored
 from tests.transports.conftest import Gateway
+from tests.waiting import until
 from transports.client import Change, ChittyClient
 
 
@@ -41,16 +42,6 @@ def gateway(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(autouse=True)
 def _token(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHITTY_TOKEN", gateway.token)  # the CLI's credential
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.1)
 
 
 def created(gateway: Gateway, domain: str, fields: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.slack import Posted, SlackEmulator, reaction_added
 from tests.transports.conftest import SESSION, Gateway
+from tests.waiting import until
 from transports.channels import CHANNELS
 from transports.cli import app
 
@@ -31,12 +32,6 @@ class World:
         self.slack = slack
         self.background = background
 
-    def until(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
-
     def about(self, content: str) -> list[Posted]:
         """The messages showing the entity named `content` (its title line ends with it)."""
         return [
@@ -47,7 +42,7 @@ class World:
 
     def posted(self, content: str, timeout: float = 15.0) -> Posted:
         """The one message showing the entity named `content`, once it is there."""
-        self.until(lambda: len(self.about(content)) == 1, timeout)
+        until(lambda: len(self.about(content)) == 1, timeout)
         [posted] = self.about(content)
         return posted
 
@@ -80,7 +75,7 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = settings_for(tmp_path_factory.mktemp("slack"), adapter_env=slack_env(slack))
     gateway = Gateway(settings, CHANNELS)
     made = World(gateway, slack, background)
-    made.until(lambda: _state(gateway) == "connected")
+    until(lambda: _state(gateway) == "connected")
     yield made
     gateway.close()
     background.call(slack.stop())
@@ -101,7 +96,7 @@ def test_a_todo_made_over_rest_posts_within_a_second_and_its_changes_edit_that_m
     assert time.monotonic() - started < 1.0  # within a second of the write
     assert posted.channel == "CGENERAL" and posted.metadata["event_payload"]["chittyId"] == todo
     world.gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "in_progress"})
-    world.until(lambda: "in progress" in posted.text)
+    until(lambda: "in progress" in posted.text)
     assert world.about("Post me to Slack") == [posted] and len(posted.edits) == 1
 
 
@@ -123,7 +118,7 @@ def test_a_signed_reaction_completes_the_todo_and_bad_signatures_change_nothing(
     assert status == 200 and body["status"] == "duplicate", body
     _, view, _ = world.gateway.request("GET", f"/api/v1/todos/{todo}")
     assert view["entity"]["status"] == "completed" and view["seq"] == 2  # applied once
-    world.until(lambda: posted.text.startswith("✅"))
+    until(lambda: posted.text.startswith("✅"))
     assert world.about("React with a check mark") == [posted]  # edited, no echo
 
 
@@ -167,7 +162,7 @@ def test_socket_mode_delivers_events_without_a_public_url(world: World) -> None:
     reaction = reaction_added(posted)
     ack = world.background.call(world.slack.push(reaction))
     assert "envelope_id" in ack
-    world.until(
+    until(
         lambda: (
             world.gateway.request("GET", f"/api/v1/todos/{todo}")[1]["entity"]["status"]
             == "completed"
@@ -178,7 +173,7 @@ def test_socket_mode_delivers_events_without_a_public_url(world: World) -> None:
 def test_state_counters_and_a_sync_that_delivers(world: World) -> None:
     project = world.gateway.project("synced to slack")
     made = [world.todo(f"sync {n}", projectId=project) for n in range(3)]
-    world.until(lambda: all(len(world.about(f"sync {n}")) == 1 for n in range(3)))
+    until(lambda: all(len(world.about(f"sync {n}")) == 1 for n in range(3)))
     status, body, _ = world.gateway.request(
         "POST", "/api/v1/sync/todos", {"channels": ["slack"], "projectId": project, "dryRun": True}
     )
@@ -205,13 +200,13 @@ def test_state_counters_and_a_sync_that_delivers(world: World) -> None:
 def test_a_delivery_refused_for_good_is_visible_and_retryable(world: World) -> None:
     world.slack.fail_with["chat.postMessage"] = "msg_too_long"
     world.todo("Too long for Slack, for now")
-    world.until(lambda: world.gateway.request("GET", "/api/v1/adapters/slack/failed")[1]["failed"])
+    until(lambda: world.gateway.request("GET", "/api/v1/adapters/slack/failed")[1]["failed"])
     _, failed, _ = world.gateway.request("GET", "/api/v1/adapters/slack/failed")
     assert failed["failed"][0]["reason"] == "msg_too_long"
     del world.slack.fail_with["chat.postMessage"]
     status, body, _ = world.gateway.request("POST", "/api/v1/adapters/slack/retry")
     assert status == 200 and body["retried"] >= 1
-    world.until(lambda: len(world.about("Too long for Slack, for now")) == 1)
+    until(lambda: len(world.about("Too long for Slack, for now")) == 1)
     status, body, _ = world.gateway.request("POST", "/api/v1/adapters/slack/test")
     assert status == 200 and body["sent"] is True
     assert any("a test message" in m.text for m in world.slack.live("CGENERAL"))
@@ -236,24 +231,24 @@ def test_chitty_adapters_shows_tests_lists_failures_and_retries(
     assert "sent through slack: message " in chitty("adapters", "test", "slack").output
     world.slack.fail_with["chat.postMessage"] = "is_archived"
     todo = world.todo("Archived channel, for now")
-    world.until(lambda: "is_archived" in chitty("adapters", "failed", "slack").output)
+    until(lambda: "is_archived" in chitty("adapters", "failed", "slack").output)
     assert todo in chitty("adapters", "failed", "slack", "--json").stdout
     del world.slack.fail_with["chat.postMessage"]
     assert "queued again" in chitty("adapters", "retry", "slack").output
-    world.until(lambda: len(world.about("Archived channel, for now")) == 1)
+    until(lambda: len(world.about("Archived channel, for now")) == 1)
     assert "no adapter" in chitty("adapters", "test", "nosuch", code=1).output
 
 
 def test_a_429_is_waited_out_and_an_outage_drains(world: World) -> None:
     world.slack.rate_limited, world.slack.retry_after = 1, 1
     world.todo("Rate limited once")
-    world.until(lambda: len(world.about("Rate limited once")) == 1, timeout=10)
+    until(lambda: len(world.about("Rate limited once")) == 1, timeout=10)
     world.slack.down = True
     world.todo("Posted after the outage")
     time.sleep(1.0)
     assert world.about("Posted after the outage") == []
     world.slack.down = False
-    world.until(lambda: len(world.about("Posted after the outage")) == 1, timeout=20)
+    until(lambda: len(world.about("Posted after the outage")) == 1, timeout=20)
 
 
 @pytest.mark.slow
@@ -267,7 +262,7 @@ def test_a_sigkill_of_the_adapter_actor_loses_nothing_and_posts_nothing_twice(
     os.kill(pid, signal.SIGKILL)
     more = [world.todo(f"after the kill {n}") for n in range(10)]
     texts = [f"through a kill {n}" for n in range(30)] + [f"after the kill {n}" for n in range(10)]
-    world.until(lambda: all(world.about(t) for t in texts), timeout=60)
+    until(lambda: all(world.about(t) for t in texts), timeout=60)
     for text in texts:
         assert len(world.about(text)) == 1, text  # once each
     assert len(made) + len(more) == 40
@@ -283,14 +278,14 @@ def test_the_message_map_and_cursor_survive_a_restart_of_the_whole_hub(
     gateway = Gateway(settings, CHANNELS)
     world = World(gateway, slack, background)
     try:
-        world.until(lambda: _state(gateway) == "connected")
+        until(lambda: _state(gateway) == "connected")
         todo = world.todo("Outlives a restart")
         posted = world.posted("Outlives a restart")
         gateway.close()
         gateway = world.gateway = Gateway(settings, CHANNELS)
-        world.until(lambda: _state(gateway) == "connected")
+        until(lambda: _state(gateway) == "connected")
         gateway.request("PUT", f"/api/v1/todos/{todo}", {"status": "blocked"})
-        world.until(lambda: "blocked" in posted.text)
+        until(lambda: "blocked" in posted.text)
         assert world.about("Outlives a restart") == [posted]  # the same ts, edited
         reaction = reaction_added(posted)
         status, body = world.signed("/adapters/slack/events", reaction)

@@ -6,9 +6,8 @@ with the official `twilio` library, and the emulator calls the hub's webhook as 
 from __future__ import annotations
 
 import json
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.twilio import TwilioEmulator
 from tests.transports.conftest import SESSION, Gateway
+from tests.waiting import until
 from transports.channels import CHANNELS
 
 ALICE, BOB = "+14155552671", "+12025550123"
@@ -29,12 +29,6 @@ class World:
         self.gateway = gateway
         self.twilio = twilio
         self.background = background
-
-    def until(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
 
     def session_of(self, platform: str) -> str | None:
         """The session the adapter of `platform` keeps (the catalog lists it soon after)."""
@@ -78,7 +72,7 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = settings_for(tmp_path_factory.mktemp("sms"), adapter_env=env)
     gateway = Gateway(settings, CHANNELS)
     made = World(gateway, twilio, background)
-    made.until(lambda: made.adapter()["state"] == "connected")
+    until(lambda: made.adapter()["state"] == "connected")
     yield made
     gateway.close()
     background.call(twilio.stop())
@@ -88,10 +82,10 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def test_a_todo_made_over_rest_is_texted_and_a_signed_done_completes_it(world: World) -> None:
     status, reply = world.text(ALICE, "LIST")  # the SMS session is made on first use
     assert status == 200 and reply == ["no open todos"]
-    world.until(lambda: world.session_of("sms") is not None)
+    until(lambda: world.session_of("sms") is not None)
     sms = str(world.session_of("sms"))
     todo = world.todo("Water the plants", session=sms)
-    world.until(lambda: all(world.texted(n, "todo: Water the plants") for n in (ALICE, BOB)))
+    until(lambda: all(world.texted(n, "todo: Water the plants") for n in (ALICE, BOB)))
 
     status, error = world.text(BOB, "DONE 1", signature="bm90IGEgc2lnbmF0dXJl")
     assert status == 401 and error["field"] == "X-Twilio-Signature", error
@@ -104,19 +98,19 @@ def test_a_todo_made_over_rest_is_texted_and_a_signed_done_completes_it(world: W
     assert status == 200
     _, view, _ = world.gateway.request("GET", f"/api/v1/todos/{todo}")
     assert view["entity"]["status"] == "completed" and view["seq"] == 2  # applied once
-    world.until(lambda: bool(world.texted(ALICE, "updated: todo: Water the plants\ncompleted")))
+    until(lambda: bool(world.texted(ALICE, "updated: todo: Water the plants\ncompleted")))
 
 
 def test_stop_and_start_over_the_webhook_and_strangers_counted(world: World) -> None:
     status, reply = world.text(ALICE, "STOP")
     assert status == 200 and reply == []  # Twilio confirms an opt-out itself
     world.todo("Only for Bob")
-    world.until(lambda: bool(world.texted(BOB, "todo: Only for Bob")))
+    until(lambda: bool(world.texted(BOB, "todo: Only for Bob")))
     assert not world.texted(ALICE, "Only for Bob")
     world.text(ALICE, "START")
     world.todo("For both again")
-    world.until(lambda: all(world.texted(n, "todo: For both again") for n in (ALICE, BOB)))
+    until(lambda: all(world.texted(n, "todo: For both again") for n in (ALICE, BOB)))
     ignored = world.adapter()["ignored"]
     status, reply = world.text("+13125550199", "ADD free money")
     assert status == 200 and reply == []
-    world.until(lambda: world.adapter()["ignored"] == ignored + 1)
+    until(lambda: world.adapter()["ignored"] == ignored + 1)

@@ -4,8 +4,7 @@ as Meta signs them, through the gateway."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from tests.actors.conftest import settings_for
 from tests.emulators import Background
 from tests.emulators.whatsapp import Sent, WhatsAppEmulator
 from tests.transports.conftest import SESSION, Gateway
+from tests.waiting import until
 from transports.channels import CHANNELS
 
 ALICE = "15551230001"
@@ -26,12 +26,6 @@ class World:
         self.wa = wa
         self.background = background
 
-    def until(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.02)
-
     def posted(self, content: str) -> Sent:
         """The one message showing the todo named `content`, once it is there."""
 
@@ -43,7 +37,7 @@ class World:
                 if any(h in s.text for h in heads) and not s.text.startswith("updated")
             ]
 
-        self.until(lambda: len(showing()) == 1)
+        until(lambda: len(showing()) == 1)
         return showing()[0]
 
     def post(self, payload: dict[str, Any], **options: Any) -> tuple[int, Any]:
@@ -76,7 +70,7 @@ def world(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     }
     gateway = Gateway(settings_for(tmp_path_factory.mktemp("whatsapp"), adapter_env=env), CHANNELS)
     made = World(gateway, wa, background)
-    made.until(lambda: _state(gateway) == "connected")
+    until(lambda: _state(gateway) == "connected")
     yield made
     gateway.close()
     background.call(wa.stop())
@@ -103,7 +97,7 @@ def test_a_todo_reaches_whatsapp_as_the_template_and_a_signed_check_mark_complet
     assert world.post(reaction)[1]["status"] == "duplicate"  # Meta redelivers: applied once
     assert world.status_of(todo) == "completed"
     # The reaction opened Alice's window: the completion goes free-form, quoting the first.
-    world.until(lambda: any(s.text.startswith("updated: ✅") for s in world.wa.sent))
+    until(lambda: any(s.text.startswith("updated: ✅") for s in world.wa.sent))
     [update] = [s for s in world.wa.sent if s.text.startswith("updated: ✅")]
     assert (update.type, update.quoted) == ("text", sent.wamid)
 
