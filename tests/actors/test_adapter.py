@@ -10,14 +10,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from actors.adapter import AdapterRunner
-from actors.local import LocalHub
-from hub.adapter_store import AdapterStore, InFlight
+from hub.adapter_store import InFlight
 from hub.adapters import AdapterMessage, AdapterState, Inbound
-from hub.envelope import Envelope, Status
-from hub.store import MemoryStore
 from hub.subscriptions import decode_published
-from tests.actors.conftest import settings_for
+from tests.actors.adapter_world import AdapterWorld
 from tests.emulators.slack import SlackEmulator
 from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.slack import SlackAdapter, SlackConfig
@@ -26,17 +22,16 @@ SESSION = "CHITTY-SESSION-SLACK1"
 PROJECT = "CHITTY-PROJ-SLACK1"
 
 
-class World:
+class World(AdapterWorld):
     """A hub, a Slack workspace, and the adapter between them (re-made by `restart`)."""
 
     def __init__(self, tmp: Path, slack: SlackEmulator) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, "slack")
         self.slack = slack
-        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
         self.users: dict[str, str] = {}  # CHITTY_SLACK_USERS
-        self.runner = self._runner()
+        self.start()
 
-    def _runner(self) -> AdapterRunner:
+    def make_adapter(self) -> SlackAdapter:
         config = SlackConfig(
             bot_token=self.slack.token,
             channel="CGENERAL",
@@ -45,30 +40,7 @@ class World:
             users=self.users,
             audience_ttl_s=0,  # membership looked up at every delivery
         )
-        store = AdapterStore(self.tmp / "adapters" / "slack")
-        return AdapterRunner(
-            "slack", SlackAdapter(config), store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
-        )
-
-    async def restart(self) -> None:
-        await self.runner.stop()
-        self.runner.store.close()
-        self.runner = self._runner()
-        await self.connect()
-
-    async def connect(self) -> None:
-        await self.runner.connect()
-        assert self.runner.state is AdapterState.CONNECTED
-
-    async def write(self, *messages: Any) -> list[Any]:
-        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
-        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
-        return outcomes
-
-    async def pump(self) -> float:
-        """Take what the hub committed and deliver it; the wait the service asked for."""
-        await self.runner.follow_once()
-        return await self.runner.deliver_once()
+        return SlackAdapter(config)
 
 
 async def _scenario(tmp: Path, body: Callable[[World], Awaitable[None]]) -> None:

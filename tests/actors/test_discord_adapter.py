@@ -10,13 +10,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from actors.adapter import AdapterRunner
-from actors.local import LocalHub
-from hub.adapter_store import AdapterStore, InFlight
+from hub.adapter_store import InFlight
 from hub.adapters import AdapterMessage, AdapterState
-from hub.envelope import Envelope, Status
-from hub.store import MemoryStore
-from tests.actors.conftest import settings_for
+from tests.actors.adapter_world import AdapterWorld
 from tests.emulators.discord import BOT_ID, DiscordEmulator, Posted, bot_token
 from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.discord import DiscordAdapter, DiscordConfig
@@ -28,18 +24,17 @@ PROJECT_CHANNEL = "2200000000000000002"
 ADA = "CHITTY-USER-ADA"
 
 
-class World:
+class World(AdapterWorld):
     """A hub, a Discord guild, and the adapter between them (re-made by `restart`)."""
 
     def __init__(self, tmp: Path, discord: DiscordEmulator) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, "discord")
         self.discord = discord
-        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
         self.token = discord.token
         self.webhook: str | None = None  # CHITTY_DISCORD_WEBHOOK_URL
-        self.runner = self._runner()
+        self.start()
 
-    def _runner(self) -> AdapterRunner:
+    def make_adapter(self) -> DiscordAdapter:
         config = DiscordConfig(
             bot_token=self.token,
             channel=GENERAL,
@@ -48,34 +43,7 @@ class World:
             webhook_url=self.webhook,
             ready_timeout_s=10,
         )
-        store = AdapterStore(self.tmp / "adapters" / "discord")
-        return AdapterRunner(
-            "discord",
-            DiscordAdapter(config),
-            store,
-            self.hub,
-            self.hub.outboxes(),
-            backoff_cap_s=0.5,
-        )
-
-    async def restart(self) -> None:
-        await self.runner.stop()
-        self.runner.store.close()
-        self.runner = self._runner()
-        await self.connect()
-
-    async def connect(self) -> None:
-        await self.runner.connect()
-        assert self.runner.state is AdapterState.CONNECTED, self.runner.detail
-
-    async def write(self, *messages: Any) -> None:
-        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
-        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
-
-    async def pump(self) -> float:
-        """Take what the hub committed and deliver it; the wait the service asked for."""
-        await self.runner.follow_once()
-        return await self.runner.deliver_once()
+        return DiscordAdapter(config)
 
     def about(self, content: str) -> list[Posted]:
         """The top-level messages showing the entity named `content`."""

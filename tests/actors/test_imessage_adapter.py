@@ -15,8 +15,8 @@ from actors.adapter import AdapterRunner
 from actors.local import LocalHub
 from hub.adapter_store import AdapterStore
 from hub.adapters import AdapterState, CanEdit, HookRefused, HookRequest, Inbound
-from hub.envelope import Envelope, Status
 from hub.store import MemoryStore
+from tests.actors.adapter_world import AdapterWorld
 from tests.actors.conftest import settings_for
 from tests.emulators.bluebubbles import (
     CHAT,
@@ -44,43 +44,20 @@ PROJECT = "CHITTY-PROJ-IMSG1"
 SECRET = "hook-secret"
 
 
-class World:
+class World(AdapterWorld):
     """A hub, a BlueBubbles server, and the adapter between them (re-made by `restart`)."""
 
     def __init__(self, tmp: Path, bb: BlueBubblesEmulator) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, "imessage")
         self.bb = bb
-        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
         self.config = IMessageConfig(
             url=bb.url, password=bb.password, chat=CHAT, webhook_secret=SECRET
         )
         self.hooks = BlueBubblesHooks(self.config)
-        self.runner = self._runner()
+        self.start()
 
-    def _runner(self) -> AdapterRunner:
-        store = AdapterStore(self.tmp / "adapters" / "imessage")
-        adapter = BlueBubblesAdapter(self.config)
-        return AdapterRunner(
-            "imessage", adapter, store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
-        )
-
-    async def restart(self) -> None:
-        await self.runner.stop()
-        self.runner.store.close()
-        self.runner = self._runner()
-        await self.connect()
-
-    async def connect(self) -> None:
-        await self.runner.connect()
-        assert self.runner.state is AdapterState.CONNECTED, self.runner.detail
-
-    async def write(self, *messages: Any) -> None:
-        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
-        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
-
-    async def pump(self) -> float:
-        await self.runner.follow_once()
-        return await self.runner.deliver_once()
+    def make_adapter(self) -> BlueBubblesAdapter:
+        return BlueBubblesAdapter(self.config)
 
     async def todo(self, todo: str, content: str) -> Sent:
         """A todo made in the hub, and the one message that shows it."""

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.adapter import AdapterRunner, Answer
-from actors.local import LocalHub
-from hub.adapter_store import AdapterStore
+from actors.adapter import Answer
 from hub.adapters import (
     AdapterMessage,
     AdapterState,
@@ -25,9 +23,7 @@ from hub.adapters import (
 )
 from hub.catalog import Query
 from hub.domains import SyncDomain
-from hub.envelope import Envelope, Status
-from hub.store import MemoryStore
-from tests.actors.conftest import settings_for
+from tests.actors.adapter_world import AdapterWorld
 from tests.emulators.twilio import TwilioEmulator
 from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.sms import SmsAdapter, SmsConfig, SmsHooks, gsm7, parts
@@ -39,41 +35,23 @@ PUBLIC = "https://hub.example.com"  # what Twilio calls; the gateway behind a pr
 PATH = "/adapters/sms/inbound"
 
 
-class World:
+class World(AdapterWorld):
     """A hub, a Twilio account, and the adapter between them (re-made by `restart`)."""
 
     def __init__(self, tmp: Path, twilio: TwilioEmulator) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, "sms")
         self.twilio = twilio
-        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
         self.config = SmsConfig.from_env(twilio.env(f"{ALICE}, {BOB}", PUBLIC))
         self.hooks = SmsHooks(self.config)
-        self.runner = self._runner()
+        self.start()
 
-    def _runner(self) -> AdapterRunner:
-        store = AdapterStore(self.tmp / "adapters" / "sms")
-        return AdapterRunner(
-            "sms", SmsAdapter(self.config), store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
-        )
+    def make_adapter(self) -> SmsAdapter:
+        return SmsAdapter(self.config)
 
     @property
     def adapter(self) -> SmsAdapter:
         assert isinstance(self.runner.adapter, SmsAdapter)
         return self.runner.adapter
-
-    async def restart(self) -> None:
-        await self.runner.stop()
-        self.runner.store.close()
-        self.runner = self._runner()
-        await self.runner.connect()
-
-    async def write(self, *messages: Any) -> None:
-        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
-        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
-
-    async def pump(self) -> float:
-        await self.runner.follow_once()
-        return await self.runner.deliver_once()
 
     def request(
         self, sender: str, body: str, sid: str | None = None, **signing: Any

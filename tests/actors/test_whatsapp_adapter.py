@@ -14,13 +14,9 @@ import pytest
 from multidict import CIMultiDict
 from pydantic import ValidationError
 
-from actors.adapter import AdapterRunner, Answer
-from actors.local import LocalHub
-from hub.adapter_store import AdapterStore
+from actors.adapter import Answer
 from hub.adapters import AdapterMessage, AdapterState, HookRefused, HookRequest, RateLimited
-from hub.envelope import Envelope, Status
-from hub.store import MemoryStore
-from tests.actors.conftest import settings_for
+from tests.actors.adapter_world import AdapterWorld
 from tests.emulators.whatsapp import Sent, WhatsAppEmulator
 from tests.messages import create_todo, project_and_session, sync_message
 from transports.channels.whatsapp import (
@@ -36,13 +32,12 @@ PROJECT = "CHITTY-PROJ-WA1"
 ALICE, BOB = "15551230001", "15551230002"
 
 
-class World:
+class World(AdapterWorld):
     """A hub, a WhatsApp number, and the adapter between them (re-made by `restart`)."""
 
     def __init__(self, tmp: Path, wa: WhatsAppEmulator, **config: Any) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, "whatsapp")
         self.wa = wa
-        self.hub = LocalHub(MemoryStore(), settings_for(tmp), tmp / "shards.json")
         self.config = WhatsAppConfig(
             token=wa.token,
             phone_number_id=wa.phone_number_id,
@@ -54,33 +49,15 @@ class World:
             min_gap_s=config.pop("min_gap_s", 0.0),
         )
         self.hooks = WhatsAppHooks(self.config)
-        self.runner = self._runner()
+        self.start()
 
-    def _runner(self) -> AdapterRunner:
-        store = AdapterStore(self.tmp / "adapters" / "whatsapp")
-        adapter = WhatsAppAdapter(self.config)
-        return AdapterRunner(
-            "whatsapp", adapter, store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
-        )
+    def make_adapter(self) -> WhatsAppAdapter:
+        return WhatsAppAdapter(self.config)
 
     @property
     def adapter(self) -> WhatsAppAdapter:
         assert isinstance(self.runner.adapter, WhatsAppAdapter)
         return self.runner.adapter
-
-    async def restart(self) -> None:
-        await self.runner.stop()
-        self.runner.store.close()
-        self.runner = self._runner()
-        await self.runner.connect()
-
-    async def write(self, *messages: Any) -> None:
-        outcomes = await self.hub.route([Envelope.of(m) for m in messages])
-        assert all(o.status is Status.APPLIED for o in outcomes), outcomes
-
-    async def pump(self) -> float:
-        await self.runner.follow_once()
-        return await self.runner.deliver_once()
 
     async def webhook(self, payload: dict[str, Any]) -> list[Answer]:
         """What the gateway does with a signed webhook call: each event to the runner."""
