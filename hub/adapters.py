@@ -281,6 +281,37 @@ class ModelAdapter(Protocol):
     async def sync_conversation(self, messages: Sequence[Mapping[str, JsonValue]]) -> None: ...
 
 
+# -- where entities go ------------------------------------------------------------------------
+
+
+def pairs(text: str) -> dict[str, str]:
+    """A setting such as `CHITTY-PROJ-A=C123,CHITTY-PROJ-B=C456` as a mapping (blank parts
+    ignored)."""
+    found = {}
+    for part in text.split(","):
+        key, _, value = part.strip().partition("=")
+        if key and value:
+            found[key.strip()] = value.strip()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRoutes:
+    """Which native channel shows a project's entities: its own, else the default (what a
+    channel adapter's `channel_for` answers), and the project a channel stands for."""
+
+    default: str | None
+    by_project: Mapping[str, str] = field(default_factory=dict)
+
+    def channel_for(self, project_id: str | None) -> str | None:
+        if project_id is not None and project_id in self.by_project:
+            return self.by_project[project_id]
+        return self.default
+
+    def project_of(self, channel: str) -> str | None:
+        return next((p for p, c in self.by_project.items() if c == channel), None)
+
+
 # -- webhooks ---------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from hub.adapters import (
     AdapterMessage,
     BadCredentials,
     ChannelCapabilities,
+    ChannelRoutes,
     DeliveryError,
     Handler,
     Inbound,
@@ -52,6 +53,7 @@ from hub.adapters import (
     PermanentFailure,
     RateLimited,
     TransientFailure,
+    pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ class DiscordConfig(BaseModel):
             bot_token=env["DISCORD_BOT_TOKEN"],
             channel=env["CHITTY_DISCORD_CHANNEL"],
             api_url=(env.get("CHITTY_DISCORD_API_URL") or DISCORD_API).rstrip("/"),
-            project_channels=_pairs(env.get("CHITTY_DISCORD_CHANNELS", "")),
+            project_channels=pairs(env.get("CHITTY_DISCORD_CHANNELS", "")),
             webhook_url=env.get("CHITTY_DISCORD_WEBHOOK_URL") or None,
         )
 
@@ -122,16 +124,6 @@ ENV = (
     "CHITTY_DISCORD_API_URL",
 )
 NEEDS = ("DISCORD_BOT_TOKEN", "CHITTY_DISCORD_CHANNEL")
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """`A=1,B=2` as a mapping (blank parts ignored)."""
-    pairs = {}
-    for part in text.split(","):
-        key, _, value = part.strip().partition("=")
-        if key and value:
-            pairs[key.strip()] = value.strip()
-    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +209,7 @@ class DiscordAdapter:
         # A channel id -> its parent when it is a thread (a thread's id is its starter
         # message's), None when it is not.
         self._threads: dict[str, str | None] = {c: None for c in self.channels()}
-        self._by_channel = {c: p for p, c in config.project_channels.items()}
+        self.routes = ChannelRoutes(config.channel, config.project_channels)
 
     def channels(self) -> set[str]:
         return {self.config.channel, *self.config.project_channels.values()}
@@ -368,13 +360,11 @@ class DiscordAdapter:
 
     def channel_for(self, project_id: str | None) -> str | None:
         """A project's mapped channel, else the default one."""
-        if project_id is not None and project_id in self.config.project_channels:
-            return self.config.project_channels[project_id]
-        return self.config.channel
+        return self.routes.channel_for(project_id)
 
     def project_of(self, channel: str) -> str | None:
         """The project a channel is mapped to, if one is."""
-        return self._by_channel.get(channel)
+        return self.routes.project_of(channel)
 
     def threads(self) -> bool:
         return True

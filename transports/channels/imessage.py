@@ -35,6 +35,7 @@ from hub.adapters import (
     AdapterMessage,
     BadCredentials,
     ChannelCapabilities,
+    ChannelRoutes,
     Handler,
     Hook,
     HookAnswer,
@@ -46,6 +47,7 @@ from hub.adapters import (
     RateLimited,
     Received,
     TransientFailure,
+    pairs,
 )
 
 PART = 4_000  # iMessage has no hard limit; longer texts go as several bubbles, nothing cut
@@ -83,11 +85,7 @@ class IMessageConfig(BaseModel):
     def from_env(cls, env: Mapping[str, str]) -> IMessageConfig:
         if env.get("CHITTY_IMESSAGE_MODE", "bluebubbles") == "direct":
             return cls(mode="direct", to=env["CHITTY_IMESSAGE_TO"])
-        chats = {}
-        for part in env.get("CHITTY_IMESSAGE_CHATS", "").split(","):
-            project, _, chat = part.strip().partition("=")
-            if project and chat:
-                chats[project.strip()] = chat_guid(chat)
+        chats = {p: chat_guid(c) for p, c in pairs(env.get("CHITTY_IMESSAGE_CHATS", "")).items()}
         return cls(
             url=env["CHITTY_BLUEBUBBLES_URL"].rstrip("/"),
             password=env["CHITTY_BLUEBUBBLES_PASSWORD"],
@@ -163,7 +161,7 @@ class BlueBubblesAdapter:
         self._connected = False
         self._handler: Handler | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._by_chat = {c: p for p, c in config.project_chats.items()}
+        self.routes = ChannelRoutes(config.chat, config.project_chats)
         self._parts_sent: dict[str, list[str]] = {}  # a delivery's parts posted so far
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -200,12 +198,10 @@ class BlueBubblesAdapter:
 
     def channel_for(self, project_id: str | None) -> str | None:
         """A project's chat, else the default one."""
-        if project_id is not None and project_id in self.config.project_chats:
-            return self.config.project_chats[project_id]
-        return self.config.chat
+        return self.routes.channel_for(project_id)
 
     def project_of(self, channel: str) -> str | None:
-        return self._by_chat.get(channel)
+        return self.routes.project_of(channel)
 
     def split(self, text: str) -> list[str]:
         return split(text)

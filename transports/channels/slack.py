@@ -34,6 +34,7 @@ from hub.adapters import (
     AdapterMessage,
     BadCredentials,
     ChannelCapabilities,
+    ChannelRoutes,
     Handler,
     Hook,
     HookAnswer,
@@ -45,6 +46,7 @@ from hub.adapters import (
     RateLimited,
     Received,
     TransientFailure,
+    pairs,
 )
 from hub.render import status_of
 
@@ -99,8 +101,8 @@ class SlackConfig(BaseModel):
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             app_token=env.get("SLACK_APP_TOKEN") or None,
             api_url=env.get("CHITTY_SLACK_API_URL") or SLACK_API,
-            project_channels=_pairs(env.get("CHITTY_SLACK_CHANNELS", "")),
-            users=_pairs(env.get("CHITTY_SLACK_USERS", "")),
+            project_channels=pairs(env.get("CHITTY_SLACK_CHANNELS", "")),
+            users=pairs(env.get("CHITTY_SLACK_USERS", "")),
         )
 
 
@@ -116,16 +118,6 @@ ENV = (
 NEEDS = ("SLACK_BOT_TOKEN", "CHITTY_SLACK_CHANNEL")
 
 
-def _pairs(text: str) -> dict[str, str]:
-    """`A=1,B=2` as a mapping (blank parts ignored)."""
-    pairs = {}
-    for part in text.split(","):
-        key, _, value = part.strip().partition("=")
-        if key and value:
-            pairs[key.strip()] = value.strip()
-    return pairs
-
-
 class SlackAdapter:
     """The hub's Slack app (see the module)."""
 
@@ -138,7 +130,7 @@ class SlackAdapter:
         self._handler: Handler | None = None
         self._web: AsyncWebClient | None = None
         self._socket: SocketModeClient | None = None
-        self._by_channel = {c: p for p, c in config.project_channels.items()}
+        self.routes = ChannelRoutes(config.channel, config.project_channels)
         self._bot_user: str | None = None
         self._audiences: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -184,13 +176,11 @@ class SlackAdapter:
 
     def channel_for(self, project_id: str | None) -> str | None:
         """A project's mapped channel, else the default one."""
-        if project_id is not None and project_id in self.config.project_channels:
-            return self.config.project_channels[project_id]
-        return self.config.channel
+        return self.routes.channel_for(project_id)
 
     def project_of(self, channel: str) -> str | None:
         """The project a channel is mapped to, if one is."""
-        return self._by_channel.get(channel)
+        return self.routes.project_of(channel)
 
     def threads(self) -> bool:
         return True
