@@ -327,6 +327,7 @@ class Hook:
     summary: str
     description: str
     auth: str
+    answers: str = "application/json"  # the media type of its answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -434,6 +434,7 @@ HOOKS = (
         "Meta's handshake: `hub.challenge` as text/plain when `hub.mode` is `subscribe` and "
         "`hub.verify_token` is WHATSAPP_VERIFY_TOKEN, else 403.",
         "hub.verify_token",
+        "text/plain",
     ),
     Hook(
         "whatsapp_webhook",

@@ -945,8 +945,9 @@ def _adapters() -> dict[str, Operation]:
                 "adapters",
                 hook.summary,
                 f"{hook.description} Authenticated by {hook.auth}.",
-                "WebhookAnswer",
-                errors=(400, 401, 404, 409, 413, 500, 503),
+                "WebhookAnswer" if hook.answers == JSON else {"type": "string"},
+                media=hook.answers,
+                errors=(400, 401, 403, 404, 409, 413, 500, 503),
             )
             for spec in CHANNELS
             for hook in spec.hooks
