@@ -31,6 +31,10 @@ ADAPTER_ENV_PREFIXES = (
     "ANTHROPIC_",
     "OPENAI_",
     "GOOGLE_AI_",
+    "CHITTY_ANTHROPIC_",
+    "CHITTY_OPENAI_",
+    "CHITTY_GEMINI_",
+    "CHITTY_SUMMARIZER_",
 )
 """Where the adapters' variables begin (each adapter reads the spec's names under these)."""
 
@@ -94,6 +98,11 @@ class HubSettings(BaseModel):
     health_record_s: Annotated[float, Field(ge=0)] = 300.0
     services_file: Path | None = None
     repo_roots: tuple[Path, ...] = ()
+    # Session summaries (`actors.summaries`): a session's own context is summarized again once
+    # its messages and todos moved by `summary_min_chars` and it was quiet `summary_quiet_s`.
+    summarize_sessions: bool = True
+    summary_min_chars: Annotated[int, Field(ge=1)] = 200
+    summary_quiet_s: Annotated[float, Field(ge=0)] = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str], **overrides: object) -> HubSettings:

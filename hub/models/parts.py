@@ -45,6 +45,7 @@ class NamedEntity(WireModel):
     name: ShortText
     type: ShortText
     ref: ChittyIdStr | None = None
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
 class Relationship(WireModel):
@@ -53,6 +54,7 @@ class Relationship(WireModel):
     source: ShortText
     target: ShortText
     type: ShortText
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
 class Enrichment(WireModel):

@@ -78,8 +78,9 @@ class OnRay:
 
 def settings_for(tmp: Path, **overrides: Any) -> HubSettings:
     """A test hub's settings; encrypted at rest (the default) with a key file of its own next
-    to the data dir, unless the test says otherwise; the watcher checks repos and services only
-    when asked (`watch=True` for a test of its intervals)."""
+    to the data dir, unless the test says otherwise; the watcher checks repos and services, and
+    sessions are summarized, only when asked (`watch=True`, `summarize_sessions=True` for a
+    test of those background jobs)."""
     keyed = {"encryption", "encryption_key", "encryption_key_file"} & overrides.keys()
     if not keyed:
         key_file = tmp.with_name(tmp.name + ".key")
@@ -88,6 +89,7 @@ def settings_for(tmp: Path, **overrides: Any) -> HubSettings:
             key_file.chmod(0o600)
         overrides["encryption_key_file"] = key_file
     overrides.setdefault("watch", False)  # repos and services checked when a test asks
+    overrides.setdefault("summarize_sessions", False)  # and sessions summarized likewise
     return HubSettings(
         data_dir=tmp,
         namespace=f"test-{next(_namespaces)}",

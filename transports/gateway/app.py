@@ -12,6 +12,7 @@ from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
+from transports.gateway.contexts import add_context_intelligence
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.headers import add_header_policy
@@ -88,6 +89,7 @@ def make_app(
     add_openapi(app)
     add_ws_routes(app, writer)
     add_sync_routes(app, hub, writer)
+    add_context_intelligence(app, hub, settings)
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
     add_principal_routes(app, hub)

@@ -34,6 +34,7 @@ from hub.models.base import DEFAULT_ON_CREATE, WireModel
 from hub.protocol import SYNC_MESSAGE
 from transports.channels import CHANNELS
 from transports.gateway.auth import PUBLIC, WEBHOOKS
+from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
 from transports.gateway.targets import KNOWN, TargetReport
@@ -845,10 +846,13 @@ def _workflows() -> dict[str, Operation]:
         "enrich_context": Operation(
             "contexts",
             "Enrich a context",
-            "Adds an enrichment (source, kind, content, confidence) that a model or service "
-            "produced to a context and returns the context. The hub calls no AI itself.",
-            "ContextResponse",
+            "No body: summarizes the context's sources (summary, key points, entities, "
+            "relationships) offline, or by Claude/GPT when configured, recording which "
+            "summarizer and version did. An enrichment body (source, kind, content, "
+            "confidence): adds what a model or service produced.",
+            "EnrichReport",
             body="Enrichment",
+            body_required=False,
             path=_id_param(SyncDomain.CONTEXTS),
             headers=HEADERS,
             errors=WRITE,
@@ -1047,6 +1051,14 @@ def _models() -> list[Any]:
             __base__=context_response,
             __doc__="The context after the hand-over and what reached the target.",
             propagation=(TargetReport, ...),
+        )
+    )
+    models.append(
+        create_model(
+            "EnrichReport",
+            __base__=context_response,
+            __doc__="The context after the enrichment; `summary` when the hub summarized it.",
+            summary=(SummaryProvenance | None, None),
         )
     )
     return models

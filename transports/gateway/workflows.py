@@ -16,6 +16,7 @@ from hub.models import Enrichment
 from hub.models.base import WireModel
 from hub.reconcile import TodoMesh
 from transports.gateway.auth import principal_of, scope_of
+from transports.gateway.contexts import summarize_context
 from transports.gateway.entities import entity_id_of, written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
@@ -184,10 +185,16 @@ class WorkflowRoutes:
         )
 
     async def enrich(self, request: web.Request) -> web.Response:
-        """Add an enrichment a model or service produced (the hub itself calls no AI)."""
+        """With no body (or `{}`): summarize the context's sources with the hub's summarizer.
+        With an enrichment: add what a model or service produced."""
         context_id = entity_id_of(request, SyncDomain.CONTEXTS)
         await self._check_write(request, context_id)
-        enrichment = Enrichment.model_validate(await read_json(request))
+        body = await read_json(request) if request.content_length or request.body_exists else {}
+        if body == {}:
+            scope = scope_of(request, self.hub.get)
+            summarized = await summarize_context(request, self.hub, self.writer, scope, context_id)
+            return web.json_response(summarized)
+        enrichment = Enrichment.model_validate(body)
         delta: dict[str, JsonValue] = {"add": {"enrichments": [enrichment.model_dump(mode="json")]}}
         message = self.writer.message(
             request, SyncDomain.CONTEXTS, "update", context_id, {}, delta=delta

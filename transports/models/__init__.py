@@ -1,0 +1,1 @@
+"""Models as the hub's clients and helpers: LLM summarizers and the model adapters."""
