@@ -11,9 +11,7 @@ def test_every_vendored_file_matches_its_pinned_hash() -> None:
 
 
 def test_every_vendored_file_is_pinned_and_every_package_has_its_licence() -> None:
-    on_disk = {
-        str(path.relative_to(VENDOR)) for path in VENDOR.rglob("*") if path.parent != VENDOR
-    }
+    on_disk = {str(path.relative_to(VENDOR)) for path in VENDOR.rglob("*") if path.parent != VENDOR}
     assert on_disk == set(pinned())
     for package in {name.split("/")[0] for name in on_disk}:
         assert f"{package}/LICENSE" in on_disk, package

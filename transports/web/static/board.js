@@ -77,9 +77,9 @@ class Board {
       { class: "toolbar" },
       h("label", { for: "board-project" }, "Project"),
       picker,
-      h("label", { for: "filter-session" }, "Session"),
+      h("label", { for: "filter-session" }, "Filter by session"),
       sessionFilter,
-      h("label", { for: "filter-assignee" }, "Assignee"),
+      h("label", { for: "filter-assignee" }, "Filter by assignee"),
       assigneeFilter,
       h("button", { type: "button", onclick: () => this.reconcile() }, "Reconcile"),
       h("a", { href: `#/mesh/${this.project.chittyId}` }, "Mesh"),
@@ -152,7 +152,7 @@ class Board {
     }
     return h(
       "form",
-      { class: "new-todo", onsubmit: submit, "aria-label": "New todo" },
+      { class: "new-todo", onsubmit: submit, "aria-label": "Add a todo" },
       h("label", { for: "new-content" }, "New todo"),
       content,
       h("label", { for: "new-session" }, "in session"),
