@@ -3,21 +3,24 @@ import { board } from "./board.js";
 import { conflicts } from "./conflicts.js";
 import { connect, h, notify } from "./core.js";
 import { history } from "./history.js";
-import { adapters, entities, sessions } from "./lists.js";
+import { adapters, entities, open, sessions } from "./lists.js";
 import { mesh } from "./mesh.js";
 
 
-const VIEWS = { board, mesh, conflicts, sessions, entities, adapters, history };
+const VIEWS = { board, mesh, conflicts, sessions, entities, adapters, history, open };
 let unmount = () => {};
+let routed = 0; // which route() call is current: a slower earlier view must not win
 
 async function route() {
   const [name, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const view = VIEWS[name] ?? board;
-  const main = document.getElementById("view");
+  const current = ++routed;
+  // Each view renders into a box of its own: one that a later route replaced is detached.
+  const box = h("div", {}, h("p", {}, "Loading…"));
+  document.getElementById("view").replaceChildren(box);
   unmount();
   unmount = () => {};
   notify("");
-  main.replaceChildren(h("p", {}, "Loading…"));
   for (const link of document.querySelectorAll("nav a")) {
     const current = link.getAttribute("href") === `#/${[name, ...args].slice(0, 2).join("/")}`
       || link.getAttribute("href") === `#/${name}`;
@@ -25,9 +28,11 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   try {
-    unmount = (await view(main, args)) ?? (() => {});
+    const stop = (await view(box, args)) ?? (() => {});
+    if (current === routed) unmount = stop;
+    else stop();
   } catch (error) {
-    main.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+    box.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
   }
 }
 
