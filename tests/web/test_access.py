@@ -90,7 +90,8 @@ def test_a_phone_sized_screen_stacks_the_columns_without_sideways_scrolling(
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390, width
         tops = page.evaluate(
-            "() => [...document.querySelectorAll('.column')].map(c => c.getBoundingClientRect().top)"
+            "() => [...document.querySelectorAll('.column')]"
+            ".map(c => c.getBoundingClientRect().top)"
         )
         assert tops == sorted(tops) and len(set(tops)) == 4  # one under another
         screenshot(page, "board-phone")
