@@ -13,13 +13,16 @@ export async function board(main, [projectId]) {
     return;
   }
   const project = projects.find((p) => p.chittyId === projectId) ?? projects[0];
-  const [todos, sessions] = await Promise.all([
-    listAll("/todos", { projectId: project.chittyId, includeMerged: "true" }),
-    listAll("/sessions", { projectId: project.chittyId }),
-  ]);
-  const state = new Board(project, todos, sessions);
+  const sessions = await listAll("/sessions", { projectId: project.chittyId });
+  const state = new Board(project, sessions);
   main.replaceChildren(...state.render(projects));
-  return onChange((frame) => state.changed(frame));
+  const stop = onChange((frame) => state.changed(frame));
+  // A list per status, side by side; each page is drawn while the next one is on its way.
+  const wanted = { projectId: project.chittyId, includeMerged: "true" };
+  await Promise.all(
+    STATUSES.map((status) => listAll("/todos", { ...wanted, status }, (items) => state.load(items))),
+  );
+  return stop;
 }
 
 function newProjectForm() {
@@ -41,9 +44,10 @@ function newProjectForm() {
 }
 
 class Board {
-  constructor(project, todos, sessions) {
+  constructor(project, sessions) {
     this.project = project;
-    this.todos = new Map(todos.map((t) => [t.chittyId, t]));
+    this.todos = new Map();
+    this.seqs = new Map(); // the newest version seen of each todo: an older one never wins
     this.sessions = sessions;
     this.cards = new Map();
     this.lists = {};
@@ -90,9 +94,33 @@ class Board {
       { class: "columns" },
       STATUSES.map((status) => this.column(status)),
     );
-    for (const todo of this.todos.values()) this.place(todo);
+    this.delegate(columns);
     this.counts();
     return [h("h1", {}, `Board: ${this.project.name}`), tools, this.createForm(), columns];
+  }
+
+  /** A page of listed todos: one fragment per column, appended once, so a board of
+   * thousands lays out once a page; versions older than one already shown are skipped. */
+  load(items) {
+    const fragments = Object.fromEntries(STATUSES.map((s) => [s, document.createDocumentFragment()]));
+    for (const { entity: todo, seq } of items) {
+      if (!this.newer(todo.chittyId, seq)) continue;
+      this.todos.set(todo.chittyId, todo);
+      const card = this.card(todo);
+      card.hidden = !this.matches(todo);
+      this.cards.get(todo.chittyId)?.remove();
+      this.cards.set(todo.chittyId, card);
+      fragments[STATUSES.includes(todo.status) ? todo.status : "pending"].append(card);
+    }
+    for (const status of STATUSES) this.lists[status].append(fragments[status]);
+    this.counts();
+  }
+
+  /** Whether `seq` is a newer version of todo `id` than any shown (and note it if so). */
+  newer(id, seq) {
+    if (seq !== undefined && (this.seqs.get(id) ?? -1) >= seq) return false;
+    if (seq !== undefined) this.seqs.set(id, seq);
+    return true;
   }
 
   column(status) {
@@ -140,7 +168,7 @@ class Board {
       if (assignee.value.trim()) body.assignees = [assignee.value.trim()];
       try {
         const made = await api("POST", "/todos", body);
-        this.upsert(made.entity);
+        this.upsert(made.entity, made.seq);
         content.value = "";
         notify(`Added “${made.entity.content}”.`);
       } catch (error) {
@@ -167,45 +195,39 @@ class Board {
     );
   }
 
+  /** A card: a clone of one template with its text filled in (a board of thousands builds
+   * fast); its controls are handled once, on the columns (see `delegate`). */
   card(todo) {
     const priority = todo.metadata?.priority ?? "medium";
-    const status = h(
-      "select",
-      {
-        "aria-label": `Status of ${todo.content}`,
-        onchange: (e) => this.move(todo.chittyId, e.target.value),
-      },
-      STATUSES.map((s) => h("option", { value: s, selected: s === todo.status }, LABELS[s])),
-    );
-    const card = h(
-      "li",
-      {
-        class: `card priority-${priority}${todo.mergedInto ? " merged" : ""}`,
-        draggable: todo.mergedInto ? "false" : "true",
-        tabindex: "0",
-        "data-id": todo.chittyId,
-        ondragstart: (e) => e.dataTransfer.setData("text/plain", todo.chittyId),
-      },
-      h("p", { class: "content" }, todo.content),
-      h(
-        "p",
-        { class: "meta" },
-        h("span", { class: "badge" }, priority),
-        todo.deadline ? h("span", { class: "badge" }, `due ${todo.deadline.slice(0, 16).replace("T", " ")}`) : null,
-        (todo.assignees ?? []).map((a) => h("span", { class: "badge" }, `@${a}`)),
-        h("span", { class: "origin", title: "origin session" }, `from ${todo.sessionId}`),
-        todo.listedIn?.length ? h("span", { class: "badge" }, `listed in ${todo.listedIn.length + 1} sessions`) : null,
-        todo.mergedInto ? h("span", { class: "badge merged" }, `merged into ${todo.mergedInto}`) : null,
-      ),
-      h(
-        "div",
-        { class: "actions" },
-        status,
-        h("button", { type: "button", onclick: () => this.edit(todo.chittyId) }, "Edit"),
-        h("a", { href: `#/history/todos/${todo.chittyId}` }, "History"),
-      ),
-    );
+    const card = cardTemplate().cloneNode(true);
+    card.className = `card priority-${priority}${todo.mergedInto ? " merged" : ""}`;
+    card.draggable = !todo.mergedInto;
+    card.dataset.id = todo.chittyId;
+    card.querySelector(".content").textContent = todo.content;
+    const badges = [priority];
+    if (todo.deadline) badges.push(`due ${todo.deadline.slice(0, 16).replace("T", " ")}`);
+    for (const assignee of todo.assignees ?? []) badges.push(`@${assignee}`);
+    if (todo.listedIn?.length) badges.push(`listed in ${todo.listedIn.length + 1} sessions`);
+    if (todo.mergedInto) badges.push(`merged into ${todo.mergedInto}`);
+    card.querySelector(".meta").prepend(...badges.map((text) => h("span", { class: "badge" }, text)));
+    card.querySelector(".origin").textContent = `from ${todo.sessionId}`;
+    const status = card.querySelector("select");
+    status.setAttribute("aria-label", `Status of ${todo.content}`);
+    status.value = todo.status;
+    card.querySelector("a").href = `#/history/todos/${todo.chittyId}`;
     return card;
+  }
+
+  /** The cards' drag, status and edit controls, handled on their container. */
+  delegate(columns) {
+    const idOf = (event) => event.target.closest(".card")?.dataset.id;
+    columns.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", idOf(e)));
+    columns.addEventListener("change", (e) => {
+      if (e.target.matches("select.status")) this.move(idOf(e), e.target.value);
+    });
+    columns.addEventListener("click", (e) => {
+      if (e.target.matches("button.edit")) this.edit(idOf(e));
+    });
   }
 
   place(todo) {
@@ -221,13 +243,15 @@ class Board {
     }
   }
 
-  upsert(todo) {
+  upsert(todo, seq) {
+    if (!this.newer(todo.chittyId, seq)) return;
     this.todos.set(todo.chittyId, todo);
     this.place(todo);
     this.counts();
   }
 
   remove(id) {
+    this.seqs.set(id, Infinity);
     this.todos.delete(id);
     this.cards.get(id)?.remove();
     this.cards.delete(id);
@@ -256,7 +280,7 @@ class Board {
   changed(frame) {
     if (frame.type !== "state_update" || frame.domain !== "todos") return;
     if (frame.operation === "delete") this.remove(frame.entityId);
-    else if (frame.entity.projectId === this.project.chittyId) this.upsert(frame.entity);
+    else if (frame.entity.projectId === this.project.chittyId) this.upsert(frame.entity, frame.seq);
   }
 
   async move(id, status) {
@@ -264,7 +288,7 @@ class Board {
     if (!todo || todo.status === status) return;
     try {
       const written = await api("PATCH", `/todos/${id}`, { status });
-      this.upsert(written.entity);
+      this.upsert(written.entity, written.seq);
       notify(`“${todo.content}” is now ${LABELS[status].toLowerCase()}.`);
     } catch (error) {
       this.place(todo); // back where the hub keeps it
@@ -303,7 +327,8 @@ class Board {
               assignees: assignees.value.split(",").map((a) => a.trim()).filter(Boolean),
             };
             try {
-              this.upsert((await api("PATCH", `/todos/${id}`, body)).entity);
+              const written = await api("PATCH", `/todos/${id}`, body);
+              this.upsert(written.entity, written.seq);
               dialog.close();
             } catch (error) {
               notify(error.message, true);
@@ -336,6 +361,24 @@ class Board {
       notify(error.message, true);
     }
   }
+}
+
+let template = null;
+function cardTemplate() {
+  template ??= h(
+    "li",
+    { tabindex: "0" },
+    h("p", { class: "content" }),
+    h("p", { class: "meta" }, h("span", { class: "origin", title: "origin session" })),
+    h(
+      "div",
+      { class: "actions" },
+      h("select", { class: "status" }, STATUSES.map((s) => h("option", { value: s }, LABELS[s]))),
+      h("button", { type: "button", class: "edit" }, "Edit"),
+      h("a", {}, "History"),
+    ),
+  );
+  return template;
 }
 
 export function sessionLabel(session) {

@@ -30,14 +30,16 @@ export async function api(method, path, body) {
   return parsed;
 }
 
-/** Every row of a list route, following its cursor. */
-export async function listAll(path, params = {}) {
+/** Every row of a list route, following its cursor; `onPage(items)` sees each page's items
+ * (entity and seq) as it arrives. */
+export async function listAll(path, params = {}, onPage = () => {}) {
   const rows = [];
   let cursor = null;
   do {
     const query = new URLSearchParams({ ...params, limit: "500" });
     if (cursor) query.set("cursor", cursor);
     const page = await api("GET", `${path}?${query}`);
+    onPage(page.items);
     rows.push(...page.items.map((item) => item.entity ?? item));
     cursor = page.cursor;
   } while (cursor);
