@@ -28,7 +28,7 @@ from hub.auth.tokens import derive_signing_key, token_id_of
 from hub.ids import IdGenerator, Kind
 from tests.transports.conftest import Gateway
 from transports.channels import CHANNELS
-from transports.gateway.auth import PUBLIC
+from transports.gateway.auth import PUBLIC, STATIC
 
 # -- callers ----------------------------------------------------------------------------------
 
@@ -426,6 +426,21 @@ def _open(path: str) -> Check:
     return check
 
 
+def _signin(w: World, case: str) -> None:
+    """The web UI's sign-in reads no bearer credential: without its form's CSRF cookie it is
+    refused (403) whoever calls it, and no session cookie is set."""
+    answer = w.send(case, "POST", "/signin")
+    assert answer.status == 403, answer
+    assert "chitty_session" not in answer.headers.get("Set-Cookie", ""), answer.headers
+
+
+def _signout(w: World, case: str) -> None:
+    """Without a browser session there is nothing to end: back to the sign-in page (the
+    redirect followed), whatever bearer credential comes along."""
+    answer = w.send(case, "POST", "/signout")
+    assert answer.status == 200 and "Sign in" in answer.body, answer
+
+
 def _metrics(w: World, case: str) -> None:
     """The whole hub's counters: admins and services read them; members and viewers are 403."""
     answer = w.send(case, "GET", "/metrics")
@@ -538,6 +553,9 @@ MATRIX: dict[tuple[str, str], Check] = {
     },
     ("GET", "/health"): _open("/health"),
     ("GET", "/"): _open("/"),
+    ("POST", "/signin"): _signin,
+    ("POST", "/signout"): _signout,
+    ("GET", "/static/{path}"): _open("/static/app.js"),
     ("GET", "/metrics"): _metrics,
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),
     ("GET", "/ws"): _ws,
@@ -610,8 +628,8 @@ def _ids_of(key: tuple[str, str]) -> str:
 def test_refused_callers(world: World, route: tuple[str, str], case: str) -> None:
     _served(world, route)
     method, template = route
-    if template in PUBLIC:  # the public routes: a credential is neither needed nor read
-        assert world.send(case, method, template).status == 200
+    if template in PUBLIC or template.startswith(STATIC):  # no credential needed nor read
+        MATRIX[route](world, case)
         return
     if template == "/ws":
         world.gateway.call(_ws_refused(world, case))

@@ -17,13 +17,13 @@ from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
 from transports.gateway.headers import add_header_policy
 from transports.gateway.hub_api import Hub, Writer
-from transports.gateway.index import index
 from transports.gateway.metrics import add_metrics, request_metrics
 from transports.gateway.openapi import add_openapi
 from transports.gateway.principals import add_principal_routes
 from transports.gateway.sync import add_sync_routes
 from transports.gateway.workflows import add_workflow_routes
 from transports.gateway.ws import add_ws_routes
+from transports.web import add_web_routes
 
 HUB = web.AppKey("hub", Hub)  # type: ignore[type-abstract]
 SETTINGS = web.AppKey("settings", HubSettings)
@@ -68,9 +68,10 @@ def make_app(
     """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
     /ws, and (given the URL where this gateway answers, and how to trust its certificate when
     that is https) MCP over streamable HTTP at /mcp.
-    Every route but /, /health and the OpenAPI document needs a credential checked against
-    `tokens` (by default the deployment's token store, opened here) or the configured OIDC
-    issuer."""
+    The web UI at / signs a browser in to a cookie session (see `browser`). Every route but
+    /, /health, the OpenAPI document and the UI's sign-in and files needs a credential checked
+    against `tokens` (by default the deployment's token store, opened here) or the configured
+    OIDC issuer."""
     app = web.Application(
         middlewares=[request_metrics, json_errors, authenticate], client_max_size=MAX_BODY
     )
@@ -84,7 +85,7 @@ def make_app(
     app[SETTINGS] = settings
     app[WRITER] = writer
     app.router.add_get("/health", health, name="health")
-    app.router.add_get("/", index, name="index")
+    add_web_routes(app)  # / and the web UI
     add_metrics(app, hub)
     add_openapi(app)
     add_ws_routes(app, writer)

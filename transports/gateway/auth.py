@@ -1,8 +1,9 @@
 """Who is asking, and may they: authentication, request signing and abuse limits at the edge,
 scope checks for handlers.
 
-Every request but `/`, `/health` and `/api/v1/openapi.json` (they hold no data) carries
-`Authorization: Bearer <credential>`: a hub token (`chitty_...`, from `chitty token create` or
+Every request but `/`, `/health` and `/api/v1/openapi.json` (they hold no data), the web UI's
+sign-in and its static files carries `Authorization: Bearer <credential>` (or a browser
+session's cookie, see `browser`): a hub token (`chitty_...`, from `chitty token create` or
 the admin token `chitty up` prints on first start) or, when the hub is configured with an OIDC
 issuer, a user's JWT. Service principals also sign every request
 (HMAC-SHA256 over method, path, timestamp, nonce and body). A request that cannot
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeGuard
@@ -31,9 +33,11 @@ from hub.entity import EntityView
 from hub.ids import InvalidChittyId, parse
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
+from transports.gateway.browser import COOKIE, CSRF_HEADER, SAFE_METHODS, BrowserSessions
 from transports.gateway.errors import ApiError, Handler
 
-PUBLIC = frozenset({"/", "/health", "/api/v1/openapi.json"})
+PUBLIC = frozenset({"/", "/health", "/api/v1/openapi.json", "/signin", "/signout"})
+STATIC = "/static/"  # the web UI's scripts, styles and vendored libraries: no data
 WEBHOOKS = "/adapters/"  # services' webhooks: their own signatures authenticate them
 JWKS_TTL_S = 300.0
 JWKS_MIN_REFRESH_S = 30.0
@@ -87,6 +91,7 @@ class Auth:
         self.signatures = Verifier(window_s=settings.signature_window_s)
         self.rates = RateLimiter(settings.rate_per_s, settings.rate_burst)
         self.connections = ConnectionLimiter(settings.max_ws_per_principal)
+        self.browsers = BrowserSessions()
         self.oidc: OidcVerifier | None = None
         self.jwks: Jwks | None = None
         if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
@@ -170,6 +175,8 @@ def bearer(request: web.Request) -> str:
     credential = credential.strip()
     if not credential and request.path == "/ws":
         credential = request.query.get("access_token", "")
+    if not credential and not header:
+        credential = browser_credential(request)
     if not credential:
         raise unauthenticated("a credential is required: Authorization: Bearer <token>")
     if len(credential) > 8192:
@@ -177,10 +184,24 @@ def bearer(request: web.Request) -> str:
     return credential
 
 
+def browser_credential(request: web.Request) -> str:
+    """The credential behind the request's session cookie ("" without one); a request that
+    may change something must carry the session's CSRF token too (else 403)."""
+    session_id = request.cookies.get(COOKIE)
+    session = None if session_id is None else request.app[AUTH].browsers.get(session_id)
+    if session is None:
+        return ""
+    if request.method not in SAFE_METHODS and not secrets.compare_digest(
+        request.headers.get(CSRF_HEADER, ""), session.csrf
+    ):
+        raise ApiError(403, "csrf", f"a signed-in browser must send {CSRF_HEADER}", CSRF_HEADER)
+    return session.credential
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the request's principal, or answer 401/429 before any handler runs."""
-    if request.path in PUBLIC or request.path.startswith(WEBHOOKS):
+    if request.path in PUBLIC or request.path.startswith((WEBHOOKS, STATIC)):
         return await handler(request)
     auth = request.app[AUTH]
     try:

@@ -33,7 +33,7 @@ from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
 from hub.models.base import DEFAULT_ON_CREATE, WireModel
 from hub.protocol import SYNC_MESSAGE
 from transports.channels import CHANNELS
-from transports.gateway.auth import PUBLIC, WEBHOOKS
+from transports.gateway.auth import PUBLIC, STATIC, WEBHOOKS
 from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
@@ -345,6 +345,23 @@ class WebhookAnswer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class SignInForm(BaseModel):
+    """The web UI's sign-in form (application/x-www-form-urlencoded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    csrf: str = Field(description="The form's CSRF token, as the sign-in page set it.")
+    token: str = Field(description="A hub token (or, with an OIDC issuer, an ID token).")
+
+
+class SignOutForm(BaseModel):
+    """The web UI's sign-out form (application/x-www-form-urlencoded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    csrf: str = Field(description="The browser session's CSRF token.")
+
+
 class TokenInfo(BaseModel):
     """A token of the principal, as `chitty token list` shows it: never its secret."""
 
@@ -467,6 +484,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     path: Mapping[str, Schema] = field(default_factory=dict)  # path parameters, by name
     media: str = JSON
+    body_media: str = JSON
     also: Mapping[int, str] = field(default_factory=dict)  # other statuses with the same body
 
 
@@ -970,12 +988,43 @@ def _operations() -> dict[str, Operation]:
             also={503: "Degraded: some actor did not answer."},
         ),
         "index": Operation(
-            "operations",
-            "Start page",
-            "A short HTML page pointing at this API, its OpenAPI document, the CLI and the docs "
-            "(no credential needed).",
+            "web",
+            "Web UI",
+            "The web UI for a signed-in browser; else its sign-in page, which also points at "
+            "this API, its OpenAPI document, the CLI and the docs (no credential needed).",
             {"type": "string"},
             media="text/html",
+        ),
+        "signin": Operation(
+            "web",
+            "Sign in a browser",
+            "Exchanges a hub token for an HttpOnly, SameSite=Strict session cookie and answers "
+            "303 to /. A wrong token: 401, a bad CSRF token: 403 (each the sign-in page).",
+            {"type": "string"},
+            status=303,
+            body="SignInForm",
+            body_media="application/x-www-form-urlencoded",
+            media="text/html",
+            also={401: "The token is not accepted.", 403: "The form's CSRF token is wrong."},
+        ),
+        "signout": Operation(
+            "web",
+            "Sign out a browser",
+            "Ends the browser session its cookie names (the token stays valid); 303 to /.",
+            {"type": "string"},
+            status=303,
+            body="SignOutForm",
+            body_media="application/x-www-form-urlencoded",
+            media="text/html",
+            errors=(403,),
+        ),
+        "static": Operation(
+            "web",
+            "Web UI files",
+            "The web UI's scripts, styles and vendored libraries (no credential, no data).",
+            {"type": "string"},
+            media="application/octet-stream",
+            errors=(404,),
         ),
         "metrics": Operation(
             "operations",
@@ -1013,6 +1062,8 @@ OPERATIONS: Mapping[str, Operation] = _operations()
 def _models() -> list[Any]:
     models: list[Any] = [
         Error,
+        SignInForm,
+        SignOutForm,
         ConflictResolution,
         SyncRequest,
         ResolveRequest,
@@ -1216,7 +1267,7 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
     responses: dict[str, Schema] = {str(op.status): {"description": op.summary, "content": content}}
     for status, text in op.also.items():
         responses[str(status)] = {"description": text, "content": content}
-    public = template in PUBLIC or template.startswith(WEBHOOKS)
+    public = template in PUBLIC or template.startswith((WEBHOOKS, STATIC))
     errors = set(op.errors) if public else {*op.errors, *AUTHENTICATED}
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
@@ -1233,7 +1284,7 @@ def _operation(name: str, op: Operation, template: str) -> Schema:
     if op.body is not None:
         out["requestBody"] = {
             "required": op.body_required,
-            "content": {JSON: {"schema": ref(op.body)}},
+            "content": {op.body_media: {"schema": ref(op.body)}},
         }
     out["responses"] = responses
     return out

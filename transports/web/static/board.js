@@ -1,0 +1,391 @@
+// The Board: a project's todos in columns by status, live. Drag a card (or pick its status)
+// to change it; the hub refuses an illegal transition and the notice says why.
+import { ApiFailure, api, h, listAll, notify, onChange } from "./core.js";
+
+export const STATUSES = ["pending", "in_progress", "blocked", "completed"];
+const LABELS = { pending: "Pending", in_progress: "In progress", blocked: "Blocked", completed: "Completed" };
+const PRIORITIES = ["low", "medium", "high", "critical"];
+
+export async function board(main, [projectId]) {
+  const projects = await listAll("/projects");
+  if (!projects.length) {
+    main.replaceChildren(h("h1", {}, "Board"), newProjectForm());
+    return;
+  }
+  const project = projects.find((p) => p.chittyId === projectId) ?? projects[0];
+  const sessions = await listAll("/sessions", { projectId: project.chittyId });
+  const state = new Board(project, sessions);
+  main.replaceChildren(...state.render(projects));
+  const stop = onChange((frame) => state.changed(frame));
+  // A list per status, side by side; each page is drawn while the next one is on its way.
+  const wanted = { projectId: project.chittyId, includeMerged: "true" };
+  await Promise.all(
+    STATUSES.map((status) => listAll("/todos", { ...wanted, status }, (items) => state.load(items))),
+  );
+  return stop;
+}
+
+function newProjectForm() {
+  const name = h("input", { id: "project-name", required: true });
+  return h(
+    "form",
+    {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const made = await api("POST", "/projects", { name: name.value });
+        location.hash = `#/board/${made.entity.chittyId}`;
+      },
+    },
+    h("p", {}, "No project yet."),
+    h("label", { for: "project-name" }, "Project name"),
+    name,
+    h("button", { type: "submit" }, "Create project"),
+  );
+}
+
+class Board {
+  constructor(project, sessions) {
+    this.project = project;
+    this.todos = new Map();
+    this.seqs = new Map(); // the newest version seen of each todo: an older one never wins
+    this.sessions = sessions;
+    this.cards = new Map();
+    this.lists = {};
+    this.filter = { session: "", assignee: "" };
+  }
+
+  render(projects) {
+    const picker = h(
+      "select",
+      {
+        id: "board-project",
+        onchange: (e) => (location.hash = `#/board/${e.target.value}`),
+      },
+      projects.map((p) =>
+        h("option", { value: p.chittyId, selected: p.chittyId === this.project.chittyId }, p.name),
+      ),
+    );
+    const sessionFilter = h(
+      "select",
+      { id: "filter-session", onchange: (e) => this.refilter({ session: e.target.value }) },
+      h("option", { value: "" }, "All sessions"),
+      this.sessions.map((s) => h("option", { value: s.chittyId }, sessionLabel(s))),
+    );
+    const assigneeFilter = h("input", {
+      id: "filter-assignee",
+      placeholder: "CHITTY-…",
+      oninput: (e) => this.refilter({ assignee: e.target.value.trim() }),
+    });
+    const tools = h(
+      "div",
+      { class: "toolbar" },
+      h("label", { for: "board-project" }, "Project"),
+      picker,
+      h("label", { for: "filter-session" }, "Filter by session"),
+      sessionFilter,
+      h("label", { for: "filter-assignee" }, "Filter by assignee"),
+      assigneeFilter,
+      h("button", { type: "button", onclick: () => this.reconcile() }, "Reconcile"),
+      h("a", { href: `#/mesh/${this.project.chittyId}` }, "Mesh"),
+      h("a", { href: `#/history/projects/${this.project.chittyId}` }, "History"),
+    );
+    const columns = h(
+      "div",
+      { class: "columns" },
+      STATUSES.map((status) => this.column(status)),
+    );
+    this.delegate(columns);
+    this.counts();
+    return [h("h1", {}, `Board: ${this.project.name}`), tools, this.createForm(), columns];
+  }
+
+  /** A page of listed todos: one fragment per column, appended once, so a board of
+   * thousands lays out once a page; versions older than one already shown are skipped. */
+  load(items) {
+    const fragments = Object.fromEntries(STATUSES.map((s) => [s, document.createDocumentFragment()]));
+    for (const { entity: todo, seq } of items) {
+      if (!this.newer(todo.chittyId, seq)) continue;
+      this.todos.set(todo.chittyId, todo);
+      const card = this.card(todo);
+      card.hidden = !this.matches(todo);
+      this.cards.get(todo.chittyId)?.remove();
+      this.cards.set(todo.chittyId, card);
+      fragments[STATUSES.includes(todo.status) ? todo.status : "pending"].append(card);
+    }
+    for (const status of STATUSES) this.lists[status].append(fragments[status]);
+    this.counts();
+  }
+
+  /** Whether `seq` is a newer version of todo `id` than any shown (and note it if so). */
+  newer(id, seq) {
+    if (seq !== undefined && (this.seqs.get(id) ?? -1) >= seq) return false;
+    if (seq !== undefined) this.seqs.set(id, seq);
+    return true;
+  }
+
+  column(status) {
+    const list = h("ul", { class: "cards", "aria-labelledby": `col-${status}` });
+    this.lists[status] = list;
+    return h(
+      "section",
+      {
+        class: "column",
+        "data-status": status,
+        ondragover: (e) => e.preventDefault(),
+        ondrop: (e) => {
+          e.preventDefault();
+          this.move(e.dataTransfer.getData("text/plain"), status);
+        },
+      },
+      h("h2", { id: `col-${status}` }, LABELS[status], " ", h("span", { class: "count" })),
+      list,
+    );
+  }
+
+  createForm() {
+    const content = h("input", { id: "new-content", required: true, maxlength: "10000" });
+    const session = h(
+      "select",
+      { id: "new-session", required: true },
+      this.sessions.map((s) => h("option", { value: s.chittyId }, sessionLabel(s))),
+    );
+    const priority = h(
+      "select",
+      { id: "new-priority" },
+      PRIORITIES.map((p) => h("option", { value: p, selected: p === "medium" }, p)),
+    );
+    const deadline = h("input", { id: "new-deadline", type: "datetime-local" });
+    const assignee = h("input", { id: "new-assignee", placeholder: "CHITTY-…" });
+    const submit = async (event) => {
+      event.preventDefault();
+      const body = {
+        content: content.value,
+        sessionId: session.value,
+        projectId: this.project.chittyId,
+        metadata: { priority: priority.value },
+      };
+      if (deadline.value) body.deadline = new Date(deadline.value).toISOString();
+      if (assignee.value.trim()) body.assignees = [assignee.value.trim()];
+      try {
+        const made = await api("POST", "/todos", body);
+        this.upsert(made.entity, made.seq);
+        content.value = "";
+        notify(`Added “${made.entity.content}”.`);
+      } catch (error) {
+        notify(error.message, true);
+      }
+    };
+    if (!this.sessions.length) {
+      return h("p", {}, "This project has no session yet: start one (", h("code", {}, "chitty session start"), ") to add todos here.");
+    }
+    return h(
+      "form",
+      { class: "new-todo", onsubmit: submit, "aria-label": "Add a todo" },
+      h("label", { for: "new-content" }, "New todo"),
+      content,
+      h("label", { for: "new-session" }, "in session"),
+      session,
+      h("label", { for: "new-priority" }, "Priority"),
+      priority,
+      h("label", { for: "new-deadline" }, "Deadline"),
+      deadline,
+      h("label", { for: "new-assignee" }, "Assignee"),
+      assignee,
+      h("button", { type: "submit" }, "Add"),
+    );
+  }
+
+  /** A card: a clone of one template with its text filled in (a board of thousands builds
+   * fast); its controls are handled once, on the columns (see `delegate`). */
+  card(todo) {
+    const priority = todo.metadata?.priority ?? "medium";
+    const card = cardTemplate().cloneNode(true);
+    card.className = `card priority-${priority}${todo.mergedInto ? " merged" : ""}`;
+    card.draggable = !todo.mergedInto;
+    card.dataset.id = todo.chittyId;
+    card.querySelector(".content").textContent = todo.content;
+    const badges = [priority];
+    if (todo.deadline) badges.push(`due ${todo.deadline.slice(0, 16).replace("T", " ")}`);
+    for (const assignee of todo.assignees ?? []) badges.push(`@${assignee}`);
+    if (todo.listedIn?.length) badges.push(`listed in ${todo.listedIn.length + 1} sessions`);
+    if (todo.mergedInto) badges.push(`merged into ${todo.mergedInto}`);
+    card.querySelector(".meta").prepend(...badges.map((text) => h("span", { class: "badge" }, text)));
+    card.querySelector(".origin").textContent = `from ${todo.sessionId}`;
+    const status = card.querySelector("select");
+    status.setAttribute("aria-label", `Status of ${todo.content}`);
+    status.value = todo.status;
+    card.querySelector("a").href = `#/history/todos/${todo.chittyId}`;
+    return card;
+  }
+
+  /** The cards' drag, status and edit controls, handled on their container. */
+  delegate(columns) {
+    const idOf = (event) => event.target.closest(".card")?.dataset.id;
+    columns.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", idOf(e)));
+    columns.addEventListener("change", (e) => {
+      if (e.target.matches("select.status")) this.move(idOf(e), e.target.value);
+    });
+    columns.addEventListener("click", (e) => {
+      if (e.target.matches("button.edit")) this.edit(idOf(e));
+    });
+  }
+
+  place(todo) {
+    const old = this.cards.get(todo.chittyId);
+    const card = this.card(todo);
+    card.hidden = !this.matches(todo);
+    this.cards.set(todo.chittyId, card);
+    const list = this.lists[todo.status] ?? this.lists.pending;
+    if (old && old.parentNode === list) old.replaceWith(card);
+    else {
+      old?.remove();
+      list.prepend(card);
+    }
+  }
+
+  upsert(todo, seq) {
+    if (!this.newer(todo.chittyId, seq)) return;
+    this.todos.set(todo.chittyId, todo);
+    this.place(todo);
+    this.counts();
+  }
+
+  remove(id) {
+    this.seqs.set(id, Infinity);
+    this.todos.delete(id);
+    this.cards.get(id)?.remove();
+    this.cards.delete(id);
+    this.counts();
+  }
+
+  counts() {
+    for (const status of STATUSES) {
+      const shown = [...this.lists[status].children].filter((c) => !c.hidden).length;
+      this.lists[status].parentNode.querySelector(".count").textContent = `(${shown})`;
+    }
+  }
+
+  matches(todo) {
+    const { session, assignee } = this.filter;
+    if (session && todo.sessionId !== session && !(todo.listedIn ?? []).includes(session)) return false;
+    return !assignee || (todo.assignees ?? []).some((a) => a.includes(assignee));
+  }
+
+  refilter(change) {
+    Object.assign(this.filter, change);
+    for (const [id, card] of this.cards) card.hidden = !this.matches(this.todos.get(id));
+    this.counts();
+  }
+
+  changed(frame) {
+    if (frame.type !== "state_update" || frame.domain !== "todos") return;
+    if (frame.operation === "delete") this.remove(frame.entityId);
+    else if (frame.entity.projectId === this.project.chittyId) this.upsert(frame.entity, frame.seq);
+  }
+
+  async move(id, status) {
+    const todo = this.todos.get(id);
+    if (!todo || todo.status === status) return;
+    try {
+      const written = await api("PATCH", `/todos/${id}`, { status });
+      this.upsert(written.entity, written.seq);
+      notify(`“${todo.content}” is now ${LABELS[status].toLowerCase()}.`);
+    } catch (error) {
+      this.place(todo); // back where the hub keeps it
+      const why = error instanceof ApiFailure ? error.message : String(error);
+      notify(`Cannot move “${todo.content}”: ${why}`, true);
+    }
+  }
+
+  edit(id) {
+    const todo = this.todos.get(id);
+    const field = (name, label, input) => [h("label", { for: `edit-${name}` }, label), input];
+    const content = h("textarea", { id: "edit-content", required: true }, todo.content);
+    const priority = h(
+      "select",
+      { id: "edit-priority" },
+      PRIORITIES.map((p) => h("option", { value: p, selected: p === (todo.metadata?.priority ?? "medium") }, p)),
+    );
+    const deadline = h("input", {
+      id: "edit-deadline",
+      type: "datetime-local",
+      value: todo.deadline ? toLocalInput(todo.deadline) : "",
+    });
+    const assignees = h("input", { id: "edit-assignees", value: (todo.assignees ?? []).join(", ") });
+    const dialog = h(
+      "dialog",
+      { "aria-labelledby": "edit-title", onclose: () => dialog.remove() },
+      h(
+        "form",
+        {
+          onsubmit: async (event) => {
+            event.preventDefault();
+            const body = {
+              content: content.value,
+              metadata: { priority: priority.value },
+              deadline: deadline.value ? new Date(deadline.value).toISOString() : null,
+              assignees: assignees.value.split(",").map((a) => a.trim()).filter(Boolean),
+            };
+            try {
+              const written = await api("PATCH", `/todos/${id}`, body);
+              this.upsert(written.entity, written.seq);
+              dialog.close();
+            } catch (error) {
+              notify(error.message, true);
+            }
+          },
+        },
+        h("h2", { id: "edit-title" }, "Edit todo"),
+        field("content", "Content", content),
+        field("priority", "Priority", priority),
+        field("deadline", "Deadline", deadline),
+        field("assignees", "Assignees (comma-separated ChittyIDs)", assignees),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "submit" }, "Save"),
+          h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
+        ),
+      ),
+    );
+    document.body.append(dialog);
+    dialog.showModal();
+  }
+
+  async reconcile() {
+    try {
+      const report = await api("POST", "/todos/reconcile", { projectId: this.project.chittyId });
+      const writes = report.writes?.length ?? 0;
+      notify(`Reconciled: ${writes} write${writes === 1 ? "" : "s"} across the project's sessions.`);
+    } catch (error) {
+      notify(error.message, true);
+    }
+  }
+}
+
+let template = null;
+function cardTemplate() {
+  template ??= h(
+    "li",
+    { tabindex: "0" },
+    h("p", { class: "content" }),
+    h("p", { class: "meta" }, h("span", { class: "origin", title: "origin session" })),
+    h(
+      "div",
+      { class: "actions" },
+      h("select", { class: "status" }, STATUSES.map((s) => h("option", { value: s }, LABELS[s]))),
+      h("button", { type: "button", class: "edit" }, "Edit"),
+      h("a", {}, "History"),
+    ),
+  );
+  return template;
+}
+
+export function sessionLabel(session) {
+  return `${session.platform ?? "?"} · ${session.sessionId ?? session.chittyId}`;
+}
+
+function toLocalInput(iso) {
+  const date = new Date(iso);
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
