@@ -1,20 +1,18 @@
 // Conflicts: each open conflict with its versions side by side; resolve by picking a
 // version or by writing a value of one's own.
-import { api, domainOf, h, notify, onChange, writerOf } from "./core.js";
+import { api, domainOf, h, keepShown, notify, writerOf } from "./core.js";
 
-export async function conflicts(main) {
-  const render = async () => {
+export function conflicts(main) {
+  const load = async () => {
     const { conflicts: open } = await api("GET", "/sync/conflicts");
-    const cards = await Promise.all(open.map(withWriters));
+    return [open.length, await Promise.all(open.map(withWriters))];
+  };
+  const show = ([count, cards]) =>
     main.replaceChildren(
       h("h1", {}, "Conflicts"),
-      open.length ? h("ul", { class: "conflicts" }, cards) : h("p", {}, "No open conflicts."),
+      count ? h("ul", { class: "conflicts" }, cards) : h("p", {}, "No open conflicts."),
     );
-  };
-  await render();
-  return onChange((frame) => {
-    if (frame.type === "conflict") render();
-  });
+  return keepShown((frame) => frame.type === "conflict", load, show);
 }
 
 /** A conflict's card, each version with who wrote it, when and from where (its history). */

@@ -94,6 +94,29 @@ export function onChange(handler) {
   return () => listeners.delete(handler);
 }
 
+/** Keep a view current: `show(await load())` now, and again on every frame `wanted(frame)`.
+ * It listens before the first load, so a change made while that load is on its way is not
+ * missed; and a load that ends after a later one began is dropped, so an older state never
+ * replaces a newer one. Returns the function that stops it. */
+export async function keepShown(wanted, load, show) {
+  let latest = 0;
+  const draw = async () => {
+    const mine = ++latest;
+    const loaded = await load();
+    if (mine === latest) show(loaded);
+  };
+  const stop = onChange((frame) => {
+    if (wanted(frame)) draw().catch((error) => notify(error.message, true));
+  });
+  try {
+    await draw();
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return stop;
+}
+
 /** Open /ws (the session cookie authenticates it), subscribe, reconnect when it drops. */
 export function connect(delay = 500) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";

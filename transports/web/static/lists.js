@@ -1,26 +1,26 @@
 // Sessions; topics, projects, repos and services; adapters: lists and details, live.
-import { api, domainOf, h, listAll, onChange } from "./core.js";
+import { api, domainOf, h, keepShown, listAll } from "./core.js";
 import { sessionLabel } from "./board.js";
 
 const TITLES = { projects: "Projects", topics: "Topics", repos: "Repos", services: "Services", contexts: "Contexts" };
 const NAME_FIELDS = ["name", "title", "url"];
 const nameOf = (e) => NAME_FIELDS.map((f) => e[f]).find(Boolean) ?? e.chittyId;
 
-function live(domains, redraw) {
-  return onChange((frame) => {
-    if (frame.type === "state_update" && domains.includes(frame.domain)) redraw();
-  });
+/** Show `load()` in `main`, again whenever an entity of `domains` changes. */
+function live(main, domains, load) {
+  const wanted = (frame) => frame.type === "state_update" && domains.includes(frame.domain);
+  return keepShown(wanted, load, (children) => main.replaceChildren(...children));
 }
 
 const SESSION_STATES = ["active", "paused", "ended"];
 
-export async function sessions(main, [id]) {
-  const draw = async () => {
-    if (id) return main.replaceChildren(...(await sessionDetail(id)));
+export function sessions(main, [id]) {
+  return live(main, ["sessions", "todos", "contexts"], async () => {
+    if (id) return sessionDetail(id);
     const rows = await listAll("/sessions");
     const last = (s) => s.timestamps?.lastActive ?? s.timestamps?.started ?? "";
     rows.sort((a, b) => last(b).localeCompare(last(a)));
-    main.replaceChildren(
+    return [
       h("h1", {}, "Sessions"),
       ...SESSION_STATES.map((state) => {
         const these = rows.filter((s) => s.status === state);
@@ -48,10 +48,8 @@ export async function sessions(main, [id]) {
           ),
         ];
       }).flat(),
-    );
-  };
-  await draw();
-  return live(["sessions", "todos", "contexts"], draw);
+    ];
+  });
 }
 
 async function sessionDetail(id) {
@@ -95,29 +93,26 @@ async function sessionDetail(id) {
   ];
 }
 
-export async function entities(main, [domain = "projects", id]) {
-  const draw = async () => {
+export function entities(main, [domain = "projects", id]) {
+  return live(main, [domain], async () => {
     if (id) {
       const found = await api("GET", `/${domain}/${id}`);
       const related = await relatedTo(domain, found.entity);
-      main.replaceChildren(
+      return [
         h("h1", {}, `${TITLES[domain] ?? domain}: ${nameOf(found.entity)}`),
         h("p", {}, h("a", { href: `#/history/${domain}/${id}` }, "History"), domain === "projects" ? [" · ", h("a", { href: `#/board/${id}` }, "Board")] : null),
         h("pre", {}, JSON.stringify(found.entity, null, 2)),
         ...related,
-      );
-      return;
+      ];
     }
     const rows = await listAll(`/${domain}`);
-    main.replaceChildren(
+    return [
       h("h1", {}, TITLES[domain] ?? domain),
       rows.length
         ? h("ul", { class: "rows" }, rows.map((e) => h("li", { class: "row" }, h("a", { href: `#/entities/${domain}/${e.chittyId}` }, nameOf(e)))))
         : h("p", {}, `No ${domain} yet.`),
-    );
-  };
-  await draw();
-  return live([domain], draw);
+    ];
+  });
 }
 
 /** The entities this one names (links), and for a project its sessions and todos. */

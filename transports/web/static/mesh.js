@@ -1,7 +1,7 @@
 // The todo mesh explorer: a project's dependency graph (cytoscape with a dagre DAG layout),
 // coloured by status; blocked todos and cycles outlined; merged duplicates dashed and joined
 // to the todo they were merged into; a click (or Enter on the list below) opens the todo.
-import { h, listAll, onChange, vendor } from "./core.js";
+import { h, keepShown, listAll, vendor } from "./core.js";
 
 const COLOURS = { pending: "#6c757d", in_progress: "#1f6fb2", blocked: "#a4161a", completed: "#2b6a30" };
 
@@ -29,14 +29,11 @@ export async function mesh(main, [projectId]) {
     h("h2", {}, "Todos"),
     list,
   );
-  const draw = async () => {
-    const todos = await listAll("/todos", { projectId: project.chittyId, includeMerged: "true" });
-    render(graph, list, todos);
-  };
-  await draw();
-  return onChange((frame) => {
-    if (frame.type === "state_update" && frame.domain === "todos" && frame.entity?.projectId === project.chittyId) draw();
-  });
+  return keepShown(
+    (frame) => frame.type === "state_update" && frame.domain === "todos" && frame.entity?.projectId === project.chittyId,
+    () => listAll("/todos", { projectId: project.chittyId, includeMerged: "true" }),
+    (todos) => render(graph, list, todos),
+  );
 }
 
 /** Each todo's facts for the graph: blocked (its status, or a dependency not completed) and
