@@ -5,12 +5,15 @@ reach an open board (from sending the write to the card landing in its new colum
     python loadtests/bench_web.py                       # 5,000 todos, 200 changes
     python loadtests/bench_web.py --todos 500 --changes 50
 
-It starts its own `chitty up` on a free loopback port with a throwaway data dir."""
+It starts its own `chitty up` on a free loopback port with a throwaway data dir, or with
+`--data DIR` a kept one: seeded on the first run, reused (same todos) by the next ones."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -28,7 +31,7 @@ import aiohttp
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN = f"bench-web-{secrets.token_urlsafe(32)}"
+ADMIN = f"bench-web-{secrets.token_urlsafe(32)}"  # a kept --data dir keeps its own
 
 
 def free_port() -> int:
@@ -115,18 +118,30 @@ def main() -> None:
     parser.add_argument("--todos", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--renders", type=int, default=5, help="board loads to time")
+    parser.add_argument("--data", type=Path, help="a data dir to keep and reuse between runs")
     args = parser.parse_args()
+    global ADMIN
     executable = os.environ.get("CHITTY_CHROMIUM") or shutil.which("chromium")
     if executable is None:
         raise SystemExit("no chromium: apt-get install -y chromium")
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = args.data or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        seeded = tmp / "seed.json"
+        kept = json.loads(seeded.read_text()) if seeded.exists() else None
+        if kept is not None:
+            ADMIN = kept["admin"]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        hub = start_hub(Path(tmp), port)
+        hub = start_hub(tmp, port)
         try:
-            began = time.monotonic()
-            project, todos = asyncio.run(seed(base, args.todos))
-            print(f"seeded {len(todos)} todos in {time.monotonic() - began:.1f} s")
+            if kept is None:
+                began = time.monotonic()
+                project, todos = asyncio.run(seed(base, args.todos))
+                print(f"seeded {len(todos)} todos in {time.monotonic() - began:.1f} s")
+                kept = {"admin": ADMIN, "project": project, "todos": todos}
+                seeded.write_text(json.dumps(kept))
+            project, todos = kept["project"], kept["todos"]
+            args.todos = len(todos)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=executable, headless=True)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from hub.ids import ChittyIdStr, ProjectId, SessionId, TodoId
 from hub.models.base import CreatedBy, Policy, SharedWith, Timestamp, WireModel
+from hub.models.parts import ShortText
 
 
 class TodoStatus(StrEnum):
@@ -30,6 +31,7 @@ class TodoMetadata(WireModel):
     modified: Annotated[Timestamp | None, Policy.MODIFIED] = None
     completed_at: Timestamp | None = None
     priority: Annotated[Priority, Policy.MV] = Priority.MEDIUM
+    tags: list[ShortText] = Field(default_factory=list)  # an add-wins set, as a topic's
 
 
 TodoContent = Annotated[str, Field(min_length=1, max_length=10_000)]

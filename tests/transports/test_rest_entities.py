@@ -114,6 +114,31 @@ def test_list_filters_and_paginates(gateway: Gateway) -> None:
     assert set(seen) == made and len(seen) == 7
 
 
+def test_a_listing_answers_only_the_fields_asked_for(gateway: Gateway) -> None:
+    project = gateway.project("fields")
+    status, made, _ = gateway.request(
+        "POST", "/api/v1/sessions", {"platform": "web", "projectId": project}
+    )
+    session = made["entity"]
+    create_todo(gateway, projectId=project, sessionId=session["chittyId"], content="slim")
+    query = f"projectId={project}&fields=content,%20status"
+    status, body, _ = gateway.request("GET", f"/api/v1/todos?{query}")
+    assert status == 200, body
+    [item] = body["items"]
+    assert item["entity"] == {
+        "chittyId": item["entity"]["chittyId"],
+        "content": "slim",
+        "status": "pending",
+    }
+    assert item["seq"] >= 1 and "vectorClock" in item  # the envelope stays whole
+    # A session's todos are filled in only when asked for.
+    path = f"/api/v1/sessions?projectId={project}&fields="
+    status, body, _ = gateway.request("GET", path + "platform")
+    assert body["items"][0]["entity"] == {"chittyId": session["chittyId"], "platform": "web"}
+    status, body, _ = gateway.request("GET", path + "todos")
+    assert [t["content"] for t in body["items"][0]["entity"]["todos"]] == ["slim"]
+
+
 def test_state_at_a_time(gateway: Gateway) -> None:
     import time
     from datetime import UTC, datetime
@@ -183,6 +208,7 @@ def test_a_session_without_the_platform_s_own_id_takes_its_chitty_id(gateway: Ga
         ("GET", "/api/v1/todos?colour=red", None, 400, "colour"),
         ("GET", "/api/v1/todos?limit=0", None, 422, "limit"),
         ("GET", "/api/v1/todos?cursor=abc", None, 422, "cursor"),
+        ("GET", "/api/v1/todos?fields=content,colour", None, 422, "fields"),
         ("PUT", "/api/v1/todos/CHITTY-TODO-NOPE", {"content": "x"}, 404, "chittyId"),
     ],
 )

@@ -70,12 +70,17 @@ def test_a_card_moves_by_keyboard_alone(page: Any, hub: Hub, world: dict[str, st
     page.goto(f"{hub.url}/#/board/{world['project']}")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
-    status = page.get_by_label("Status of Reachable by keyboard")
-    status.focus()
-    page.keyboard.press("ArrowDown")  # pending -> in progress
+    page.get_by_role("button", name="Reachable by keyboard").focus()
+    page.keyboard.press("Alt+ArrowRight")  # pending -> in progress, the card keeps the focus
     page.wait_for_selector(f".column[data-status=in_progress] .card[data-id='{world['todo']}']")
     assert column_of(page, world["todo"]) == "in_progress"
-    assert hub.rest("GET", f"/todos/{world['todo']}")["entity"]["status"] == "in_progress"
+    page.keyboard.press("Enter")  # its editor, focus on its first field: the status
+    page.wait_for_function("() => document.activeElement.id === 'edit-status'")
+    page.keyboard.press("ArrowDown")  # in progress -> blocked
+    page.get_by_role("dialog").get_by_label("Tags").press("Enter")  # submits the form
+    page.wait_for_selector(f".column[data-status=blocked] .card[data-id='{world['todo']}']")
+    assert column_of(page, world["todo"]) == "blocked"
+    assert hub.rest("GET", f"/todos/{world['todo']}")["entity"]["status"] == "blocked"
 
 
 def test_a_phone_sized_screen_stacks_the_columns_without_sideways_scrolling(

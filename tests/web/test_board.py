@@ -86,14 +86,17 @@ def test_status_by_keyboard_edit_and_assign(page: Any, hub: Hub) -> None:
     project, session = hub.project("Board: edit")
     todo = add_todo(hub, project, session, "Edit me")
     open_board(page, hub, project)
-    page.get_by_label("Status of Edit me").select_option("in_progress")
-    page.wait_for_selector(f".column[data-status=in_progress] .card[data-id='{todo}']")
-    card(page, todo).get_by_role("button", name="Edit").click()
+    card(page, todo).get_by_role("button", name="Edit me").click()
     dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Status").select_option("in_progress")
+    dialog.get_by_role("button", name="Save").click()
+    page.wait_for_selector(f".column[data-status=in_progress] .card[data-id='{todo}']")
+    card(page, todo).get_by_role("button", name="Edit me").click()
     dialog.get_by_label("Content").fill("Edited in the page")
     dialog.get_by_label("Priority").select_option("critical")
     dialog.get_by_label("Deadline").fill("2030-01-02T03:04")
     dialog.get_by_label("Assignees").fill("CHITTY-USER-01M91EX1FG2C3VWHW282X46Y9A")
+    dialog.get_by_label("Tags").fill("docs, urgent")
     dialog.get_by_role("button", name="Save").click()
     page.wait_for_selector(".card:has-text('Edited in the page')")
     entity = hub.rest("GET", f"/todos/{todo}")["entity"]
@@ -102,14 +105,15 @@ def test_status_by_keyboard_edit_and_assign(page: Any, hub: Hub) -> None:
     assert entity["deadline"].startswith("2030-01-0")
     assert entity["assignees"] == ["CHITTY-USER-01M91EX1FG2C3VWHW282X46Y9A"]
     assert entity["status"] == "in_progress"
+    assert sorted(entity["metadata"]["tags"]) == ["docs", "urgent"]
 
 
-def test_filter_by_session_and_assignee(page: Any, hub: Hub) -> None:
+def test_filter_by_session_assignee_and_tag(page: Any, hub: Hub) -> None:
     project, first = hub.project("Board: filters")
     second = hub.rest("POST", "/sessions", {"platform": "web", "projectId": project})["entity"][
         "chittyId"
     ]
-    mine = add_todo(hub, project, first, "In the first session")
+    mine = add_todo(hub, project, first, "In the first session", metadata={"tags": ["UI", "web"]})
     theirs = add_todo(
         hub, project, second, "In the second", assignees=["CHITTY-USER-01M91EX1FG2C3VWHW282X46Y9A"]
     )
@@ -119,6 +123,10 @@ def test_filter_by_session_and_assignee(page: Any, hub: Hub) -> None:
     page.get_by_label("Filter by session").select_option("")
     page.get_by_label("Filter by assignee").fill("01M91EX1FG")
     assert card(page, mine).is_hidden() and card(page, theirs).is_visible()
+    page.get_by_label("Filter by assignee").fill("")
+    page.get_by_label("Filter by tag").fill("#ui")  # case and a leading # do not matter
+    assert card(page, mine).is_visible() and card(page, theirs).is_hidden()
+    assert "#web" in card(page, mine).inner_text()
 
 
 def test_reconcile_runs_example_2_and_merged_duplicates_show(page: Any, hub: Hub) -> None:

@@ -30,16 +30,19 @@ LIST_PARAMS = frozenset(
         "limit",
         "includeDeleted",
         "includeMerged",
+        "fields",
     }
 )
 MAX_PAGE = 500
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def entity_body(view: EntityView) -> dict[str, Any]:
-    """How an entity is answered: its wire object, its clock, its log position, its conflicts."""
+def entity_body(view: EntityView, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """How an entity is answered: its wire object (only `fields` of it, if given), its clock,
+    its log position, its conflicts."""
+    entity = view.entity
     return {
-        "entity": view.entity,
+        "entity": entity if fields is None else {k: v for k, v in entity.items() if k in fields},
         "vectorClock": view.clock,
         "seq": view.seq,
         "conflicts": list(view.conflicts),
@@ -237,6 +240,7 @@ class EntityRoutes:
             _flag(query, "includeDeleted"),
             _flag(query, "includeMerged"),
         )
+        fields = self._fields(query)
         wanted = Query(
             self.domain,
             project_id=query.get("projectId"),
@@ -254,9 +258,24 @@ class EntityRoutes:
             page = await self.hub.list(wanted)
         except CursorError as error:
             raise ApiError(422, "invalid", str(error), "cursor") from None
-        items = [entity_body(row) for row in page.rows]
-        await self._shown(request, *items)
+        items = [entity_body(row, fields) for row in page.rows]
+        if fields is None or "todos" in fields:
+            await self._shown(request, *items)
         return web.json_response({"items": items, "cursor": page.cursor})
+
+    def _fields(self, query: Mapping[str, str]) -> frozenset[str] | None:
+        """The entity fields a listing asked for (`fields=a,b`; `chittyId` always), or None
+        for all of them."""
+        if "fields" not in query:
+            return None
+        known = {f.alias or name for name, f in DOMAINS[self.domain].model.model_fields.items()}
+        wanted = frozenset(filter(None, (f.strip() for f in query["fields"].split(","))))
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ApiError(
+                422, "invalid", f"no field {unknown[0]!r} in {self.domain.value}", "fields"
+            )
+        return wanted | {"chittyId"}
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:

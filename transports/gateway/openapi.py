@@ -526,6 +526,11 @@ LIST_QUERY = (
         "Include todos a reconciliation merged into another (`mergedInto`).",
         {"type": "boolean", "default": False},
     ),
+    _query(
+        "fields",
+        "Comma-separated entity fields to answer (`chittyId` always); the others are left out. "
+        "A session's `todos` are filled in only when asked for (or with no `fields`).",
+    ),
 )
 AT_QUERY = _query(
     "at", "An ISO-8601 time: the state as it was then.", {"type": "string", "format": "date-time"}

@@ -5,6 +5,8 @@ import { ApiFailure, api, h, listAll, notify, onChange } from "./core.js";
 export const STATUSES = ["pending", "in_progress", "blocked", "completed"];
 const LABELS = { pending: "Pending", in_progress: "In progress", blocked: "Blocked", completed: "Completed" };
 const PRIORITIES = ["low", "medium", "high", "critical"];
+// What a card and its editor show (a listing answers only these).
+const CARD_FIELDS = "content,status,sessionId,projectId,listedIn,mergedInto,assignees,deadline,metadata";
 
 export async function board(main, [projectId]) {
   const projects = await listAll("/projects");
@@ -13,15 +15,17 @@ export async function board(main, [projectId]) {
     return;
   }
   const project = projects.find((p) => p.chittyId === projectId) ?? projects[0];
-  const sessions = await listAll("/sessions", { projectId: project.chittyId });
+  const sessions = await listAll("/sessions", {
+    projectId: project.chittyId,
+    fields: "platform,sessionId",
+  });
   const state = new Board(project, sessions);
   main.replaceChildren(...state.render(projects));
   const stop = onChange((frame) => state.changed(frame));
-  // A list per status, side by side; each page is drawn while the next one is on its way.
-  const wanted = { projectId: project.chittyId, includeMerged: "true" };
-  await Promise.all(
-    STATUSES.map((status) => listAll("/todos", { ...wanted, status }, (items) => state.load(items))),
-  );
+  // One listing of the project's todos (a list per status would scan the catalog once per
+  // status); each page is drawn into its columns while the next one is on its way.
+  const wanted = { projectId: project.chittyId, includeMerged: "true", fields: CARD_FIELDS };
+  await listAll("/todos", wanted, (items) => state.load(items));
   return stop;
 }
 
@@ -51,7 +55,7 @@ class Board {
     this.sessions = sessions;
     this.cards = new Map();
     this.lists = {};
-    this.filter = { session: "", assignee: "" };
+    this.filter = { session: "", assignee: "", tag: "" };
   }
 
   render(projects) {
@@ -76,6 +80,11 @@ class Board {
       placeholder: "CHITTY-…",
       oninput: (e) => this.refilter({ assignee: e.target.value.trim() }),
     });
+    const tagFilter = h("input", {
+      id: "filter-tag",
+      placeholder: "tag",
+      oninput: (e) => this.refilter({ tag: e.target.value.trim().replace(/^#/, "").toLowerCase() }),
+    });
     const tools = h(
       "div",
       { class: "toolbar" },
@@ -85,6 +94,8 @@ class Board {
       sessionFilter,
       h("label", { for: "filter-assignee" }, "Filter by assignee"),
       assigneeFilter,
+      h("label", { for: "filter-tag" }, "Filter by tag"),
+      tagFilter,
       h("button", { type: "button", onclick: () => this.reconcile() }, "Reconcile"),
       h("a", { href: `#/mesh/${this.project.chittyId}` }, "Mesh"),
       h("a", { href: `#/history/projects/${this.project.chittyId}` }, "History"),
@@ -99,20 +110,27 @@ class Board {
     return [h("h1", {}, `Board: ${this.project.name}`), tools, this.createForm(), columns];
   }
 
-  /** A page of listed todos: one fragment per column, appended once, so a board of
-   * thousands lays out once a page; versions older than one already shown are skipped. */
+  /** A page of listed todos: its cards written as one piece of HTML per column, which the
+   * browser's parser builds far faster than one DOM call per node (a board of thousands);
+   * versions older than one already shown are skipped. */
   load(items) {
-    const fragments = Object.fromEntries(STATUSES.map((s) => [s, document.createDocumentFragment()]));
+    const html = Object.fromEntries(STATUSES.map((s) => [s, []]));
+    const ids = Object.fromEntries(STATUSES.map((s) => [s, []]));
     for (const { entity: todo, seq } of items) {
       if (!this.newer(todo.chittyId, seq)) continue;
       this.todos.set(todo.chittyId, todo);
-      const card = this.card(todo);
-      card.hidden = !this.matches(todo);
       this.cards.get(todo.chittyId)?.remove();
-      this.cards.set(todo.chittyId, card);
-      fragments[STATUSES.includes(todo.status) ? todo.status : "pending"].append(card);
+      const status = STATUSES.includes(todo.status) ? todo.status : "pending";
+      html[status].push(this.cardHtml(todo));
+      ids[status].push(todo.chittyId);
     }
-    for (const status of STATUSES) this.lists[status].append(fragments[status]);
+    for (const status of STATUSES) {
+      const list = this.lists[status];
+      const before = list.children.length;
+      list.insertAdjacentHTML("beforeend", html[status].join(""));
+      const added = list.children;
+      for (let i = 0; i < ids[status].length; i++) this.cards.set(ids[status][i], added[before + i]);
+    }
     this.counts();
   }
 
@@ -195,45 +213,54 @@ class Board {
     );
   }
 
-  /** A card: a clone of one template with its text filled in (a board of thousands builds
-   * fast); its controls are handled once, on the columns (see `delegate`). */
-  card(todo) {
+  /** A card as HTML (every value escaped): a button with the todo's text that opens its
+   * editor, and its badges. Small on purpose: a board of thousands is thousands of these.
+   * Its controls are handled once, on the columns (see `delegate`). */
+  cardHtml(todo) {
     const priority = todo.metadata?.priority ?? "medium";
-    const card = cardTemplate().cloneNode(true);
-    card.className = `card priority-${priority}${todo.mergedInto ? " merged" : ""}`;
-    card.draggable = !todo.mergedInto;
-    card.dataset.id = todo.chittyId;
-    card.querySelector(".content").textContent = todo.content;
     const badges = [priority];
     if (todo.deadline) badges.push(`due ${todo.deadline.slice(0, 16).replace("T", " ")}`);
     for (const assignee of todo.assignees ?? []) badges.push(`@${assignee}`);
+    for (const tag of todo.metadata?.tags ?? []) badges.push(`#${tag}`);
     if (todo.listedIn?.length) badges.push(`listed in ${todo.listedIn.length + 1} sessions`);
     if (todo.mergedInto) badges.push(`merged into ${todo.mergedInto}`);
-    card.querySelector(".meta").prepend(...badges.map((text) => h("span", { class: "badge" }, text)));
-    card.querySelector(".origin").textContent = `from ${todo.sessionId}`;
-    const status = card.querySelector("select");
-    status.setAttribute("aria-label", `Status of ${todo.content}`);
-    status.value = todo.status;
-    card.querySelector("a").href = `#/history/todos/${todo.chittyId}`;
-    return card;
+    return (
+      `<li class="card priority-${esc(priority)}${todo.mergedInto ? " merged" : ""}"` +
+      ` draggable="${!todo.mergedInto}" data-id="${esc(todo.chittyId)}"` +
+      `${this.matches(todo) ? "" : " hidden"}><button type="button" class="open"` +
+      ` aria-keyshortcuts="Alt+ArrowLeft Alt+ArrowRight">${esc(todo.content)}</button>` +
+      `<p class="meta">${badges.map((b) => `<span class="badge">${esc(b)}</span>`).join("")}` +
+      `<span class="origin" title="origin session">from ${esc(todo.sessionId)}</span></p></li>`
+    );
   }
 
-  /** The cards' drag, status and edit controls, handled on their container. */
+  card(todo) {
+    const holder = document.createElement("template");
+    holder.innerHTML = this.cardHtml(todo);
+    return holder.content.firstElementChild;
+  }
+
+  /** The cards' controls, handled on their container: drag to a column; click (or Enter)
+   * opens a card's editor; Alt+Left/Right moves it to the previous or next column. */
   delegate(columns) {
     const idOf = (event) => event.target.closest(".card")?.dataset.id;
     columns.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", idOf(e)));
-    columns.addEventListener("change", (e) => {
-      if (e.target.matches("select.status")) this.move(idOf(e), e.target.value);
-    });
     columns.addEventListener("click", (e) => {
-      if (e.target.matches("button.edit")) this.edit(idOf(e));
+      if (e.target.matches("button.open")) this.edit(idOf(e));
+    });
+    columns.addEventListener("keydown", (e) => {
+      const step = { ArrowLeft: -1, ArrowRight: 1 }[e.key];
+      if (!e.altKey || !step || !e.target.matches("button.open")) return;
+      e.preventDefault();
+      const id = idOf(e);
+      const next = STATUSES[STATUSES.indexOf(this.todos.get(id)?.status) + step];
+      if (next) this.move(id, next, true);
     });
   }
 
   place(todo) {
     const old = this.cards.get(todo.chittyId);
     const card = this.card(todo);
-    card.hidden = !this.matches(todo);
     this.cards.set(todo.chittyId, card);
     const list = this.lists[todo.status] ?? this.lists.pending;
     if (old && old.parentNode === list) old.replaceWith(card);
@@ -266,8 +293,9 @@ class Board {
   }
 
   matches(todo) {
-    const { session, assignee } = this.filter;
+    const { session, assignee, tag } = this.filter;
     if (session && todo.sessionId !== session && !(todo.listedIn ?? []).includes(session)) return false;
+    if (tag && !(todo.metadata?.tags ?? []).some((t) => t.toLowerCase() === tag)) return false;
     return !assignee || (todo.assignees ?? []).some((a) => a.includes(assignee));
   }
 
@@ -283,23 +311,41 @@ class Board {
     else if (frame.entity.projectId === this.project.chittyId) this.upsert(frame.entity, frame.seq);
   }
 
-  async move(id, status) {
+  /** Change a todo's status; the hub may refuse (an illegal transition), and the notice
+   * says why. `refocus`: give the keyboard back to the card in its new column. */
+  async move(id, status, refocus = false) {
     const todo = this.todos.get(id);
     if (!todo || todo.status === status) return;
+    await this.write(todo, { status }, `“${todo.content}” is now ${LABELS[status].toLowerCase()}.`);
+    if (refocus) this.cards.get(id)?.querySelector("button.open").focus();
+  }
+
+  /** PATCH a todo; true if the hub took it. A refused change puts the card back where the
+   * hub keeps it and says why. */
+  async write(todo, body, done) {
     try {
-      const written = await api("PATCH", `/todos/${id}`, { status });
+      const written = await api("PATCH", `/todos/${todo.chittyId}`, body);
       this.upsert(written.entity, written.seq);
-      notify(`“${todo.content}” is now ${LABELS[status].toLowerCase()}.`);
+      notify(done);
+      return true;
     } catch (error) {
-      this.place(todo); // back where the hub keeps it
+      this.place(todo);
       const why = error instanceof ApiFailure ? error.message : String(error);
-      notify(`Cannot move “${todo.content}”: ${why}`, true);
+      notify(`Cannot ${body.status ? "move" : "change"} “${todo.content}”: ${why}`, true);
+      return false;
     }
   }
 
+  /** A todo's editor: status, text, priority, deadline, assignees, tags, and its history. */
   edit(id) {
     const todo = this.todos.get(id);
+    if (!todo) return;
     const field = (name, label, input) => [h("label", { for: `edit-${name}` }, label), input];
+    const status = h(
+      "select",
+      { id: "edit-status" },
+      STATUSES.map((s) => h("option", { value: s, selected: s === todo.status }, LABELS[s])),
+    );
     const content = h("textarea", { id: "edit-content", required: true }, todo.content);
     const priority = h(
       "select",
@@ -311,7 +357,10 @@ class Board {
       type: "datetime-local",
       value: todo.deadline ? toLocalInput(todo.deadline) : "",
     });
-    const assignees = h("input", { id: "edit-assignees", value: (todo.assignees ?? []).join(", ") });
+    const list = (values) => (values ?? []).join(", ");
+    const parse = (input) => input.value.split(",").map((v) => v.trim()).filter(Boolean);
+    const assignees = h("input", { id: "edit-assignees", value: list(todo.assignees) });
+    const tags = h("input", { id: "edit-tags", value: list(todo.metadata?.tags) });
     const dialog = h(
       "dialog",
       { "aria-labelledby": "edit-title", onclose: () => dialog.remove() },
@@ -322,29 +371,27 @@ class Board {
             event.preventDefault();
             const body = {
               content: content.value,
-              metadata: { priority: priority.value },
+              metadata: { priority: priority.value, tags: parse(tags) },
               deadline: deadline.value ? new Date(deadline.value).toISOString() : null,
-              assignees: assignees.value.split(",").map((a) => a.trim()).filter(Boolean),
+              assignees: parse(assignees),
             };
-            try {
-              const written = await api("PATCH", `/todos/${id}`, body);
-              this.upsert(written.entity, written.seq);
-              dialog.close();
-            } catch (error) {
-              notify(error.message, true);
-            }
+            if (status.value !== todo.status) body.status = status.value;
+            if (await this.write(todo, body, `Saved “${content.value}”.`)) dialog.close();
           },
         },
         h("h2", { id: "edit-title" }, "Edit todo"),
+        field("status", "Status", status),
         field("content", "Content", content),
         field("priority", "Priority", priority),
         field("deadline", "Deadline", deadline),
         field("assignees", "Assignees (comma-separated ChittyIDs)", assignees),
+        field("tags", "Tags (comma-separated)", tags),
         h(
           "div",
           { class: "actions" },
           h("button", { type: "submit" }, "Save"),
           h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
+          h("a", { href: `#/history/todos/${id}`, onclick: () => dialog.close() }, "History"),
         ),
       ),
     );
@@ -363,22 +410,9 @@ class Board {
   }
 }
 
-let template = null;
-function cardTemplate() {
-  template ??= h(
-    "li",
-    { tabindex: "0" },
-    h("p", { class: "content" }),
-    h("p", { class: "meta" }, h("span", { class: "origin", title: "origin session" })),
-    h(
-      "div",
-      { class: "actions" },
-      h("select", { class: "status" }, STATUSES.map((s) => h("option", { value: s }, LABELS[s]))),
-      h("button", { type: "button", class: "edit" }, "Edit"),
-      h("a", {}, "History"),
-    ),
-  );
-  return template;
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+function esc(value) {
+  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
 export function sessionLabel(session) {
