@@ -75,6 +75,12 @@ class HubSettings(BaseModel):
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
+    # The web UI's "Sign in with the issuer" (`transports.web.oidc`) uses the audience as its
+    # client id; a confidential client also sends this secret to the token endpoint.
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    # Where people and services reach this hub (behind a proxy: its public origin), for the
+    # URLs it hands out: the OIDC sign-in's redirect URI, webhooks' signed URLs.
+    public_url: str | None = None
     token_overlap_s: Annotated[float, Field(ge=0)] = 3600.0  # a rotated token's grace period
     signature_window_s: Annotated[float, Field(gt=0)] = 300.0  # signed requests' clock skew
     # Abuse limits, per principal: requests (REST calls and WebSocket frames) and connections.

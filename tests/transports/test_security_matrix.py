@@ -441,6 +441,18 @@ def _signout(w: World, case: str) -> None:
     assert answer.status == 200 and "Sign in" in answer.body, answer
 
 
+def _no_issuer(path: str) -> Check:
+    """This hub has no OIDC issuer: its OIDC sign-in routes are 404 whatever credential comes
+    along (test_web_oidc covers a hub that has one: state, nonce and PKCE)."""
+
+    def check(w: World, case: str) -> None:
+        answer = w.send(case, "GET", path)
+        assert answer.status == 404, answer
+        assert "chitty_session" not in answer.headers.get("Set-Cookie", ""), answer.headers
+
+    return check
+
+
 def _metrics(w: World, case: str) -> None:
     """The whole hub's counters: admins and services read them; members and viewers are 403."""
     answer = w.send(case, "GET", "/metrics")
@@ -555,6 +567,8 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/"): _open("/"),
     ("POST", "/signin"): _signin,
     ("POST", "/signout"): _signout,
+    ("GET", "/signin/oidc"): _no_issuer("/signin/oidc"),
+    ("GET", "/signin/oidc/callback"): _no_issuer("/signin/oidc/callback?code=c&state=s"),
     ("GET", "/static/{path}"): _open("/static/app.js"),
     ("GET", "/metrics"): _metrics,
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from typing import Any
 
 import pytest
 
+from hub.ids import IdGenerator, Kind
+from tests.emulators import Background, serve
+from tests.emulators.oidc import OidcProvider
 from tests.transports.test_restart import ADMIN, free_port, launch, start
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -32,10 +36,12 @@ def chromium_path() -> str | None:
 
 @dataclass
 class Hub:
-    """A running `chitty up`: its URL, data dir, and REST as any principal."""
+    """A running `chitty up`: its URL, data dir, REST as any principal, and the OIDC provider
+    its users may also sign in with."""
 
     url: str
     data: Path
+    issuer: OidcProvider
     admin: str = ADMIN
 
     def rest(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
@@ -104,10 +110,21 @@ class Hub:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     data = tmp_path_factory.mktemp("web") / "data"
     port = free_port()
-    process = start(data, port, launch(data, port, f"web-{port}", "--hosts", "1"))
+    user = IdGenerator("web-oidc", lambda: time.time_ns() // 1_000_000).new(Kind.USER)
+    issuer = OidcProvider(client_id="chitty-web", user=user)
+    loop = Background()
+    runner, issuer.url = loop.call(serve(issuer.app()))
+    oidc = {
+        "CHITTY_OIDC_ISSUER": issuer.url,
+        "CHITTY_OIDC_AUDIENCE": issuer.client_id,
+        "CHITTY_OIDC_JWKS_URL": f"{issuer.url}/jwks",
+    }
+    process = start(data, port, launch(data, port, f"web-{port}", "--hosts", "1", env=oidc))
     try:
-        yield Hub(f"http://127.0.0.1:{port}", data)
+        yield Hub(f"http://127.0.0.1:{port}", data, issuer)
     finally:
+        loop.call(runner.cleanup())
+        loop.close()
         process.terminate()
         try:
             process.wait(60)

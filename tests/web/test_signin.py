@@ -40,6 +40,20 @@ def test_sign_in_sets_an_httponly_strict_cookie_and_no_token_anywhere_a_script_s
     assert not page.errors, page.errors
 
 
+def test_signing_in_with_the_oidc_issuer_lands_on_the_app_as_its_user(page: Any, hub: Hub) -> None:
+    page.goto(hub.url + "/")
+    page.get_by_role("link", name=f"Sign in with {hub.issuer.url}").click()
+    page.wait_for_selector("#live.on")  # the app, its stream open: the Strict cookie was sent
+    assert page.url.startswith(hub.url + "/") and "/signin" not in page.url  # left the callback
+    assert page.locator(".who").inner_text() == hub.issuer.user
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "chitty_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert "eyJ" not in stored and "eyJ" not in page.url  # no ID token where a script sees it
+    screenshot(page, "signed-in-oidc")
+    assert not page.errors, page.errors
+
+
 def test_a_wrong_token_is_refused_with_a_reason(page: Any, hub: Hub) -> None:
     page.goto(hub.url + "/")
     page.get_by_label("Hub token").fill("chitty_0123456789abcdef_" + "A" * 43)

@@ -36,7 +36,17 @@ from hub.settings import HubSettings
 from transports.gateway.browser import COOKIE, CSRF_HEADER, SAFE_METHODS, BrowserSessions
 from transports.gateway.errors import ApiError, Handler
 
-PUBLIC = frozenset({"/", "/health", "/api/v1/openapi.json", "/signin", "/signout"})
+PUBLIC = frozenset(
+    {
+        "/",
+        "/health",
+        "/api/v1/openapi.json",
+        "/signin",
+        "/signout",
+        "/signin/oidc",
+        "/signin/oidc/callback",
+    }
+)
 STATIC = "/static/"  # the web UI's scripts, styles and vendored libraries: no data
 WEBHOOKS = "/adapters/"  # services' webhooks: their own signatures authenticate them
 JWKS_TTL_S = 300.0

@@ -1023,6 +1023,37 @@ def _operations() -> dict[str, Operation]:
             media="text/html",
             errors=(403,),
         ),
+        "signin_oidc": Operation(
+            "web",
+            "Sign in a browser with the OIDC issuer",
+            "303 to the issuer's authorization endpoint (code flow with PKCE, a state bound to "
+            "this browser by a cookie, a nonce). 404 when the hub has no OIDC issuer, 503 when the "
+            "issuer's discovery document cannot be read.",
+            {"type": "string"},
+            status=303,
+            media="text/html",
+            errors=(404, 503),
+        ),
+        "signin_oidc_callback": Operation(
+            "web",
+            "The OIDC issuer's answer",
+            "Exchanges the issuer's code for an ID token, checks it as any bearer JWT is and for "
+            "this sign-in's state and nonce, and opens a browser session (an HttpOnly cookie). "
+            "A refused sign-in answers the sign-in page with 400 or 401 naming why.",
+            {"type": "string"},
+            media="text/html",
+            query=(
+                _query("code", "The authorization code the issuer gave."),
+                _query("state", "The state this hub sent to the issuer."),
+                _query("error", "The issuer's error, when it refused."),
+            ),
+            also={
+                400: "The answer does not match this sign-in (state, code).",
+                401: "The issuer refused, or its ID token is not accepted.",
+                502: "The issuer's token endpoint failed or answered no ID token.",
+            },
+            errors=(404, 503),
+        ),
         "static": Operation(
             "web",
             "Web UI files",

@@ -18,6 +18,14 @@ from aiohttp import web
 from transports.gateway.auth import AUTH
 from transports.gateway.browser import COOKIE
 from transports.gateway.errors import ApiError
+from transports.web.oidc import (
+    CALLBACK,
+    PENDING_TTL_S,
+    STATE_COOKIE,
+    OidcSignIn,
+    SignInError,
+    nonce_of,
+)
 from transports.web.vendor import integrity
 
 HERE = Path(__file__).parent
@@ -33,6 +41,15 @@ PAGE_CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 mimetypes.add_type("application/manifest+json", ".webmanifest")
+OIDC_SIGNIN = web.AppKey("oidc_signin", OidcSignIn)
+# After the issuer's callback, a page that moves on to / (a redirect would not do: the browser
+# came from the issuer's site, and a SameSite=Strict cookie is not sent on that same
+# cross-site navigation; a navigation this page starts is same-site).
+SIGNED_IN = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta http-equiv="refresh" content="0;url=/"><title>Signed in</title></head>'
+    '<body><p>Signed in. <a href="/">Open the hub</a>.</p></body></html>'
+)
 
 
 def _page(text: str, status: int = 200) -> web.Response:
@@ -42,7 +59,15 @@ def _page(text: str, status: int = 200) -> web.Response:
 
 
 def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
+    """303 to `location`, with a link for a client that does not follow it (as documented:
+    every answer of these routes is text/html)."""
+    link = escape(location, quote=True)
+    return web.Response(
+        status=303,
+        headers={"Location": location},
+        text=f'<!doctype html><title>See other</title><a href="{link}">Continue</a>',
+        content_type="text/html",
+    )
 
 
 def _set_cookie(request: web.Request, response: web.Response, name: str, value: str) -> None:
@@ -76,13 +101,20 @@ def _signin_page(request: web.Request, error: str = "", status: int = 200) -> we
         if "mcp_post" in request.app.router.named_resources()
         else ""
     )
-    oidc = " (or an OIDC ID token)" if request.app[AUTH].oidc is not None else ""
+    flow = request.app.get(OIDC_SIGNIN)
+    oidc = " (or an OIDC ID token)" if flow is not None else ""
+    link = (
+        f'<p><a class="button" href="/signin/oidc">Sign in with {escape(flow.issuer)}</a></p>'
+        if flow is not None
+        else ""
+    )
     alert = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     text = SIGNIN.substitute(
         csrf=csrf,
         base=escape(f"{request.scheme}://{request.host}"),
         mcp=mcp,
         oidc=oidc,
+        oidc_link=link,
         error=alert,
     )
     response = _page(text, status)
@@ -108,6 +140,58 @@ async def signin(request: web.Request) -> web.Response:
     response = _see_other("/")
     _set_cookie(request, response, COOKIE, session_id)
     response.del_cookie(SIGNIN_COOKIE, path="/")
+    return response
+
+
+def _oidc(request: web.Request) -> OidcSignIn:
+    flow = request.app.get(OIDC_SIGNIN)
+    if flow is None:
+        raise ApiError(
+            404, "not_found", "this hub has no OIDC issuer (CHITTY_OIDC_ISSUER and friends)", "path"
+        )
+    return flow
+
+
+async def oidc_begin(request: web.Request) -> web.Response:
+    """GET /signin/oidc: off to the issuer, with a state bound to this browser."""
+    public = request.app[AUTH].settings.public_url
+    origin = public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+    state, url = await _oidc(request).begin(origin + CALLBACK)
+    response = _see_other(url)
+    # Lax, not Strict: it must come back with the browser from the issuer's site.
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+        path=CALLBACK,
+        max_age=int(PENDING_TTL_S),
+    )
+    return response
+
+
+async def oidc_callback(request: web.Request) -> web.Response:
+    """GET /signin/oidc/callback: the issuer's code becomes an ID token, checked as any bearer
+    JWT is and for this sign-in's nonce, which opens a browser session."""
+    flow, auth = _oidc(request), request.app[AUTH]
+    try:
+        token, nonce = await flow.finish(dict(request.query), request.cookies.get(STATE_COOKIE, ""))
+        try:
+            await auth.principal(token)
+        except ApiError as error:
+            raise SignInError(
+                f"the issuer's ID token is not accepted ({error.detail}).", 401
+            ) from None
+        if nonce_of(token) != nonce:
+            raise SignInError("nonce: the ID token was not issued for this sign-in.", 401)
+    except SignInError as error:
+        response = _signin_page(request, str(error), error.status)
+    else:
+        session_id, _ = auth.browsers.open(token)
+        response = _page(SIGNED_IN)
+        _set_cookie(request, response, COOKIE, session_id)
+    response.del_cookie(STATE_COOKIE, path=CALLBACK)
     return response
 
 
@@ -142,4 +226,11 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/", index, name="index")
     app.router.add_post("/signin", signin, name="signin")
     app.router.add_post("/signout", signout, name="signout")
+    settings = app[AUTH].settings
+    if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
+        app[OIDC_SIGNIN] = OidcSignIn(
+            settings.oidc_issuer, settings.oidc_audience, settings.oidc_client_secret
+        )
+    app.router.add_get("/signin/oidc", oidc_begin, name="signin_oidc")
+    app.router.add_get(CALLBACK, oidc_callback, name="signin_oidc_callback")
     app.router.add_get("/static/{path:.+}", static_file, name="static")

@@ -175,6 +175,6 @@ export async function adapters(main) {
     );
   };
   await draw();
-  const timer = setInterval(draw, 5000); // adapter counters are not entities: no stream of theirs
+  const timer = setInterval(draw, 1000); // adapter counters are not entities: no stream of theirs
   return () => clearInterval(timer);
 }
