@@ -78,8 +78,8 @@ class HubSettings(BaseModel):
     # The web UI's "Sign in with the issuer" (`transports.web.oidc`) uses the audience as its
     # client id; a confidential client also sends this secret to the token endpoint.
     oidc_client_secret: str | None = Field(default=None, repr=False)
-    # Where people and services reach this hub (behind a proxy: its public origin), for the
-    # URLs it hands out: the OIDC sign-in's redirect URI, webhooks' signed URLs.
+    # Where people reach this hub (behind a proxy: its public origin): the OIDC sign-in's
+    # redirect URI. (The SMS adapter reads the same CHITTY_PUBLIC_URL from `adapter_env`.)
     public_url: str | None = None
     token_overlap_s: Annotated[float, Field(ge=0)] = 3600.0  # a rotated token's grace period
     signature_window_s: Annotated[float, Field(gt=0)] = 300.0  # signed requests' clock skew

@@ -226,10 +226,10 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/", index, name="index")
     app.router.add_post("/signin", signin, name="signin")
     app.router.add_post("/signout", signout, name="signout")
-    settings = app[AUTH].settings
-    if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
+    auth = app[AUTH]
+    if auth.oidc is not None:  # the gateway verifies the issuer's tokens: offer its sign-in
         app[OIDC_SIGNIN] = OidcSignIn(
-            settings.oidc_issuer, settings.oidc_audience, settings.oidc_client_secret
+            auth.oidc.issuer, auth.oidc.audience, auth.settings.oidc_client_secret
         )
     app.router.add_get("/signin/oidc", oidc_begin, name="signin_oidc")
     app.router.add_get(CALLBACK, oidc_callback, name="signin_oidc_callback")
