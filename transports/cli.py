@@ -8,6 +8,7 @@ Commands: `up` (transports.cli_up); `project|topic|context|repo|service` (transp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -159,12 +160,20 @@ def conflicts_list(
 
     found = run(go())
     table = Table(title=f"{len(found)} open conflicts")
-    for column in ("conflict", "entity", "field", "versions"):
+    for column in ("conflict", "entity", "field", "versions", "suggestion"):
         table.add_column(column)
     for conflict in found:
         versions = ", ".join(json.dumps(v["value"]) for v in conflict["versions"])
+        suggestion = conflict.get("suggestion")
+        suggested = (
+            f"{json.dumps(suggestion['value'])}: {suggestion['reason']}" if suggestion else "-"
+        )
         table.add_row(
-            conflict["conflictId"], conflict["entityId"], conflict["field"], Text(versions)
+            conflict["conflictId"],
+            conflict["entityId"],
+            conflict["field"],
+            Text(versions),
+            Text(suggested),
         )
     console.print(table)
 
@@ -172,15 +181,22 @@ def conflicts_list(
 @conflicts.command("resolve")
 def conflicts_resolve(
     conflict_id: Annotated[str, typer.Argument(help="The conflict (CHITTY-CONFLICT id).")],
-    value: Annotated[str, typer.Argument(help="The value to keep (JSON, or plain text).")],
+    value: Annotated[
+        str | None, typer.Argument(help="The value to keep (JSON, or plain text).")
+    ] = None,
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Take the suggestion `conflicts list` shows.")
+    ] = False,
     dry_run: DryRun = False,
     hub: Hub = None,
 ) -> None:
-    """Settle a conflict on one value."""
-    try:
-        chosen: Any = json.loads(value)
-    except ValueError:
-        chosen = value
+    """Settle a conflict on one value, or on its merge suggestion (--accept)."""
+    if (value is None) != accept:
+        raise fail("give the value to keep, or --accept to take the suggestion")
+    chosen: Any = value
+    if value is not None:
+        with contextlib.suppress(ValueError):
+            chosen = json.loads(value)
 
     async def go() -> Any:
         async with client(hub) as hub_client:
@@ -189,12 +205,16 @@ def conflicts_resolve(
                     (c for c in await hub_client.conflicts() if c["conflictId"] == conflict_id),
                     None,
                 )
-            return await hub_client.resolve(conflict_id, chosen)
+            return await hub_client.resolve(conflict_id, chosen, accept_suggestion=accept)
 
     answer = run(go())
     if dry_run:
         if answer is None:
             raise fail(f"no open conflict {conflict_id}")
+        if accept:
+            if answer.get("suggestion") is None:
+                raise fail(f"no suggestion for {conflict_id}: give the value to keep")
+            chosen = answer["suggestion"]["value"]
         change = f"{answer['field']} of {answer['entityId']} would become {json.dumps(chosen)}"
         console.print(f"[yellow]dry run:[/] {change} (nothing was sent)")
         return

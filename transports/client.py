@@ -440,11 +440,12 @@ class ChittyClient:
         found = await self._call("GET", "/sync/conflicts", query=query)
         return tuple(found.get("conflicts") or [])  # type: ignore[arg-type]
 
-    async def resolve(self, conflict_id: str, value: JsonValue) -> Record:
-        """Settle a conflict on `value`."""
-        return await self._record(
-            "POST", f"/sync/conflicts/{conflict_id}/resolve", body={"value": value}
-        )
+    async def resolve(
+        self, conflict_id: str, value: JsonValue = None, accept_suggestion: bool = False
+    ) -> Record:
+        """Settle a conflict on `value`, or on its merge suggestion."""
+        body: Json = {"acceptSuggestion": True} if accept_suggestion else {"value": value}
+        return await self._record("POST", f"/sync/conflicts/{conflict_id}/resolve", body=body)
 
     async def mesh(self, project_id: str) -> Json:
         """A project's todo mesh (nodes, dependency edges, origin sessions), changing nothing."""

@@ -27,6 +27,8 @@ class Platform(StrEnum):
     SLACK = "slack"
     CLI = "cli"
     MOBILE = "mobile"
+    CHATGPT = "chatgpt"  # a GPT using the hub's Actions (spec Example 3)
+    GEMINI = "gemini"
     # A channel adapter's session for what people do there (its commands' todos, replies):
     EMAIL = "email"  # a correspondent's mail thread
     SMS = "sms"  # the recipients (LIST, ADD, DONE)

@@ -166,6 +166,31 @@ def test_conflicts_list_and_resolve(gateway: Gateway) -> None:
     assert gateway.request("GET", f"/api/v1/todos/{todo}")[1]["conflicts"] == []
 
 
+def test_conflicts_accept_the_suggestion(gateway: Gateway) -> None:
+    _, created, _ = gateway.request(
+        "POST", "/api/v1/todos", {"content": "cli suggestion", "sessionId": SESSION}
+    )
+    todo = created["entity"]["chittyId"]
+    for node, status in (("p", "in_progress"), ("w", "blocked")):
+        gateway.request(
+            "PUT",
+            f"/api/v1/todos/{todo}",
+            {"status": status, "vectorClock": {"api": 1, node: 1}},
+            {"X-Chitty-Node": node},
+        )
+    [open_one] = gateway.request("GET", f"/api/v1/todos/{todo}")[1]["conflicts"]
+    conflict = open_one["conflictId"]
+    assert "most advanced status" in cli(gateway, "conflicts", "list")
+    neither = runner.invoke(app, ["conflicts", "resolve", conflict, "--hub", gateway.url])
+    assert neither.exit_code == 1 and "--accept" in neither.output
+    assert 'would become "blocked"' in cli(
+        gateway, "conflicts", "resolve", conflict, "--accept", "--dry-run"
+    )
+    assert "resolved" in cli(gateway, "conflicts", "resolve", conflict, "--accept")
+    _, after, _ = gateway.request("GET", f"/api/v1/todos/{todo}")
+    assert after["entity"]["status"] == "blocked" and after["conflicts"] == []
+
+
 def test_state_now_and_at_a_time(gateway: Gateway) -> None:
     import time
     from datetime import UTC, datetime

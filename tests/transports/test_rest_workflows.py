@@ -96,6 +96,14 @@ def test_conflicts_are_listed_and_resolved(gateway: Gateway) -> None:
     assert status == 200 and len(mine) == 1
     conflict = mine[0]["conflictId"]
     assert {v["value"] for v in mine[0]["versions"]} == {"completed", "blocked"}
+    suggestion = mine[0]["suggestion"]
+    assert suggestion["value"] == "completed" and suggestion["by"] == "rule"
+    assert "most advanced status" in suggestion["reason"]
+    path = f"/api/v1/sync/conflicts/{conflict}/resolve"
+    status, body = post(gateway, path, {})
+    assert status == 422 and "acceptSuggestion" in body["detail"], body
+    status, body = post(gateway, path, {"value": "blocked", "acceptSuggestion": True})
+    assert status == 422 and "acceptSuggestion" in body["detail"], body
     status, body = post(
         gateway, f"/api/v1/sync/conflicts/{conflict}/resolve", {"value": "nonsense"}
     )
@@ -111,6 +119,24 @@ def test_conflicts_are_listed_and_resolved(gateway: Gateway) -> None:
         post(gateway, f"/api/v1/sync/conflicts/{conflict}/resolve", {"value": "completed"})[0]
         == 404
     )
+
+
+def test_accepting_a_suggestion_resolves_like_any_resolve(gateway: Gateway) -> None:
+    todo = make(gateway, "todos", {"content": "s", "sessionId": SESSION})["chittyId"]
+    for node, priority in (("phone", "high"), ("web", "critical")):
+        gateway.request(
+            "PUT",
+            f"/api/v1/todos/{todo}",
+            {"metadata": {"priority": priority}, "vectorClock": {"api": 1, node: 1}},
+            {"X-Chitty-Node": node},
+        )
+    _, listed, _ = gateway.request("GET", "/api/v1/sync/conflicts?domain=todos")
+    [mine] = [c for c in listed["conflicts"] if c["entityId"] == todo]
+    assert mine["field"] == "metadata.priority" and mine["suggestion"]["value"] == "critical"
+    path = f"/api/v1/sync/conflicts/{mine['conflictId']}/resolve"
+    status, body = post(gateway, path, {"acceptSuggestion": True})
+    assert status == 200 and body["resolved"] == mine["conflictId"], body
+    assert body["entity"]["metadata"]["priority"] == "critical" and body["conflicts"] == []
 
 
 FIVE = ["Todo 1", "Todo 2", "Todo 3", "Todo 4", "Todo 5"]
@@ -279,7 +305,17 @@ def test_contexts_enrich_and_propagate(gateway: Gateway) -> None:
         },
     )
     assert status == 200 and body["entity"]["content"]["summary"] == "User works on ChittyChronicle"
-    assert body["propagation"]["status"] == "not_connected"
+    # ChatGPT reads it through its Actions when it asks: nothing was pushed, nothing claimed.
+    assert body["propagation"]["status"] == "available", body["propagation"]
+    assert body["propagation"]["via"] == "actions"
+    status, body = post(
+        gateway,
+        "/api/v1/contexts/propagate",
+        {"source": "claude-code", "target": "gemini", "targets": ["claude"], "contextId": ctx},
+    )
+    gemini, claude = body["deliveries"]
+    assert gemini["status"] == "not_configured" and "GOOGLE_AI_API_KEY" in gemini["detail"]
+    assert claude["status"] == "available" and claude["via"] == "mcp"
     status, body = post(
         gateway,
         "/api/v1/contexts/propagate",

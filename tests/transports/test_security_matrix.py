@@ -332,6 +332,17 @@ def _propagate(w: World, case: str) -> None:
     assert w.seq(target, "contexts") == before + (1 if allowed else 0)
 
 
+def _current_context(w: World, case: str) -> None:
+    """The hand-over of a named session follows its read scope (404 as for no session)."""
+    session = w.targets["sessions"]
+    answer = w.send(case, "GET", f"/api/v1/contexts/current?sessionId={session}")
+    if w.may_read(case, "sessions"):
+        assert answer.status == 200, answer
+        assert answer.body["sessionId"] == session, answer
+    else:
+        assert answer.status == 404 and answer.body["error"] == "not_found", answer
+
+
 def _enrich(w: World, case: str) -> None:
     target = w.targets["contexts"]
     before = w.seq(target, "contexts")
@@ -578,6 +589,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/sessions/{id}/context"): _read("sessions", "/context"),
     ("POST", "/api/v1/sessions/{id}/sync"): _session_sync,
     ("POST", "/api/v1/contexts/propagate"): _propagate,
+    ("GET", "/api/v1/contexts/current"): _current_context,
     ("POST", "/api/v1/contexts/{id}/enrich"): _enrich,
     ("GET", "/api/v1/sync/conflicts"): _conflicts,
     ("POST", "/api/v1/sync/conflicts/{id}/resolve"): _resolve,

@@ -15,6 +15,7 @@ from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.contexts import add_context_intelligence
 from transports.gateway.entities import add_entity_routes
 from transports.gateway.errors import json_errors
+from transports.gateway.handover import add_handover
 from transports.gateway.headers import add_header_policy
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.metrics import add_metrics, request_metrics
@@ -91,6 +92,7 @@ def make_app(
     add_ws_routes(app, writer)
     add_sync_routes(app, hub, writer)
     add_context_intelligence(app, hub, settings)
+    add_handover(app, hub, writer, settings)  # before the CRUD routes: /contexts/current
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id
     add_entity_routes(app, hub, writer)
     add_principal_routes(app, hub)

@@ -36,10 +36,10 @@ from transports.channels import CHANNELS
 from transports.gateway.auth import PUBLIC, STATIC, WEBHOOKS
 from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
+from transports.gateway.handover import PropagateRequest
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
 from transports.gateway.targets import KNOWN, TargetReport
 from transports.gateway.workflows import (
-    PropagateRequest,
     ReconcileRequest,
     SessionSyncRequest,
 )
@@ -160,10 +160,25 @@ class BroadcastResult(WireModel):
     result: dict[str, JsonValue] | None = Field(default=None, description="A command's answer.")
 
 
-class ConflictList(WireModel):
-    """Open conflicts."""
+class MergeSuggestion(WireModel):
+    """A value that would settle the conflict and why (`by`: `rule`); accept it with
+    `{"acceptSuggestion": true}` on the resolve route."""
 
-    conflicts: list[ConflictResolution]
+    value: JsonValue
+    reason: str
+    by: str
+
+
+class ListedConflict(ConflictResolution):
+    """An open conflict and its merge suggestion (null: no rule applies; choose a value)."""
+
+    suggestion: MergeSuggestion | None
+
+
+class ConflictList(WireModel):
+    """Open conflicts, each with its merge suggestion."""
+
+    conflicts: list[ListedConflict]
 
 
 class ResolvedEntity(WireModel):
@@ -254,6 +269,56 @@ class SessionContextBody(WireModel):
 
     session_id: str
     context: SessionContext | None
+    seq: int
+
+
+class DeliveryReport(WireModel):
+    """What a hand-over did for one target: `delivered` (pushed to the model in a real API call,
+    `responseId` its answer), `available` (Claude over MCP, ChatGPT through its Actions: read
+    when they ask), `live` (connected subscribers received it), `not_connected`,
+    `not_configured` (no key for the model: the detail names the variable), `failed`."""
+
+    target: str
+    via: Literal["mcp", "actions", "push", "ws"]
+    status: Literal["delivered", "available", "live", "not_connected", "not_configured", "failed"]
+    detail: str
+    response_id: str | None
+
+
+class HandOverMessage(WireModel):
+    role: str
+    author: str | None
+    content: str
+    timestamp: str | None
+
+
+class HandOverTodo(WireModel):
+    chitty_id: str
+    content: str
+    status: str
+
+
+class HandOverBody(WireModel):
+    """A hand-over context (spec Example 3): the session's summary, key points and entities,
+    its last 10 messages, the files it touched, its open todos, and all of it as one
+    prompt-ready `text`."""
+
+    context_id: str = Field(description="The context holding the session's summary.")
+    session_id: str | None
+    platform: str
+    project_id: str | None
+    summary: str
+    key_points: list[str]
+    entities: list[dict[str, Any]]
+    last_messages: list[HandOverMessage]
+    files: list[str]
+    open_todos: list[HandOverTodo]
+    text: str
+
+
+class CurrentContext(HandOverBody):
+    """The caller's hand-over context now, and the position of its session."""
+
     seq: int
 
 
@@ -743,7 +808,9 @@ def _sync() -> dict[str, Operation]:
             "sync",
             "List open conflicts",
             "Lists every open conflict (concurrent differing values of one field), optionally of "
-            "one domain, with each version and the vector clock of the write that made it.",
+            "one domain, with each version, the vector clock of the write that made it, and a "
+            "merge suggestion with its reason (a todo's most advanced status, the highest "
+            "priority, the earliest deadline, the longer text).",
             "ConflictList",
             query=(
                 _query("domain", "Only this domain.", {"type": "string", "enum": DOMAIN_NAMES}),
@@ -753,8 +820,9 @@ def _sync() -> dict[str, Operation]:
         "resolve_conflict": Operation(
             "sync",
             "Resolve a conflict",
-            "Settles an open conflict by writing `value` to its field; the write supersedes every "
-            "concurrent version and closes the conflict. Returns the entity.",
+            "Settles an open conflict by writing `value` (or, with `acceptSuggestion`, its "
+            "suggestion) to its field; the write supersedes every concurrent version and closes "
+            "the conflict. Returns the entity. 409 no_suggestion when no rule suggests one.",
             "ResolvedEntity",
             body="ResolveRequest",
             path={"id": _param("path", "id", "The conflict id.", {"type": "string"})},
@@ -856,11 +924,27 @@ def _workflows() -> dict[str, Operation]:
             path=_id_param(SyncDomain.SESSIONS),
             errors=(400, 404, 413, 422, 500, 503),
         ),
+        "current_context": Operation(
+            "contexts",
+            "The caller's current context",
+            "Spec Example 3 in one call: the hand-over of the caller's most recently active "
+            "session (not on `target`, when named; `sessionId` picks one): summary, key points, "
+            "entities, last 10 messages, files, open todos and one prompt-ready text. 404 "
+            "no_context when the caller has no session.",
+            "CurrentContext",
+            query=(
+                _query("target", "The platform or model asking (its own sessions are skipped)."),
+                _query("sessionId", "Hand over this session (CHITTY-SESSION id)."),
+            ),
+            errors=(401, 403, 404, 422, 500, 503),
+        ),
         "propagate_context": Operation(
             "contexts",
             "Propagate a context",
-            "Hands a context from one model or platform to another: records the summary, if "
-            "given, on the context and reports what reached the target.",
+            "Hands a context from one model or platform to others (Example 3): builds the "
+            "hand-over of the session it comes from, records it on the context (linked to that "
+            "session) with the summary if given, pushes it to every target a model adapter is "
+            "configured for, and says per target what was delivered.",
             "PropagationReport",
             body="PropagateRequest",
             headers=HEADERS,
@@ -1105,6 +1189,7 @@ def _models() -> list[Any]:
         ResolveRequest,
         ReconcileRequest,
         PropagateRequest,
+        CurrentContext,
         Enrichment,
         SessionSyncRequest,
         SyncReport,
@@ -1136,8 +1221,11 @@ def _models() -> list[Any]:
         create_model(
             "PropagationReport",
             __base__=context_response,
-            __doc__="The context after the hand-over and what reached the target.",
-            propagation=(TargetReport, ...),
+            __doc__="The context after the hand-over, the hand-over, and what reached each "
+            "target (`propagation`: the first target's, as before `targets` existed).",
+            handover=(HandOverBody, ...),
+            propagation=(DeliveryReport, ...),
+            deliveries=(list[DeliveryReport], ...),
         )
     )
     models.append(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
+from pydantic_core import PydanticCustomError
 
 from hub.catalog import Query
 from hub.domains import DOMAINS, SyncDomain
@@ -13,6 +14,7 @@ from hub.entity import EntityView
 from hub.fields import nest, policy_table
 from hub.ids import ChittyIdStr, InvalidChittyId, parse
 from hub.models.base import WireModel
+from hub.suggest import suggest
 from transports.gateway.auth import principal_of, scope_of, stamp, visible_to
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
@@ -39,9 +41,27 @@ class SyncRequest(WireModel):
 
 
 class ResolveRequest(WireModel):
-    """The value that settles a conflict (any valid value of the field, usually one version)."""
+    """What settles a conflict: a `value` (any valid value of the field, usually one version),
+    or `acceptSuggestion` to take the suggestion `GET /sync/conflicts` shows."""
 
-    value: JsonValue
+    value: JsonValue = None
+    accept_suggestion: bool = False
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> ResolveRequest:
+        if ("value" in self.model_fields_set) == self.accept_suggestion:
+            raise PydanticCustomError("one_of", "give either value or acceptSuggestion: true")
+        return self
+
+
+def with_suggestion(conflict: dict[str, Any]) -> dict[str, Any]:
+    """A listed conflict with the rule's merge suggestion (`suggestion` null: no rule applies,
+    the person chooses)."""
+    kind = parse(str(conflict["entityId"])).kind
+    domain = next(d for d, spec in DOMAINS.items() if spec.kind is kind)
+    values = [v["value"] for v in conflict.get("versions") or []]
+    found = suggest(domain.value, str(conflict["field"]), values)
+    return {**conflict, "suggestion": None if found is None else found.wire()}
 
 
 def _domains(name: str) -> list[SyncDomain]:
@@ -203,7 +223,7 @@ class SyncRoutes:
         found = await self.hub.conflicts(
             None if name == "all" else _domain(name), visible_to(request)
         )
-        return web.json_response({"conflicts": found})
+        return web.json_response({"conflicts": [with_suggestion(c) for c in found]})
 
     async def resolve(self, request: web.Request) -> web.Response:
         conflict_id = request.match_info["id"]
@@ -222,9 +242,14 @@ class SyncRoutes:
         if field not in policy_table(DOMAINS[domain].model).fields:
             raise ApiError(409, "conflict", f"the conflict names an unknown field {field!r}")
         # A blind write: it has seen every version, so it supersedes them all and closes it.
-        message = self.writer.message(
-            request, domain, "update", entity_id, nest({field: wanted.value})
-        )
+        value = wanted.value
+        if wanted.accept_suggestion:
+            suggestion = with_suggestion(conflict)["suggestion"]
+            if suggestion is None:
+                detail = f"no rule suggests a {field} here: give the value to keep"
+                raise ApiError(409, "no_suggestion", detail, "acceptSuggestion")
+            value = suggestion["value"]
+        message = self.writer.message(request, domain, "update", entity_id, nest({field: value}))
         try:
             outcome, first = await self.writer.write(message)
         except ApiError as error:

@@ -11,7 +11,7 @@ from pydantic import Field, JsonValue
 from actors.reconciler import ReconcileError, ReconcileReport
 from hub.domains import SyncDomain
 from hub.entity import EntityView
-from hub.ids import ContextId, ProjectId
+from hub.ids import ProjectId
 from hub.models import Enrichment
 from hub.models.base import WireModel
 from hub.reconcile import TodoMesh
@@ -22,11 +22,7 @@ from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.targets import (
     DEFAULT_PLATFORMS,
-    KNOWN,
-    PRESENCE,
-    TargetKind,
     check_targets,
-    report,
     reports,
 )
 
@@ -45,15 +41,6 @@ class SessionSyncRequest(WireModel):
     platforms: list[str] | None = None
     channels: list[str] = Field(default_factory=list)
     dry_run: bool = False
-
-
-class PropagateRequest(WireModel):
-    """The spec's Example 3 body: carry a context from one model or platform to another."""
-
-    source: str = Field(min_length=1, max_length=64)
-    target: str = Field(min_length=1, max_length=64)
-    context_id: ContextId
-    summary: str | None = Field(default=None, max_length=100_000)
 
 
 def mesh_body(mesh: TodoMesh) -> dict[str, Any]:
@@ -202,24 +189,6 @@ class WorkflowRoutes:
         outcome, first = await self.writer.write(message)
         return web.json_response(written_body(outcome, first))
 
-    async def propagate(self, request: web.Request) -> web.Response:
-        """Record a context hand-over (Example 3) and report what reached the target."""
-        wanted = PropagateRequest.model_validate(await read_json(request))
-        known = KNOWN["platforms"] | KNOWN["models"]
-        if wanted.target not in known:
-            raise ApiError(422, "unknown_target", f"known: {', '.join(sorted(known))}", "target")
-        await self._check_write(request, wanted.context_id)
-        data: dict[str, JsonValue] = {}
-        if wanted.summary is not None:
-            data["content"] = {"summary": wanted.summary}
-        message = self.writer.message(
-            request, SyncDomain.CONTEXTS, "update", wanted.context_id, data
-        )
-        outcome, first = await self.writer.write(message)
-        kind: TargetKind = "models" if wanted.target in KNOWN["models"] else "platforms"
-        reached = report(kind, wanted.target, 1, request.app[PRESENCE], [SyncDomain.CONTEXTS])
-        return web.json_response({**written_body(outcome, first), "propagation": reached.to_wire()})
-
 
 def add_workflow_routes(app: web.Application, hub: Hub, writer: Writer) -> None:
     routes = WorkflowRoutes(hub, writer)
@@ -228,5 +197,4 @@ def add_workflow_routes(app: web.Application, hub: Hub, writer: Writer) -> None:
     add.add_get("/api/v1/todos/mesh", routes.mesh, name="todo_mesh")
     add.add_get("/api/v1/sessions/{id}/context", routes.session_context, name="session_context")
     add.add_post("/api/v1/sessions/{id}/sync", routes.session_sync, name="sync_session")
-    add.add_post("/api/v1/contexts/propagate", routes.propagate, name="propagate_context")
     add.add_post("/api/v1/contexts/{id}/enrich", routes.enrich, name="enrich_context")
