@@ -144,10 +144,45 @@ def latest_elsewhere(
     own = [
         s
         for s in sessions
-        if (s.get("createdBy") == principal or principal in (s.get("participants") or ()))
-        and (platform is None or s.get("platform") != platform)
+        if principal in _people(s) and (platform is None or s.get("platform") != platform)
     ]
     return max(own, key=_last_active, default=None)
+
+
+class LatestSessions:
+    """Each principal's most recently active session per platform, kept from the sessions
+    seen (the hand-over job notes every session change), so a switch costs a lookup, not a
+    scan of the principal's sessions."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, dict[str, tuple[tuple[str, str], str]]] = {}
+
+    def known(self, principal: str) -> bool:
+        return principal in self._latest
+
+    def learn(self, principal: str, sessions: Sequence[Mapping[str, Any]]) -> None:
+        """Know `principal` from its sessions so far (read once, when first needed)."""
+        self._latest.setdefault(principal, {})
+        for session in sessions:
+            self.note(session)
+
+    def note(self, session: Mapping[str, Any]) -> None:
+        """Remember `session` for those of its people already known."""
+        key, platform = _last_active(session), str(session.get("platform"))
+        for person in _people(session):
+            mine = self._latest.get(person)
+            if mine is not None and (platform not in mine or mine[platform][0] <= key):
+                mine[platform] = (key, str(session["chittyId"]))
+
+    def elsewhere(self, principal: str, platform: str) -> str | None:
+        """The id of the principal's latest session not on `platform`."""
+        others = [v for p, v in self._latest.get(principal, {}).items() if p != platform]
+        return max(others)[1] if others else None
+
+
+def _people(session: Mapping[str, Any]) -> tuple[str, ...]:
+    creator = session.get("createdBy")
+    return (*([creator] if isinstance(creator, str) else []), *(session.get("participants") or ()))
 
 
 def _last_active(session: Mapping[str, Any]) -> tuple[str, str]:

@@ -3,7 +3,7 @@ and which session a switch carries on from."""
 
 from __future__ import annotations
 
-from hub.handover import hand_over, handover_context_id, latest_elsewhere
+from hub.handover import LatestSessions, hand_over, handover_context_id, latest_elsewhere
 
 
 def session(n_messages: int = 12) -> dict[str, object]:
@@ -79,3 +79,29 @@ def test_a_switch_carries_on_from_the_principals_latest_session_elsewhere() -> N
 
 def test_the_handover_context_is_named_by_the_receiving_session() -> None:
     assert handover_context_id("CHITTY-SESSION-01ABC") == "CHITTY-CONTEXT-H01ABC"
+
+
+def test_latest_sessions_are_kept_per_principal_and_platform() -> None:
+    latest = LatestSessions()
+    first = {
+        "chittyId": "A",
+        "platform": "claude-code",
+        "createdBy": "U",
+        "timestamps": {"lastActive": "2026-12-05T09:00:00Z"},
+    }
+    assert not latest.known("U")
+    latest.note(first)  # nobody asked about U yet: nothing kept
+    assert not latest.known("U")
+    latest.learn("U", [first])
+    assert latest.elsewhere("U", "chatgpt") == "A" and latest.elsewhere("U", "claude-code") is None
+    later = {
+        **first,
+        "chittyId": "B",
+        "platform": "web",
+        "timestamps": {"lastActive": "2026-12-05T10:00:00Z"},
+    }
+    latest.note(later)
+    assert latest.elsewhere("U", "chatgpt") == "B"
+    stale = {**first, "chittyId": "A0", "timestamps": {"lastActive": "2026-12-05T08:00:00Z"}}
+    latest.note(stale)  # an older session on the same platform does not replace a newer one
+    assert latest.elsewhere("U", "web") == "A"

@@ -31,7 +31,13 @@ from hub.context_sources import material_of, session_context_id
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import Status
-from hub.handover import HandOver, hand_over, handover_context_id, latest_elsewhere
+from hub.handover import (
+    HandOver,
+    LatestSessions,
+    hand_over,
+    handover_context_id,
+    latest_elsewhere,
+)
 from hub.ids import ContextId, InvalidChittyId, Kind, SessionId, parse
 from hub.models.base import WireModel
 from hub.settings import HubSettings
@@ -128,11 +134,10 @@ async def deliver(
     return Delivery(target, "ws", "not_connected", detail)
 
 
-async def latest_session(
-    hub: HubReads, principal: str, visible: str | None, not_on: str | None
-) -> Mapping[str, Any] | None:
-    """The principal's most recently active session not on `not_on` (spec Example 3's
-    "detects a context switch": the work carried over is where the principal was last)."""
+async def sessions_of(
+    hub: HubReads, principal: str, visible: str | None
+) -> list[Mapping[str, Any]]:
+    """The sessions `principal` may read (`visible`: narrowed to theirs), up to a bound."""
     sessions: list[Mapping[str, Any]] = []
     cursor = None
     while len(sessions) < SESSIONS_SCANNED:
@@ -143,7 +148,15 @@ async def latest_session(
         cursor = page.cursor
         if cursor is None:
             break
-    return latest_elsewhere(sessions, principal, not_on)
+    return sessions
+
+
+async def latest_session(
+    hub: HubReads, principal: str, visible: str | None, not_on: str | None
+) -> Mapping[str, Any] | None:
+    """The principal's most recently active session not on `not_on` (spec Example 3's
+    "detects a context switch": the work carried over is where the principal was last)."""
+    return latest_elsewhere(await sessions_of(hub, principal, visible), principal, not_on)
 
 
 async def build(
@@ -208,6 +221,7 @@ class HandOverJob:
         self.tick_s = tick_s
         self.handed = 0
         self.failed = 0
+        self.latest = LatestSessions()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -227,8 +241,11 @@ class HandOverJob:
                 answer = await self.hub.poll(epoch, offset, wanted, 500, self.tick_s)
                 epoch, offset = answer.epoch, answer.offset
                 for event in answer.events:
+                    if event.kind == "deleted":
+                        continue
                     if event.kind == "created":
                         await self.started(dict(event.entity))
+                    self.latest.note(event.entity)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -243,9 +260,13 @@ class HandOverJob:
         if not isinstance(principal, str) or principal == HUB_PRINCIPAL:
             return None
         platform = str(session.get("platform"))
-        before = await latest_session(self.hub, principal, principal, platform)
-        if before is None:
+        if not self.latest.known(principal):  # first seen: its sessions so far, once
+            self.latest.learn(principal, await sessions_of(self.hub, principal, principal))
+        before_id = self.latest.elsewhere(principal, platform)
+        before_view = None if before_id is None else await self.hub.get(before_id)
+        if before_view is None or before_view.deleted:
             return None
+        before = before_view.entity
         handover = await build(self.hub, self.summaries, before, principal)
         delivery = await deliver(platform, handover, self.models, 0)
         new_id = str(session["chittyId"])
