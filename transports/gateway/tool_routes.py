@@ -91,8 +91,8 @@ ERRORS = {
 
 
 def _first_sentence(text: str) -> str:
-    sentence = text.split(". ")[0].split("; ")[0].split(": ")[0].rstrip(".")
-    return sentence if len(sentence) <= 80 else sentence[:77].rstrip() + "..."
+    """The operation's summary: its description up to the first full stop or semicolon."""
+    return text.split(". ")[0].split("; ")[0].rstrip(".")
 
 
 def _operation(name: str, summary: str, description: str, writes: bool, answer: Json) -> Json:
