@@ -165,3 +165,16 @@ def test_current_context_errors_name_the_field(hub: Gateway) -> None:
     assert status == 422 and body["field"] == "sessionId"
     status, body = get(hub, "/api/v1/contexts/current?sessionId=CHITTY-SESSION-NOPE")
     assert status == 404 and body["field"] == "sessionId"
+
+
+def test_the_gpt_action_and_the_tool_answer_the_same_handover(hub: Gateway) -> None:
+    session = claude_code_session(hub)
+    _, document, _ = hub.request("GET", "/api/v1/openapi.actions.json")
+    operation = document["paths"]["/api/v1/contexts/current"]["get"]
+    assert operation["operationId"] == "current_context"
+    assert {p["name"] for p in operation["parameters"]} == {"sessionId", "target"}
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"summary", "lastMessages", "openTodos", "text"} <= set(answer["properties"])
+    status, body = post(hub, "/api/v1/tools/current_context", {"target": "chatgpt"})
+    assert status == 200, body
+    assert_handover_of(body["result"], session)

@@ -37,6 +37,7 @@ TOOLS = {
     "end_session",
     "get_session_context",
     "append_session_context",
+    "current_context",
     "list_conflicts",
     "resolve_conflict",
     "entity_state_at",
@@ -161,8 +162,9 @@ def test_lists_tools_resources_and_prompts(over: Callable[[Scenario], None]) -> 
                     assert f"{new} (was {was})" in (t.description or ""), t.name
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
-        [prompt] = (await client.list_prompts()).prompts
-        assert prompt.name == "resume_session"
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert set(prompts) == {"resume_session", "continue_from_handover"}
+        prompt = prompts["resume_session"]
         assert [a.name for a in prompt.arguments or []] == ["sessionId", "session_id"]
 
     over(scenario)
@@ -243,6 +245,10 @@ def test_every_tool_resource_and_the_prompt(
         )
         conflicts = (await call(client, "list_conflicts", domain="todos"))["conflicts"]
         [mine] = [c for c in conflicts if c["entityId"] == todo_id]
+        assert mine["suggestion"]["value"] == "completed", mine  # the most advanced status
+        assert "give either value" in await fails(
+            client, "resolve_conflict", conflictId=mine["conflictId"]
+        )
         settled = await call(
             client, "resolve_conflict", conflictId=mine["conflictId"], value="completed"
         )
@@ -481,3 +487,42 @@ def test_the_hook_ignores_other_tools_and_reports_an_unreachable_hub() -> None:
     todo_write = hook_event("s", ("x", "pending"))
     assert asyncio.run(bridge_run(todo_write, "http://127.0.0.1:1", None)) == 1
     assert asyncio.run(bridge_run("{not json", "http://127.0.0.1:1", None)) == 1
+
+
+def test_the_handover_resource_and_prompt_and_accepting_a_suggestion(
+    gateway: Gateway, over: Callable[[Scenario], None]
+) -> None:
+    status, body, _ = gateway.request(
+        "POST",
+        "/api/v1/sessions",
+        {
+            "platform": "claude-code",
+            "context": {"messages": [{"role": "user", "content": "Wire the court filter"}]},
+        },
+    )
+    assert status == 201, body
+    session = body["entity"]["chittyId"]
+    todo = make(gateway, "todos", {"content": "Court filter", "sessionId": session})["chittyId"]
+    for node, priority in (("a", "low"), ("b", "high")):
+        gateway.request(
+            "PUT",
+            f"/api/v1/todos/{todo}",
+            {"metadata": {"priority": priority}, "vectorClock": {"api": 1, node: 1}},
+            {"X-Chitty-Node": node},
+        )
+
+    async def scenario(client: Client) -> None:
+        handover = await read(client, "chitty://context/current")
+        assert handover["sessionId"] == session
+        assert [t["content"] for t in handover["openTodos"]] == ["Court filter"]
+        prompt = await client.get_prompt("continue_from_handover", {})
+        text = prompt.messages[0].content.text  # type: ignore[union-attr]
+        assert "Wire the court filter" in text and "Court filter" in text
+        conflicts = (await call(client, "list_conflicts", domain="todos"))["conflicts"]
+        [mine] = [c for c in conflicts if c["entityId"] == todo]
+        settled = await call(
+            client, "resolve_conflict", conflictId=mine["conflictId"], acceptSuggestion=True
+        )
+        assert settled["entity"]["metadata"]["priority"] == "high"
+
+    over(scenario)

@@ -304,6 +304,56 @@ class HandOverJob:
         return delivery
 
 
+class DeliveryReport(WireModel):
+    """What a hand-over did for one target: `delivered` (pushed to the model in a real API call,
+    `responseId` its answer), `available` (Claude over MCP, ChatGPT through its Actions: read
+    when they ask), `live` (connected subscribers received it), `not_connected`,
+    `not_configured` (no key for the model: the detail names the variable), `failed`."""
+
+    target: str
+    via: Literal["mcp", "actions", "push", "ws"]
+    status: Literal["delivered", "available", "live", "not_connected", "not_configured", "failed"]
+    detail: str
+    response_id: str | None
+
+
+class HandOverMessage(WireModel):
+    role: str
+    author: str | None
+    content: str
+    timestamp: str | None
+
+
+class HandOverTodo(WireModel):
+    chitty_id: str
+    content: str
+    status: str
+
+
+class HandOverBody(WireModel):
+    """A hand-over context (spec Example 3): the session's summary, key points and entities,
+    its last 10 messages, the files it touched, its open todos, and all of it as one
+    prompt-ready `text`."""
+
+    context_id: str = Field(description="The context holding the session's summary.")
+    session_id: str | None
+    platform: str
+    project_id: str | None
+    summary: str
+    key_points: list[str]
+    entities: list[dict[str, Any]]
+    last_messages: list[HandOverMessage]
+    files: list[str]
+    open_todos: list[HandOverTodo]
+    text: str
+
+
+class CurrentContext(HandOverBody):
+    """The caller's hand-over context now, and the position of its session."""
+
+    seq: int
+
+
 MODELS = web.AppKey("models", dict[str, Pushes])
 
 

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import CoreSchema, core_schema
 
@@ -36,13 +36,20 @@ from transports.channels import CHANNELS
 from transports.gateway.auth import PUBLIC, STATIC, WEBHOOKS
 from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
-from transports.gateway.handover import PropagateRequest
+from transports.gateway.handover import (
+    CurrentContext,
+    DeliveryReport,
+    HandOverBody,
+    PropagateRequest,
+)
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
 from transports.gateway.targets import KNOWN, TargetReport
+from transports.gateway.tool_routes import ACTIONS_PATH
 from transports.gateway.workflows import (
     ReconcileRequest,
     SessionSyncRequest,
 )
+from transports.tools import TOOLS
 
 OPENAPI_VERSION = "3.1.0"
 MAX_DESCRIPTION = 300  # ChatGPT Actions reject longer operation descriptions
@@ -272,56 +279,6 @@ class SessionContextBody(WireModel):
     seq: int
 
 
-class DeliveryReport(WireModel):
-    """What a hand-over did for one target: `delivered` (pushed to the model in a real API call,
-    `responseId` its answer), `available` (Claude over MCP, ChatGPT through its Actions: read
-    when they ask), `live` (connected subscribers received it), `not_connected`,
-    `not_configured` (no key for the model: the detail names the variable), `failed`."""
-
-    target: str
-    via: Literal["mcp", "actions", "push", "ws"]
-    status: Literal["delivered", "available", "live", "not_connected", "not_configured", "failed"]
-    detail: str
-    response_id: str | None
-
-
-class HandOverMessage(WireModel):
-    role: str
-    author: str | None
-    content: str
-    timestamp: str | None
-
-
-class HandOverTodo(WireModel):
-    chitty_id: str
-    content: str
-    status: str
-
-
-class HandOverBody(WireModel):
-    """A hand-over context (spec Example 3): the session's summary, key points and entities,
-    its last 10 messages, the files it touched, its open todos, and all of it as one
-    prompt-ready `text`."""
-
-    context_id: str = Field(description="The context holding the session's summary.")
-    session_id: str | None
-    platform: str
-    project_id: str | None
-    summary: str
-    key_points: list[str]
-    entities: list[dict[str, Any]]
-    last_messages: list[HandOverMessage]
-    files: list[str]
-    open_todos: list[HandOverTodo]
-    text: str
-
-
-class CurrentContext(HandOverBody):
-    """The caller's hand-over context now, and the position of its session."""
-
-    seq: int
-
-
 class SessionSyncReport(WireModel):
     """How a session reaches each platform."""
 
@@ -503,6 +460,18 @@ class RotatedToken(WireModel):
     token_id: str
     expires_at: datetime | None
     previous_valid_until: datetime | None
+
+
+class ToolArguments(RootModel[dict[str, JsonValue]]):
+    """A tool's arguments by name (camelCase), as its schema in the Actions document (or MCP's
+    tools/list) says; a tool without required arguments takes `{}` or no body."""
+
+
+class ToolAnswer(WireModel):
+    """What a tool answered."""
+
+    tool: str = Field(description="The tool's name.")
+    result: JsonValue = Field(description="Its answer: the same JSON MCP's tool call returns.")
 
 
 def entity_models(model: type[BaseModel]) -> list[type[BaseModel]]:
@@ -1066,6 +1035,38 @@ def _adapters() -> dict[str, Operation]:
     }
 
 
+def _tools() -> dict[str, Operation]:
+    name = _param("path", "name", "The tool.", {"type": "string", "enum": [t.name for t in TOOLS]})
+    return {
+        "run_tool": Operation(
+            "tools",
+            "Run a tool",
+            "Runs one of the hub's tools (those MCP serves) as the caller: scope applies as for "
+            "the REST call it makes. Bad arguments: 422 naming the field; an unknown tool: 404 "
+            f"naming the tools. Each tool's arguments: {ACTIONS_PATH}.",
+            "ToolAnswer",
+            body="ToolArguments",
+            body_required=False,
+            path={"name": name},
+            errors=WRITE,
+        ),
+        "openapi_actions": Operation(
+            "tools",
+            "The ChatGPT Actions document",
+            "An OpenAPI 3.1 document a GPT imports by URL: one operation per hub tool, within "
+            "OpenAI's limits, writes marked x-openai-isConsequential (no credential needed).",
+            {"type": "object"},
+        ),
+        "privacy": Operation(
+            "tools",
+            "Privacy policy",
+            "What the hub stores and sends, the page a public GPT links to (no credential).",
+            {"type": "string"},
+            media="text/html",
+        ),
+    }
+
+
 def _operations() -> dict[str, Operation]:
     ops: dict[str, Operation] = {
         "health": Operation(
@@ -1167,6 +1168,7 @@ def _operations() -> dict[str, Operation]:
         **_workflows(),
         **_principals(),
         **_adapters(),
+        **_tools(),
     }
     for domain in SyncDomain:
         ops.update(_crud(domain))
@@ -1213,6 +1215,8 @@ def _models() -> list[Any]:
         WebhookAnswer,
         Me,
         RotatedToken,
+        ToolArguments,
+        ToolAnswer,
     ]
     for spec in DOMAINS.values():
         models += [spec.model, *entity_models(spec.model)]
