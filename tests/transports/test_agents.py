@@ -26,6 +26,7 @@ from hub.auth.signing import (
     verify_webhook,
 )
 from hub.auth.tokens import derive_signing_key
+from tests.transports.cli_runs import cli, json_of, refused
 from tests.transports.conftest import SESSION, Gateway
 from tests.waiting import until
 from transports.gateway.agent_delivery import DeliverySettings
@@ -399,3 +400,46 @@ def test_revoking_the_services_token_stops_its_webhooks(world: World) -> None:
     )
     assert "no usable token" in shown["error"]
     assert not hook.about(todo) and not hook.attempts
+
+
+def test_chitty_agents_list_register_remove(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHITTY_TOKEN", world.service)
+    monkeypatch.setenv("CHITTY_SIGN", "1")  # a service signs every request
+    hook_url = f"{world.url}/hook/from-cli"
+    made = cli(
+        world.gateway, "agents", "register", "from-cli", "--domains", "todos", "--webhook", hook_url
+    )
+    secret = made.split("shown once", 1)[1].split()[-1]
+    assert secret.startswith("whsec_"), made
+    world.receiver.hook("from-cli").secret = secret
+    todo = world.todo("for the cli's agent")
+    until(lambda: world.receiver.hook("from-cli").about(todo), what="the delivery")
+    listed = until(
+        lambda: "delivering" in (out := cli(world.gateway, "agents", "list")) and out,
+        what="a delivering agent",
+    )
+    row = next(line for line in listed.splitlines() if "from-cli" in line)
+    assert "webhook" in row and "delivering" in row and "todos" in row, listed
+    assert secret not in listed
+    agent_id = next(word for word in row.split() if word.startswith("agent-"))
+    world.receiver.hook("from-cli").status = 500
+    world.todo("while it fails")
+    failing = until(
+        lambda: "failing: HTTP 500" in (out := cli(world.gateway, "agents", "list")) and out,
+        what="a failing agent",
+    )
+    assert "from-cli" in failing
+    [shown] = [a for a in json_of(world.gateway, "agents", "list") if a["agentId"] == agent_id]
+    assert shown["failing"] and shown["pending"] == 1
+    assert "removed" in cli(world.gateway, "agents", "remove", agent_id)
+    assert agent_id not in cli(world.gateway, "agents", "list")
+    # Errors are one line, never a traceback.
+    assert "404" in refused(world.gateway, "agents", "remove", agent_id)
+    assert "domains are" in refused(
+        world.gateway, "agents", "register", "x", "--domains", "nope", code=2
+    )
+    monkeypatch.setenv("CHITTY_TOKEN", world.member)
+    monkeypatch.delenv("CHITTY_SIGN")
+    assert "service token" in refused(
+        world.gateway, "agents", "register", "x", "--domains", "todos"
+    )
