@@ -29,8 +29,10 @@ from hub.auth.tokens import derive_signing_key
 from tests.transports.cli_runs import cli, json_of, refused
 from tests.transports.conftest import SESSION, Gateway
 from tests.waiting import until
+from transports.client import ChittyClient
 from transports.gateway.agent_delivery import DeliverySettings
 from transports.gateway.agents import DELIVERIES
+from transports.tools import TOOLS
 
 
 @dataclass
@@ -336,16 +338,15 @@ def test_a_websocket_agent_follows_ws_and_calls_tools_with_its_token(world: Worl
             assert subscribed["type"] == "subscribed", subscribed
             connected = await _agent(world, made["agentId"])
             assert connected["state"] == "connected" and connected["connected"] == 1
-            # The agent calls a tool: here the REST route the MCP tool `create_todo` calls.
-            data = json.dumps({"content": "from the agent", "sessionId": SESSION}).encode()
-            rest = signed_headers(key, "POST", "/api/v1/todos", data)
-            async with session.post(
-                world.gateway.url + "/api/v1/todos",
-                data=data,
-                headers={**headers, **rest, "Content-Type": "application/json"},
-            ) as answer:
-                assert answer.status == 201, await answer.text()
-                todo = (await answer.json())["entity"]["chittyId"]
+            # The agent calls a hub tool (the registry MCP and the models use) as itself.
+            async with ChittyClient(world.gateway.url, token=world.service, sign=True) as agent:
+                made_todo = await TOOLS.invoke(
+                    agent, "create_todo", {"content": "from the agent", "sessionId": SESSION}
+                )
+                assert isinstance(made_todo, dict), made_todo
+                todo = made_todo["entity"]["chittyId"]
+                listed = await TOOLS.invoke(agent, "list_todos", {"sessionId": SESSION})
+                assert todo in json.dumps(listed)
             status, context = await _admin_post(world, "/api/v1/contexts", {"type": "conversation"})
             assert status == 201
             seen: list[dict[str, Any]] = []
