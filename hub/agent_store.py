@@ -173,13 +173,21 @@ class AgentStore:
             )
             secret = old.secret if old is not None else None
             shown = None
-            if webhook_url is None:
+            if webhook_url is None:  # no webhook: no secret, and no place in the outboxes
                 secret = None
+                self._forget_marks(txn, agent_id)
             elif secret is None:
                 secret = shown = new_webhook_secret()
             packed = self._codec.encode(_pack(_Stored(record, secret)))
             txn.put(agent_id.encode(), packed, db=self._agents)
         return record, shown, old is None
+
+    def _forget_marks(self, txn: lmdb.Transaction, agent_id: str) -> None:
+        prefix = f"{agent_id}\x00".encode()
+        doomed = [key for key, _ in txn.cursor(db=self._marks) if bytes(key).startswith(prefix)]
+        for key in doomed:
+            txn.delete(key, db=self._marks)
+        txn.delete(agent_id.encode(), db=self._delivered)
 
     def get(self, agent_id: str) -> AgentRecord | None:
         with self._env.begin() as txn:
@@ -206,12 +214,7 @@ class AgentStore:
         """Forget the agent, its secret, marks and delivery record; whether it was there."""
         with self._env.begin(write=True) as txn:
             existed = txn.delete(agent_id.encode(), db=self._agents)
-            prefix = f"{agent_id}\x00".encode()
-            cursor = txn.cursor(db=self._marks)
-            doomed = [key for key, _ in cursor if bytes(key).startswith(prefix)]
-            for key in doomed:
-                txn.delete(key, db=self._marks)
-            txn.delete(agent_id.encode(), db=self._delivered)
+            self._forget_marks(txn, agent_id)
         return bool(existed)
 
     # -- where a webhook agent stands ----------------------------------------------------------

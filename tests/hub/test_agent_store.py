@@ -64,11 +64,13 @@ def test_the_secret_is_stored_encrypted(tmp_path: Path) -> None:
     assert secret.encode() not in on_disk and b"hooked" not in on_disk
 
 
-def test_dropping_the_webhook_drops_the_secret(tmp_path: Path) -> None:
+def test_dropping_the_webhook_drops_the_secret_and_marks(tmp_path: Path) -> None:
     tokens, store = _store(tmp_path, AesGcmCodec(b"k" * 32))
     made, secret, _ = store.register(SERVICE, "a", "", ("todos",), {}, "https://x.test/", SERVICE)
+    store.begin(made.agent_id, {"host-0": 5})
     store.register(SERVICE, "a", "", ("todos",), {}, None, SERVICE)
     assert store.secret(made.agent_id) is None
+    assert store.marks(made.agent_id) is None  # a webhook added later starts from then
     _, fresh, _ = store.register(SERVICE, "a", "", ("todos",), {}, "https://x.test/", SERVICE)
     assert fresh is not None and fresh != secret  # a new webhook gets a new secret, shown once
     tokens.close()

@@ -444,3 +444,20 @@ def test_chitty_agents_list_register_remove(world: World, monkeypatch: pytest.Mo
     assert "service token" in refused(
         world.gateway, "agents", "register", "x", "--domains", "todos"
     )
+
+
+def test_a_services_agents_are_exported_and_erased_with_it(world: World) -> None:
+    record, token = world.gateway.tokens.create("erased-bot", Role.SERVICE)
+    world.service, mine = token, world.service
+    try:
+        made = world.register("erased", ["todos"])
+    finally:
+        world.service = mine
+    admin = world.gateway.token
+    status, export = world.send(admin, "GET", f"/api/v1/principals/{record.chitty_id}/export")
+    assert status == 200 and [a["agentId"] for a in export["agents"]] == [made["agentId"]]
+    assert made["webhookSecret"] not in json.dumps(export)
+    status, erased = world.send(admin, "DELETE", f"/api/v1/principals/{record.chitty_id}")
+    assert status == 200 and erased["deletedAgents"] == 1, erased
+    status, _ = world.send(admin, "GET", f"/api/v1/agents/{made['agentId']}")
+    assert status == 404

@@ -226,6 +226,23 @@ class AgentRoutes:
         return web.json_response(removed.model_dump(mode="json"))
 
 
+def agents_of(request: web.Request, principal: str) -> list[dict[str, object]]:
+    """A principal's agents as the API shows them (a data export: never the secrets)."""
+    routes = AgentRoutes(request.app[AGENTS])
+    found = [routes.info(request, r) for r in request.app[AGENTS].list(principal)]
+    return [info.model_dump(mode="json") for info in found]
+
+
+def forget_agents_of(app: web.Application, principal: str) -> int:
+    """Stop and remove every agent of `principal` (erasure); how many."""
+    store = app[AGENTS]
+    records = store.list(principal)
+    for record in records:
+        app[DELIVERIES].forget(record.agent_id)
+        store.remove(record.agent_id)
+    return len(records)
+
+
 def add_agent_routes(
     app: web.Application,
     hub: Hub,

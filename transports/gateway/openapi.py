@@ -409,6 +409,9 @@ class PrincipalExport(WireModel):
     tokens: list[TokenInfo]
     entities: list[ExportedEntity]
     changes: list[ExportedChange] = Field(description="Every change the principal made.")
+    agents: list[AgentInfo] = Field(
+        default_factory=list, description="The custom agents of a service (never secrets)."
+    )
 
 
 class ErasureReport(WireModel):
@@ -423,6 +426,7 @@ class ErasureReport(WireModel):
     dropped_outcomes: int
     rewritten_rows: int
     deleted_tokens: int
+    deleted_agents: int = 0
     compaction: str = Field(description="What stays on disk until `chitty compact`.")
 
 
