@@ -5,8 +5,9 @@ An agent is a service's registration: a name, the domains and filters it subscri
 how it is told of changes (a webhook URL, or its own /ws connection). Per webhook agent the
 store keeps where it stands in each host's outbox (`marks`, as an adapter does), advanced in
 the same transaction that records what was delivered, only after the receiver acknowledged:
-a restart resumes at the first unacknowledged change, nothing skipped. Values (the webhook
-secret among them) pass through the hub's value codec: encrypted at rest like every store.
+a restart resumes at the first unacknowledged change, nothing skipped. Registrations (the
+webhook secret among them) pass through the hub's value codec, encrypted at rest like every
+store; marks and delivery counts are plain numbers and event ids.
 """
 
 from __future__ import annotations

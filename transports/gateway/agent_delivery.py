@@ -106,6 +106,7 @@ class WebhookAgent:
             {"domains": list(record.domains), **dict(record.filters)}
         )
         self.status = DeliveryStatus()
+        self._healthy = "idle"  # what a state that is not failing is: delivering once it has
 
     def _wants(self, item: Published) -> bool:
         return item.matches(self.wanted) and item.reach.reaches(None, None)
@@ -116,6 +117,8 @@ class WebhookAgent:
             try:
                 taken = await self.deliver_once()
                 backoff = self.settings.backoff_s
+                if self.status.state == "failing":  # reading again, nothing left to send
+                    self.status = DeliveryStatus(self._healthy)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a host restarting: read again shortly
@@ -172,7 +175,8 @@ class WebhookAgent:
         while True:
             wait, error = await self._attempt(body, backoff)
             if error is None:
-                self.status = DeliveryStatus("delivering")
+                self._healthy = "delivering"
+                self.status = DeliveryStatus(self._healthy)
                 return
             self._failing(error, len(events), wait)
             await asyncio.sleep(wait)
