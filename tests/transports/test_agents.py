@@ -232,6 +232,16 @@ def test_a_receiver_down_loses_nothing_and_gets_it_in_order(world: World) -> Non
     assert [e["entityId"] for e in hook.accepted] == todos  # in commit order, none lost
     recovered = until(lambda: (a := world.agent(made["agentId"]))["state"] == "delivering" and a)
     assert recovered["error"] is None and recovered["pending"] == 0
+    status, metrics, _ = world.gateway.request("GET", "/metrics")
+    assert status == 200
+    label = '{agent="' + made["agentId"] + '"}'
+    failures = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("chitty_agent_delivery_failures_total" + label)
+    )
+    assert float(failures.split()[-1]) >= 3, failures
+    assert f"chitty_agent_failing{label} 0.0" in metrics
 
 
 def test_a_429_waits_its_retry_after(world: World) -> None:

@@ -106,6 +106,7 @@ class WebhookAgent:
             {"domains": list(record.domains), **dict(record.filters)}
         )
         self.status = DeliveryStatus()
+        self.failures = 0  # failed attempts since the gateway started (for /metrics)
         self._healthy = "idle"  # what a state that is not failing is: delivering once it has
 
     def _wants(self, item: Published) -> bool:
@@ -210,6 +211,7 @@ class WebhookAgent:
         return backoff, f"HTTP {status} from the receiver"
 
     def _failing(self, error: str, pending: int, wait: float = 0.0) -> None:
+        self.failures += 1
         attempts = self.status.attempts + 1 if self.status.state == "failing" else 1
         self.status = DeliveryStatus("failing", error, pending, attempts, time.time() + wait)
 
@@ -267,6 +269,10 @@ class AgentDeliveries:
             running[1].cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running[1]
+
+    def running(self) -> list[WebhookAgent]:
+        """The webhook agents being delivered to now."""
+        return [agent for agent, _ in self._running.values()]
 
     def status(self, agent_id: str) -> DeliveryStatus | None:
         running = self._running.get(agent_id)
