@@ -36,6 +36,7 @@ from actors.ray_shell import (
     CatalogActor,
     HostActor,
     RayHostClient,
+    RayOutboxes,
     RouterActor,
     WatchActor,
     adapter_name,
@@ -513,6 +514,10 @@ class Runtime:
         return failed
 
     # -- repos and services -------------------------------------------------------------
+
+    def outboxes(self) -> RayOutboxes:
+        """The hosts' durable outboxes, as adapters follow them (custom agents' webhooks do)."""
+        return RayOutboxes(self.settings)
 
     async def check(self, entity_ids: Sequence[str]) -> builtins.list[Checked]:
         """Read these repos and check these services now; what each found."""

@@ -427,6 +427,36 @@ class ChittyClient:
         answer = await self._call("POST", f"/adapters/{name}/retry")
         return int(answer["retried"])  # type: ignore[arg-type]
 
+    async def register_agent(
+        self,
+        name: str,
+        domains: Sequence[str],
+        webhook: str | None = None,
+        description: str = "",
+        principal: str | None = None,
+    ) -> Json:
+        """Register (or update) a custom agent of this client's service; the answer holds the
+        webhook secret once, when one was made."""
+        body: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "subscribe": {"domains": list(domains)},
+        }
+        if webhook is not None:
+            body["webhook"] = {"url": webhook}
+        if principal is not None:
+            body["principal"] = principal
+        return await self._call("POST", "/agents", body=body)
+
+    async def agents(self) -> builtins.list[Json]:
+        """The custom agents this credential may see, with their delivery state."""
+        answer = await self._call("GET", "/agents")
+        return list(answer.get("agents") or [])  # type: ignore[arg-type]
+
+    async def remove_agent(self, agent_id: str) -> Json:
+        """Remove a custom agent (its deliveries stop)."""
+        return await self._call("DELETE", f"/agents/{agent_id}")
+
     async def me(self) -> Json:
         """Who this client's credential names: chittyId, role, kind, tokenId, expiresAt."""
         return await self._call("GET", "/auth/me")

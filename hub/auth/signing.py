@@ -192,3 +192,60 @@ class Verifier:
         self.verify(
             key, FRAME_METHOD, FRAME_PATH, timestamp, nonce, signature, text.encode("utf-8")
         )
+
+
+# -- webhooks the hub sends (custom agents) ----------------------------------------------------
+#
+# The hub signs each webhook POST with the agent's secret: `X-Chitty-Timestamp` (integer Unix
+# seconds) and `X-Chitty-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>`. A
+# receiver recomputes it over the raw body and refuses a timestamp outside its window, so a
+# captured delivery cannot be replayed later (events carry ids for deduplication within it).
+
+WEBHOOK_SCHEME = "v1"
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Chitty-Signature` value of a webhook: `v1=<hex HMAC-SHA256>`."""
+    message = timestamp.encode("ascii") + b"." + body
+    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return f"{WEBHOOK_SCHEME}={digest}"
+
+
+def webhook_headers(
+    secret: str, body: bytes, now: Callable[[], float] = time.time
+) -> dict[str, str]:
+    """The headers the hub adds to a webhook POST of `body`."""
+    timestamp = str(int(now()))
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
+    }
+
+
+def verify_webhook(
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: Callable[[], float] = time.time,
+    window_s: float = DEFAULT_WINDOW_S,
+) -> None:
+    """Return when a webhook the hub sent is authentic and fresh, else raise `SignatureError`
+    (for receivers: pass the two headers and the raw body exactly as received)."""
+    if not timestamp or not signature:
+        header = TIMESTAMP_HEADER if not timestamp else SIGNATURE_HEADER
+        raise SignatureError(AuthReason.MISSING_HEADER, f"no {header} header")
+    if not _TIMESTAMP_RE.fullmatch(timestamp):
+        raise SignatureError(AuthReason.BAD_FORMAT, f"{TIMESTAMP_HEADER} is not Unix seconds")
+    scheme, _, digest = signature.partition("=")
+    if scheme != WEBHOOK_SCHEME or not _SIGNATURE_RE.fullmatch(digest):
+        raise SignatureError(
+            AuthReason.BAD_FORMAT, f"{SIGNATURE_HEADER} is not v1=<64 lower-case hex digits>"
+        )
+    skew = now() - int(timestamp)
+    if abs(skew) > window_s:
+        raise SignatureError(
+            AuthReason.STALE, f"timestamp is {skew:+.0f} s from this clock (window {window_s:g} s)"
+        )
+    if not hmac.compare_digest(webhook_signature(secret, timestamp, body), signature):
+        raise SignatureError(AuthReason.BAD_SIGNATURE, "signature does not match")

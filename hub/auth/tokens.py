@@ -210,9 +210,15 @@ class TokenStore:
         self._ids = IdGenerator(f"tokens-{secrets.token_hex(8)}", lambda: int(now() * 1000))
         # sync and metasync on (the defaults): a revoke is on disk when revoke() returns.
         self._env = lmdb.open(
-            str(where), map_size=map_size, max_dbs=2, subdir=True, lock=True, mode=PRIVATE
+            str(where), map_size=map_size, max_dbs=8, subdir=True, lock=True, mode=PRIVATE
         )
         self._db = self._env.open_db(_DB)
+
+    @property
+    def environment(self) -> lmdb.Environment:
+        """The LMDB environment, shared by the gateway's agent registrations (`AgentStore`):
+        LMDB allows one open environment per path per process, and they are credentials too."""
+        return self._env
 
     def close(self) -> None:
         """Close the LMDB environment; idempotent."""
@@ -290,6 +296,11 @@ class TokenStore:
         """Every token, oldest first (revoked and expired ones too)."""
         records = [s.record for s in self._all()]
         return sorted(records, key=lambda r: (r.created_at, r.token_id))
+
+    def usable(self, chitty_id: str) -> bool:
+        """Whether the principal holds a token usable now (not revoked, not expired)."""
+        now = self._now()
+        return any(r.chitty_id == chitty_id and r.refusal(now) is None for r in self.list())
 
     def has_admin(self) -> bool:
         """Whether an admin token is usable now (else `chitty up` mints and prints one)."""

@@ -576,8 +576,66 @@ def _webhook(method: str, path: str) -> Check:
     return check
 
 
+def _agent_for(w: World, name: str) -> str:
+    """A websocket agent of the matrix's service (registered by the service itself)."""
+    body = {"name": name, "subscribe": {"domains": ["todos"]}}
+    return str(w.ok("service", "POST", "/api/v1/agents", body)["agentId"])
+
+
+def _register_agent(w: World, case: str) -> None:
+    """A service registers its own agents; an admin registers one naming the service; anyone
+    else is refused (a user token is no service token)."""
+    body: dict[str, Any] = {
+        "name": f"matrix-{case}".replace("_", "-"),
+        "subscribe": {"domains": ["todos"]},
+    }
+    if case == "admin":
+        answer = w.send(case, "POST", "/api/v1/agents", body)
+        assert answer.status == 422 and answer.body["field"] == "principal", answer
+        body["principal"] = w.callers["service"].chitty_id
+    answer = w.send(case, "POST", "/api/v1/agents", body)
+    if case in UNRESTRICTED:
+        assert answer.status in (200, 201), answer
+        assert answer.body["principal"] == w.callers["service"].chitty_id, answer
+    else:
+        assert answer.status == 403 and "service token" in answer.body["detail"], answer
+
+
+def _list_agents(w: World, case: str) -> None:
+    """A service lists its own agents, an admin every one; anyone else is refused."""
+    mine = _agent_for(w, "matrix-listed")
+    answer = w.send(case, "GET", "/api/v1/agents")
+    if case in UNRESTRICTED:
+        assert answer.status == 200, answer
+        assert mine in {a["agentId"] for a in answer.body["agents"]}, answer
+        owners = {a["principal"] for a in answer.body["agents"]}
+        assert case == "admin" or owners == {w.callers["service"].chitty_id}, answer
+    else:
+        assert answer.status == 403, answer
+
+
+def _agent_route(method: str) -> Check:
+    """The service whose agent it is and admins may read or remove it; anyone else: 403."""
+
+    def check(w: World, case: str) -> None:
+        agent = _agent_for(w, f"matrix-{method.lower()}-{case}".replace("_", "-"))
+        answer = w.send(case, method, f"/api/v1/agents/{agent}")
+        if case in UNRESTRICTED:
+            assert answer.status == 200 and answer.body["agentId"] == agent, answer
+        else:
+            assert answer.status == 403, answer
+        if method == "GET" or case not in UNRESTRICTED:  # still there: tidy up
+            w.ok("service", "DELETE", f"/api/v1/agents/{agent}")
+
+    return check
+
+
 MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/api/v1/adapters"): _adapters,
+    ("POST", "/api/v1/agents"): _register_agent,
+    ("GET", "/api/v1/agents"): _list_agents,
+    ("GET", "/api/v1/agents/{id}"): _agent_route("GET"),
+    ("DELETE", "/api/v1/agents/{id}"): _agent_route("DELETE"),
     ("GET", "/api/v1/adapters/{name}/failed"): _operate_adapter("GET", "failed"),
     ("POST", "/api/v1/adapters/{name}/retry"): _operate_adapter("POST", "retry"),
     ("POST", "/api/v1/adapters/{name}/test"): _operate_adapter("POST", "test"),

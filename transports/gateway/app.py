@@ -11,6 +11,7 @@ from hub import __version__
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
+from transports.gateway.agents import add_agent_routes
 from transports.gateway.as_caller import add_loopback
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.contexts import add_context_intelligence
@@ -102,6 +103,7 @@ def make_app(
     add_adapter_routes(app, hub, settings.adapter_env)
     add_loopback(app, mcp_hub_url, mcp_tls)  # tools run as their caller through this gateway
     add_tool_routes(app)
+    add_agent_routes(app, hub, settings)  # custom agents: registrations, signed webhooks
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import JsonValue
 
-from actors.adapter import Answer, SyncReport
+from actors.adapter import Answer, Outboxes, SyncReport
 from actors.reconciler import ReconcileReport
 from actors.watcher import Checked
 from hub.adapters import AdapterStatus, Inbound
@@ -84,6 +84,10 @@ class Hub(Protocol):
     async def check(self, entity_ids: Sequence[str]) -> list[Checked]: ...
 
     async def watched(self) -> list[Checked]: ...
+
+    def outboxes(self) -> Outboxes:
+        """The hosts' durable outboxes (custom agents' webhooks follow them)."""
+        ...
 
 
 class Writer:

@@ -18,6 +18,7 @@ from actors.watcher import Checked
 from hub.adapters import AdapterState, AdapterStatus
 from hub.auth.principal import is_unrestricted
 from hub.models.service import Health
+from transports.gateway.agents import DELIVERIES
 from transports.gateway.auth import principal_of
 from transports.gateway.errors import ApiError
 from transports.gateway.hub_api import Hub
@@ -194,6 +195,35 @@ class WebSocketCollector(Collector):
             yield counter
 
 
+class AgentCollector(Collector):
+    """Custom agents' webhook deliveries, read from the app's `AgentDeliveries` at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        failing = GaugeMetricFamily(
+            "chitty_agent_failing", "1 while a webhook agent's deliveries fail", labels=["agent"]
+        )
+        pending = GaugeMetricFamily(
+            "chitty_agent_pending_events",
+            "Events in a webhook agent's batch awaiting its receiver's 2xx",
+            labels=["agent"],
+        )
+        failures = CounterMetricFamily(
+            "chitty_agent_delivery_failures",
+            "Failed webhook delivery attempts since the gateway started",
+            labels=["agent"],
+        )
+        deliveries = self.app.get(DELIVERIES)
+        for agent in deliveries.running() if deliveries is not None else ():
+            name = [agent.record.agent_id]
+            failing.add_metric(name, float(agent.status.state == "failing"))
+            pending.add_metric(name, float(agent.status.pending))
+            failures.add_metric(name, float(agent.failures))
+        yield from (failing, pending, failures)
+
+
 class GatewayMetrics:
     """The metrics of one app in a registry of its own, so two apps in a process never collide."""
 
@@ -226,6 +256,7 @@ class GatewayMetrics:
         self.registry.register(self.watched)
         if app is not None:
             self.registry.register(WebSocketCollector(app))
+            self.registry.register(AgentCollector(app))
 
     def observe(self, method: str, route: str, status: int, seconds: float | None) -> None:
         """Count one answered request; `seconds` None leaves the latency out (a WebSocket)."""

@@ -33,6 +33,13 @@ from hub.models import ConflictResolution, Enrichment, SessionContext, Todo
 from hub.models.base import DEFAULT_ON_CREATE, WireModel
 from hub.protocol import SYNC_MESSAGE
 from transports.channels import CHANNELS
+from transports.gateway.agents import (
+    AgentInfo,
+    AgentList,
+    AgentRegistered,
+    AgentRegistration,
+    AgentRemoved,
+)
 from transports.gateway.auth import PUBLIC, STATIC, WEBHOOKS
 from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
@@ -424,6 +431,9 @@ class PrincipalExport(WireModel):
     tokens: list[TokenInfo]
     entities: list[ExportedEntity]
     changes: list[ExportedChange] = Field(description="Every change the principal made.")
+    agents: list[AgentInfo] = Field(
+        default_factory=list, description="The custom agents of a service (never secrets)."
+    )
 
 
 class ErasureReport(WireModel):
@@ -438,6 +448,7 @@ class ErasureReport(WireModel):
     dropped_outcomes: int
     rewritten_rows: int
     deleted_tokens: int
+    deleted_agents: int = 0
     compaction: str = Field(description="What stays on disk until `chitty compact`.")
 
 
@@ -1067,6 +1078,52 @@ def _tools() -> dict[str, Operation]:
     }
 
 
+def _agents() -> dict[str, Operation]:
+    agent = {"id": _param("path", "id", "The agent's id (agent-...).", {"type": "string"})}
+    whose = " A service sees its own agents, an admin every one; anyone else is a 403."
+    return {
+        "register_agent": Operation(
+            "agents",
+            "Register a custom agent",
+            "A service registers an agent (an admin: naming its `principal`): domains, filters "
+            "and a webhook URL, or none to follow /ws. 201 new, 200 updated. `webhookSecret` is "
+            "answered once; deliveries carry X-Chitty-Signature: v1=hex HMAC-SHA256(secret, "
+            "timestamp.body).",
+            "AgentRegistered",
+            status=201,
+            body="AgentRegistration",
+            also={200: "An existing agent was updated (its secret is kept, not shown again)."},
+            errors=(400, 403, 413, 422, 500),
+        ),
+        "list_agents": Operation(
+            "agents",
+            "List custom agents",
+            "Registered agents with their delivery state: connected (a /ws is open), "
+            "delivering, failing (with the error, pending events and next retry) or idle." + whose,
+            "AgentList",
+            errors=(403, 500),
+        ),
+        "get_agent": Operation(
+            "agents",
+            "Show a custom agent",
+            "One agent and its delivery state." + whose + " Another's agent is a 404.",
+            "AgentInfo",
+            path=agent,
+            errors=(403, 404, 500),
+        ),
+        "remove_agent": Operation(
+            "agents",
+            "Remove a custom agent",
+            "Stops the agent's deliveries and forgets it, its secret and where it stood."
+            + whose
+            + " Another's agent is a 404.",
+            "AgentRemoved",
+            path=agent,
+            errors=(403, 404, 500),
+        ),
+    }
+
+
 def _operations() -> dict[str, Operation]:
     ops: dict[str, Operation] = {
         "health": Operation(
@@ -1169,6 +1226,7 @@ def _operations() -> dict[str, Operation]:
         **_principals(),
         **_adapters(),
         **_tools(),
+        **_agents(),
     }
     for domain in SyncDomain:
         ops.update(_crud(domain))
@@ -1217,6 +1275,11 @@ def _models() -> list[Any]:
         RotatedToken,
         ToolArguments,
         ToolAnswer,
+        AgentRegistration,
+        AgentRegistered,
+        AgentInfo,
+        AgentList,
+        AgentRemoved,
     ]
     for spec in DOMAINS.values():
         models += [spec.model, *entity_models(spec.model)]

@@ -2,8 +2,9 @@
 stored about a principal, and erase it.
 
 GET /api/v1/principals/{id}/export answers JSON: the principal's tokens (never secrets), every
-entity they are a member of, and every change they made anywhere. DELETE erases them: their
-own entities whole, their ChittyID pseudonymized everywhere else, their tokens deleted; the
+entity they are a member of, every change they made anywhere, and (a service) its custom
+agents. DELETE erases them: their own entities whole, their ChittyID pseudonymized everywhere
+else, their tokens and agents deleted; the
 audit chains still verify (see hub.erasure). Admins may do both for anyone, a principal for
 themselves; for anyone else the answer is 404, as for an unknown principal.
 """
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from hub.auth.principal import Role
 from hub.ids import InvalidChittyId, Kind, parse
+from transports.gateway.agents import agents_of, forget_agents_of
 from transports.gateway.auth import AUTH, principal_of, scope_of
 from transports.gateway.entities import entity_body
 from transports.gateway.errors import ApiError
@@ -64,6 +66,7 @@ class PrincipalRoutes:
                 "tokens": tokens,
                 "entities": entities,
                 "changes": changes,
+                "agents": agents_of(request, subject),
             }
         )
 
@@ -80,8 +83,10 @@ class PrincipalRoutes:
         await self._known(request, subject)
         # Tokens first: the principal can write nothing more while its data is erased.
         deleted = request.app[AUTH].tokens.forget(subject)
+        agents = forget_agents_of(request.app, subject)  # and its webhooks, with their secrets
         summary = await self.hub.erase(subject)
         summary["deletedTokens"] = deleted
+        summary["deletedAgents"] = agents
         summary["principal"] = subject
         summary["compaction"] = (
             "freed LMDB pages keep old bytes until `chitty compact` runs with the hub stopped"

@@ -570,6 +570,10 @@ class WsGateway:
             )
         )
 
+    def connections_of(self, chitty_id: str) -> int:
+        """Open connections of one principal (a custom agent is `connected` while it has one)."""
+        return sum(1 for s in self.sessions if s.caller.principal.chitty_id == chitty_id)
+
     async def _scope(self, principal: Principal) -> WsScope | None:
         """A restricted principal's stream scope, starting from the projects and sessions it
         may read now (listed through the catalog's own scope filter)."""
