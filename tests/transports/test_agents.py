@@ -357,6 +357,14 @@ def test_a_websocket_agent_follows_ws_and_calls_tools_with_its_token(world: Worl
                 todo = made_todo["entity"]["chittyId"]
                 listed = await TOOLS.invoke(agent, "list_todos", {"sessionId": SESSION})
                 assert todo in json.dumps(listed)
+            # ... and the same tool over HTTP, as a GPT's Action or any agent without MCP does.
+            path, body = "/api/v1/tools/list_todos", json.dumps({"sessionId": SESSION}).encode()
+            call = {**headers, "Content-Type": "application/json"}
+            call.update(signed_headers(key, "POST", path, body))
+            async with session.post(world.gateway.url + path, data=body, headers=call) as answer:
+                assert answer.status == 200, await answer.text()
+                over_http = await answer.json()
+            assert over_http["tool"] == "list_todos" and todo in json.dumps(over_http["result"])
             status, context = await _admin_post(world, "/api/v1/contexts", {"type": "conversation"})
             assert status == 201
             seen: list[dict[str, Any]] = []
