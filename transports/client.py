@@ -456,6 +456,16 @@ class ChittyClient:
         body = {"projectId": project_id, "dryRun": dry_run}
         return await self._call("POST", "/todos/reconcile", body=body)
 
+    async def current_context(
+        self, session_id: str | None = None, target: str | None = None
+    ) -> Json:
+        """The caller's hand-over context (spec Example 3): summary, key points, last messages,
+        files and open todos of its most recently active session (or `session_id`'s), and the
+        whole as one prompt-ready `text`; `target`: the platform or model it is for."""
+        wanted = {"sessionId": session_id, "target": target}
+        query = {k: v for k, v in wanted.items() if v is not None}
+        return await self._call("GET", "/contexts/current", query=query or None)
+
     # -- stream -----------------------------------------------------------------------------
 
     def subscribe(

@@ -37,6 +37,7 @@ TOOLS = {
     "end_session",
     "get_session_context",
     "append_session_context",
+    "current_context",
     "list_conflicts",
     "resolve_conflict",
     "entity_state_at",
@@ -161,8 +162,9 @@ def test_lists_tools_resources_and_prompts(over: Callable[[Scenario], None]) -> 
                     assert f"{new} (was {was})" in (t.description or ""), t.name
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
-        [prompt] = (await client.list_prompts()).prompts
-        assert prompt.name == "resume_session"
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert set(prompts) == {"resume_session", "continue_from_handover"}
+        prompt = prompts["resume_session"]
         assert [a.name for a in prompt.arguments or []] == ["sessionId", "session_id"]
 
     over(scenario)
