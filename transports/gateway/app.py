@@ -11,6 +11,7 @@ from hub import __version__
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
+from transports.gateway.ask import add_ask_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.contexts import add_context_intelligence
 from transports.gateway.entities import add_entity_routes
@@ -95,6 +96,7 @@ def make_app(
     add_entity_routes(app, hub, writer)
     add_principal_routes(app, hub)
     add_adapter_routes(app, hub, settings.adapter_env)
+    add_ask_routes(app, settings.adapter_env, mcp_tls)
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 

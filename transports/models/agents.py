@@ -33,7 +33,9 @@ from hub.adapters import (
     ToolUse,
     TransientFailure,
 )
+from transports.client import ChittyClient, ChittyError
 from transports.models.providers import CHATGPT, CLAUDE, GEMINI, PROVIDERS, Provider
+from transports.tools import ToolArgumentsError, ToolNotFound, ToolRegistry, readable
 
 DEFAULT_TIMEOUT_S = 60.0
 MAX_TOKENS = 2048
@@ -484,3 +486,38 @@ async def converse(
     raise StepLimit(
         f"{adapter.model} gave no answer within {max_steps} steps (still calling tools: {names})"
     )
+
+
+class CallerTools:
+    """`registry`'s tools run through `client`, which carries the caller's credential: a tool
+    can do what its caller could do over REST, nothing more."""
+
+    def __init__(self, registry: ToolRegistry, client: ChittyClient) -> None:
+        self.registry = registry
+        self.client = client
+
+    def schemas(self, provider: str) -> Sequence[object]:
+        if provider == "anthropic":
+            return self.registry.anthropic_tools()
+        if provider == "openai":
+            return self.registry.openai_tools()
+        return self.registry.gemini_declarations()
+
+    async def run(self, name: str, arguments: Mapping[str, JsonValue]) -> JsonValue:
+        try:
+            return await self.registry.invoke(self.client, name, arguments)
+        except ToolNotFound as error:
+            raise ToolFailed(str(error)) from None
+        except (ToolArgumentsError, ChittyError) as error:
+            raise ToolFailed(readable(error)) from None
+
+
+async def ask(
+    adapter: ModelAdapter,
+    client: ChittyClient,
+    registry: ToolRegistry,
+    question: str,
+    context_text: str,
+) -> AgentAnswer:
+    """`converse` with `registry`'s tools run as `client`'s caller."""
+    return await converse(adapter, CallerTools(registry, client), question, context_text)
