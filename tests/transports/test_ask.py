@@ -25,6 +25,7 @@ from tests.emulators.llm import ScriptedModel, Turn
 from tests.emulators.openai import OpenAIEmulator
 from tests.transports.conftest import SESSION, Gateway
 from transports.cli import app
+from transports.client import ChittyClient
 
 runner = CliRunner(env={"COLUMNS": "250"})
 MODELS = ("claude", "chatgpt", "gemini")
@@ -220,6 +221,26 @@ def test_tools_run_as_the_caller(hub: Hub) -> None:
     assert status == 200, answer
     [(result_text, _)] = tool_results("claude", emulator.requests[1])
     assert not any(content in result_text for content in contents), result_text
+
+
+def test_a_service_asks_and_its_tools_run_signed_as_it(hub: Hub) -> None:
+    """A custom agent (a service principal, which must sign every request) reaches a model
+    the same way: the tools' loopback calls carry its credential and are signed too."""
+    project, contents = seeded(hub, "service")
+    _, token = hub.gateway.tokens.create("router", Role.SERVICE)
+    emulator = hub.model("gemini")
+    emulator.script = [Turn(tool="list_todos", args={"projectId": project}), Turn(text="done")]
+
+    async def go() -> Any:
+        async with ChittyClient(hub.gateway.url, token=token, sign=True) as client:
+            return await client.ask("what is open?", "gemini", project_id=project)
+
+    answer = asyncio.run(go())
+    assert answer["answer"] == "done"
+    called = {"name": "list_todos", "arguments": {"projectId": project}, "ok": True}
+    assert answer["toolCalls"] == [called]
+    [(result_text, _)] = tool_results("gemini", emulator.requests[1])
+    assert all(content in result_text for content in contents)
 
 
 @pytest.mark.parametrize(

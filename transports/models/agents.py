@@ -324,8 +324,7 @@ class GeminiAdapter(_Conversation):
     """Gemini through `generateContent`; tool results go back as `functionResponse` parts
     (`{"output": ...}`, or `{"error": ...}` for a failure, as Google's docs ask)."""
 
-    spec = GEMINI
-    supports_extensions = True
+    spec = GEMINI  # function calling; Gemini Extensions are not built
 
     def __init__(self, env: Mapping[str, str], timeout_s: float) -> None:
         from google import genai
