@@ -178,16 +178,17 @@ class ChittyClient:
     ) -> None:
         """`token`: the credential sent as `Authorization: Bearer` (a hub token or a JWT), or
         a function giving it per call (a gateway forwarding its caller's credential);
-        `sign`: sign every request with the token's key (service tokens must); `tls`: how to
+        `sign`: sign every request with the key of the token it carries (service tokens must;
+        other principals' signatures are ignored); `tls`: how to
         check an https hub's certificate (default: the system's trust store)."""
-        if sign and not isinstance(token, str):
+        if sign and token is None:
             raise ValueError("sign: signing needs a token")
         self.base_url = base_url.rstrip("/")
         self.node_id = node_id
         self.platform = platform
         self.token = token
         self._tls = tls
-        self._signing_key = derive_signing_key(token) if sign and isinstance(token, str) else None
+        self._sign = sign
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -195,9 +196,12 @@ class ChittyClient:
     def headers(self) -> dict[str, str]:
         return {"X-Chitty-Node": self.node_id, "X-Chitty-Platform": self.platform}
 
+    def _credential(self) -> str | None:
+        return self.token() if callable(self.token) else self.token
+
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header of a call made now (none without a credential)."""
-        token = self.token() if callable(self.token) else self.token
+        token = self._credential()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
@@ -235,7 +239,8 @@ class ChittyClient:
         query: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Json:
-        headers = self.auth_headers()
+        token = self._credential()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         url = URL(f"{self.base_url}/api/v1{path}")
@@ -244,8 +249,9 @@ class ChittyClient:
         data = json.dumps(body).encode() if body is not None else None
         if data is not None:
             headers["Content-Type"] = "application/json"
-        if self._signing_key is not None:
-            headers.update(signed_headers(self._signing_key, method, url.raw_path_qs, data or b""))
+        if self._sign and token:
+            key = derive_signing_key(token)
+            headers.update(signed_headers(key, method, url.raw_path_qs, data or b""))
         try:
             async with self.session.request(method, url, data=data, headers=headers) as response:
                 text = await response.text()
@@ -429,9 +435,7 @@ class ChittyClient:
         """Swap this client's hub token for its successor (the hub's 24 h rotation); the old
         one still works for the overlap window. Answers the new token's id and expiry."""
         answer = await self._call("POST", "/auth/rotate")
-        signing = self._signing_key is not None
         self.token = str(answer["token"])
-        self._signing_key = derive_signing_key(self.token) if signing else None
         return {k: v for k, v in answer.items() if k != "token"}
 
     async def conflicts(self, domain: str | None = None) -> tuple[Json, ...]:

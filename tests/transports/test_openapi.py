@@ -133,7 +133,8 @@ def test_every_error_response_is_the_shared_error_schema(document: Document) -> 
     shared = document["components"]["responses"]
     for op in operations(document):
         errors = {s: r for s, r in op["responses"].items() if int(s) >= 400}
-        assert errors or op["operationId"] in ("health", "index", "metrics", "openapi")
+        public = ("health", "index", "metrics", "openapi", "openapi_actions", "privacy")
+        assert errors or op["operationId"] in public
         for status, response in errors.items():
             if (op["operationId"], status) == ("health", "503"):
                 continue  # degraded: the health report itself
@@ -188,7 +189,8 @@ def test_every_operation_but_the_public_ones_needs_a_bearer_credential(document:
     assert shared["TooManyRequests"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
     for template, item in document["paths"].items():
         for op in item.values():
-            if template in ("/", "/health", "/api/v1/openapi.json"):  # they hold no data
+            public = ("/", "/health", "/api/v1/openapi.json", "/api/v1/openapi.actions.json")
+            if template in (*public, "/privacy"):  # they hold no data
                 assert op["security"] == []
                 assert not {"401", "429"} & set(op["responses"])
                 continue

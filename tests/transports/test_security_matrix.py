@@ -547,6 +547,20 @@ def _operate_adapter(method: str, action: str) -> Check:
     return check
 
 
+def _run_tool(w: World, case: str) -> None:
+    """A tool runs as its caller: the REST call it makes is scoped like the caller's own (here
+    update_todo on the owner's todo: who may not write it gets the hub's 403)."""
+    target = w.targets["todos"]
+    before = w.seq(target, "todos")
+    body = {"todoId": target, "activeForm": f"tool by {case}"}
+    answer = w.send(case, "POST", "/api/v1/tools/update_todo", body)
+    allowed = w.may_write(case, "todos")
+    assert answer.status == (200 if allowed else 403), answer
+    assert w.seq(target, "todos") == before + (1 if allowed else 0)
+    if allowed:
+        assert answer.body["result"]["entity"]["activeForm"] == f"tool by {case}", answer
+
+
 def _webhook(method: str, path: str) -> Check:
     """A service's webhook reads no hub credential: without that service configured it is a
     404 for everyone, whoever calls it."""
@@ -579,6 +593,9 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/static/{path}"): _open("/static/app.js"),
     ("GET", "/metrics"): _metrics,
     ("GET", "/api/v1/openapi.json"): _open("/api/v1/openapi.json"),
+    ("GET", "/api/v1/openapi.actions.json"): _open("/api/v1/openapi.actions.json"),
+    ("GET", "/privacy"): _open("/privacy"),
+    ("POST", "/api/v1/tools/{name}"): _run_tool,
     ("GET", "/ws"): _ws,
     ("POST", "/api/v1/todos/reconcile"): _reconcile,
     ("GET", "/api/v1/todos/mesh"): _mesh,

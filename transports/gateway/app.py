@@ -11,6 +11,7 @@ from hub import __version__
 from hub.auth.tokens import TokenStore
 from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
+from transports.gateway.as_caller import add_loopback
 from transports.gateway.ask import add_ask_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.contexts import add_context_intelligence
@@ -22,6 +23,7 @@ from transports.gateway.metrics import add_metrics, request_metrics
 from transports.gateway.openapi import add_openapi
 from transports.gateway.principals import add_principal_routes
 from transports.gateway.sync import add_sync_routes
+from transports.gateway.tool_routes import add_tool_routes
 from transports.gateway.workflows import add_workflow_routes
 from transports.gateway.ws import add_ws_routes
 from transports.web import add_web_routes
@@ -67,12 +69,13 @@ def make_app(
     mcp_tls: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The gateway for `hub`: REST under /api/v1, its OpenAPI document, /health, /metrics,
-    /ws, and (given the URL where this gateway answers, and how to trust its certificate when
-    that is https) MCP over streamable HTTP at /mcp.
+    /ws, the hub's tools at /api/v1/tools/{name} with their ChatGPT Actions document, and (given
+    the URL where this gateway answers, and how to trust its certificate when that is https) MCP
+    over streamable HTTP at /mcp.
     The web UI at / signs a browser in to a cookie session (see `browser`). Every route but
-    /, /health, the OpenAPI document and the UI's sign-in and files needs a credential checked
-    against `tokens` (by default the deployment's token store, opened here) or the configured
-    OIDC issuer."""
+    /, /health, /privacy, the OpenAPI documents and the UI's sign-in and files needs a
+    credential checked against `tokens` (by default the deployment's token store, opened here)
+    or the configured OIDC issuer."""
     app = web.Application(
         middlewares=[request_metrics, json_errors, authenticate], client_max_size=MAX_BODY
     )
@@ -96,7 +99,9 @@ def make_app(
     add_entity_routes(app, hub, writer)
     add_principal_routes(app, hub)
     add_adapter_routes(app, hub, settings.adapter_env)
-    add_ask_routes(app, settings.adapter_env, mcp_tls)
+    add_loopback(app, mcp_hub_url, mcp_tls)  # tools run as their caller through this gateway
+    add_tool_routes(app)
+    add_ask_routes(app, settings.adapter_env)
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 

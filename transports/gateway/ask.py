@@ -1,11 +1,10 @@
 """`POST /api/v1/ask`: a question to Claude, ChatGPT or Gemini, which answers with the hub's
-tools (`transports.tools.TOOLS`) run as the caller and the caller's hand-over context as its
-system prompt. The keys stay in the hub's environment: a CLI or a custom agent reaches a model
-only through here."""
+tools (the app's registry, `transports.tools.TOOLS`) run as the caller and the caller's
+hand-over context as its system prompt. The keys stay in the hub's environment: a CLI or a
+custom agent reaches a model only through here."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,10 +15,10 @@ from hub.adapters import DeliveryError, RateLimited
 from hub.ids import ProjectId
 from hub.models.base import WireModel
 from transports.client import ChittyApiError, ChittyClient, ChittyError
-from transports.gateway.auth import bearer, must_sign, principal_of
+from transports.gateway.as_caller import as_caller
 from transports.gateway.errors import ApiError, read_json
+from transports.gateway.tool_routes import REGISTRY
 from transports.models.agents import ModelTimedOut, ask, model_adapter, unconfigured
-from transports.tools import TOOLS
 
 OPEN_TODOS_SHOWN = 20  # todos the fallback context lists
 
@@ -52,27 +51,6 @@ class AskAnswer(WireModel):
 
 
 ASK_ENV = web.AppKey("ask_env", dict[str, str])  # the hub's adapter variables
-TLS = web.AppKey("ask_tls", ssl.SSLContext)
-
-
-def caller_client(request: web.Request) -> ChittyClient:
-    """A client of this very gateway (the socket the request came in on) carrying the
-    request's credential, signing as a service must: every scope check applies to what a tool
-    does as to the caller's own REST calls."""
-    host, port = request.transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
-    host = f"[{host}]" if ":" in host else host
-    scheme = "https" if request.secure else "http"
-    principal = principal_of(request)
-    return ChittyClient(
-        f"{scheme}://{host}:{port}",
-        node_id="ask",
-        platform="api",
-        token=bearer(request),
-        sign=must_sign(principal),
-        tls=request.app.get(TLS),
-    )
-
-
 CURRENT_CONTEXT = "/api/v1/contexts/current"
 
 
@@ -116,16 +94,16 @@ async def ask_model(request: web.Request) -> web.Response:
     question = wanted.question
     if wanted.project_id is not None:
         question += f"\n\n(The project asked about: {wanted.project_id}.)"
-    async with caller_client(request) as client:
-        try:
-            context = await hand_over(request, client, wanted)
-            answer = await ask(adapter, client, TOOLS, question, context)
-        except DeliveryError as error:
-            raise _refusal(error, wanted.model) from None
-        except ChittyApiError as error:
-            raise ApiError(error.status, error.error, error.detail, error.field) from None
-        except ChittyError as error:
-            raise ApiError(503, "unavailable", str(error)) from None
+    client = as_caller(request, "ask")
+    try:
+        context = await hand_over(request, client, wanted)
+        answer = await ask(adapter, client, request.app[REGISTRY], question, context)
+    except DeliveryError as error:
+        raise _refusal(error, wanted.model) from None
+    except ChittyApiError as error:
+        raise ApiError(error.status, error.error, error.detail, error.field) from None
+    except ChittyError as error:
+        raise ApiError(503, "unavailable", str(error)) from None
     body: dict[str, Any] = {
         "model": answer.model,
         "answer": answer.answer,
@@ -137,12 +115,9 @@ async def ask_model(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def add_ask_routes(
-    app: web.Application, env: Mapping[str, str], tls: ssl.SSLContext | None = None
-) -> None:
-    """`POST /api/v1/ask` with the models `env` (the hub's adapter variables) configures;
-    `tls`: how this gateway trusts its own certificate when it serves https."""
+def add_ask_routes(app: web.Application, env: Mapping[str, str]) -> None:
+    """`POST /api/v1/ask` with the models `env` (the hub's adapter variables) configures; the
+    app's tool registry (`tool_routes.REGISTRY`) runs through its loopback (`as_caller`), both
+    added before."""
     app[ASK_ENV] = dict(env)
-    if tls is not None:
-        app[TLS] = tls
     app.router.add_post("/api/v1/ask", ask_model, name="ask")

@@ -1,8 +1,8 @@
 """Who is asking, and may they: authentication, request signing and abuse limits at the edge,
 scope checks for handlers.
 
-Every request but `/`, `/health` and `/api/v1/openapi.json` (they hold no data), the web UI's
-sign-in and its static files carries `Authorization: Bearer <credential>` (or a browser
+Every request but `/`, `/health`, `/privacy` and the OpenAPI documents (they hold no data), the
+web UI's sign-in and its static files carries `Authorization: Bearer <credential>` (or a browser
 session's cookie, see `browser`): a hub token (`chitty_...`, from `chitty token create` or
 the admin token `chitty up` prints on first start) or, when the hub is configured with an OIDC
 issuer, a user's JWT. Service principals also sign every request
@@ -41,6 +41,8 @@ PUBLIC = frozenset(
         "/",
         "/health",
         "/api/v1/openapi.json",
+        "/api/v1/openapi.actions.json",
+        "/privacy",
         "/signin",
         "/signout",
         "/signin/oidc",

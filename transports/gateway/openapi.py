@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import CoreSchema, core_schema
 
@@ -39,11 +39,13 @@ from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
 from transports.gateway.sync import COUNT_CAP, ResolveRequest, SyncRequest
 from transports.gateway.targets import KNOWN, TargetReport
+from transports.gateway.tool_routes import ACTIONS_PATH
 from transports.gateway.workflows import (
     PropagateRequest,
     ReconcileRequest,
     SessionSyncRequest,
 )
+from transports.tools import TOOLS
 
 OPENAPI_VERSION = "3.1.0"
 MAX_DESCRIPTION = 300  # ChatGPT Actions reject longer operation descriptions
@@ -439,6 +441,18 @@ class RotatedToken(WireModel):
     token_id: str
     expires_at: datetime | None
     previous_valid_until: datetime | None
+
+
+class ToolArguments(RootModel[dict[str, JsonValue]]):
+    """A tool's arguments by name (camelCase), as its schema in the Actions document (or MCP's
+    tools/list) says; a tool without required arguments takes `{}` or no body."""
+
+
+class ToolAnswer(WireModel):
+    """What a tool answered."""
+
+    tool: str = Field(description="The tool's name.")
+    result: JsonValue = Field(description="Its answer: the same JSON MCP's tool call returns.")
 
 
 def entity_models(model: type[BaseModel]) -> list[type[BaseModel]]:
@@ -1003,6 +1017,38 @@ def _ask() -> dict[str, Operation]:
     }
 
 
+def _tools() -> dict[str, Operation]:
+    name = _param("path", "name", "The tool.", {"type": "string", "enum": [t.name for t in TOOLS]})
+    return {
+        "run_tool": Operation(
+            "tools",
+            "Run a tool",
+            "Runs one of the hub's tools (those MCP serves) as the caller: scope applies as for "
+            "the REST call it makes. Bad arguments: 422 naming the field; an unknown tool: 404 "
+            f"naming the tools. Each tool's arguments: {ACTIONS_PATH}.",
+            "ToolAnswer",
+            body="ToolArguments",
+            body_required=False,
+            path={"name": name},
+            errors=WRITE,
+        ),
+        "openapi_actions": Operation(
+            "tools",
+            "The ChatGPT Actions document",
+            "An OpenAPI 3.1 document a GPT imports by URL: one operation per hub tool, within "
+            "OpenAI's limits, writes marked x-openai-isConsequential (no credential needed).",
+            {"type": "object"},
+        ),
+        "privacy": Operation(
+            "tools",
+            "Privacy policy",
+            "What the hub stores and sends, the page a public GPT links to (no credential).",
+            {"type": "string"},
+            media="text/html",
+        ),
+    }
+
+
 def _operations() -> dict[str, Operation]:
     ops: dict[str, Operation] = {
         "health": Operation(
@@ -1105,6 +1151,7 @@ def _operations() -> dict[str, Operation]:
         **_principals(),
         **_adapters(),
         **_ask(),
+        **_tools(),
     }
     for domain in SyncDomain:
         ops.update(_crud(domain))
@@ -1152,6 +1199,8 @@ def _models() -> list[Any]:
         RotatedToken,
         AskRequest,
         AskAnswer,
+        ToolArguments,
+        ToolAnswer,
     ]
     for spec in DOMAINS.values():
         models += [spec.model, *entity_models(spec.model)]

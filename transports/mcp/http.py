@@ -10,7 +10,6 @@ and no request holds a stream open.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
@@ -18,8 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from transports.client import ChittyClient
+from transports.gateway.as_caller import CALLER, Loopback, caller_credential
 from transports.mcp.server import build_server
+from transports.tools import TOOLS, ToolRegistry
 
 Scope = MutableMapping[str, Any]
 AsgiMessage = MutableMapping[str, Any]
@@ -28,9 +28,6 @@ Send = Callable[[AsgiMessage], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
 MAX_BODY = 4 * 1024 * 1024
-
-
-CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("mcp_caller", default=None)
 
 
 class AsgiMount:
@@ -66,7 +63,7 @@ class AsgiMount:
                 if not message.get("more_body"):
                     await response.write_eof()
 
-        CALLER.set(request.headers.get("Authorization", "").partition(" ")[2].strip() or None)
+        CALLER.set(caller_credential(request))
         try:
             await self.app(_scope(request), receive, send)
         finally:
@@ -123,14 +120,17 @@ def add_mcp_routes(
     path: str = "/mcp",
     bind_host: str = "127.0.0.1",
     tls: ssl.SSLContext | None = None,
+    registry: ToolRegistry = TOOLS,
 ) -> None:
-    """Serve MCP over streamable HTTP at `path` on `app`, talking to the hub at `hub_url`.
+    """Serve MCP over streamable HTTP at `path` on `app`, talking to the hub at `hub_url`,
+    with `registry`'s tools.
 
     Routes added here pass through the app's middlewares, so REST authentication covers them.
     """
     # Each MCP call reaches the hub with its own caller's credential (scope applies to it).
-    client = ChittyClient(hub_url, node_id="mcp", platform="claude-code", token=CALLER.get, tls=tls)
-    mcp_app = build_server(client).streamable_http_app(
+    loopback = Loopback(hub_url, tls)
+    client = loopback.client("mcp", "claude-code")
+    mcp_app = build_server(client, registry).streamable_http_app(
         streamable_http_path=path,
         stateless_http=True,
         json_response=True,
@@ -141,7 +141,7 @@ def add_mcp_routes(
     async def lifespan(_: web.Application) -> AsyncIterator[None]:
         async with asgi_lifespan(mcp_app):
             yield
-        await client.close()
+        await loopback.close()
 
     app.cleanup_ctx.append(lifespan)
     mount = AsgiMount(mcp_app)
