@@ -21,7 +21,7 @@ from hub.ids import IdGenerator, Kind
 from tests.actors.conftest import settings_for
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.gemini import GeminiEmulator
-from tests.emulators.llm import ScriptedModel, Turn
+from tests.emulators.llm import ScriptedModel, Turn, summary_json
 from tests.emulators.openai import OpenAIEmulator
 from tests.transports.conftest import SESSION, Gateway
 from transports.cli import app
@@ -40,11 +40,19 @@ class Hub:
         self.emulators = emulators
 
     def model(self, name: str) -> ScriptedModel:
-        """The emulator of `name`, its script and record cleared."""
+        """The emulator of `name`, its script and record cleared. Its script answers only the
+        requests that offer tools (an agent's): the hub's summarizer (Claude here) asks the
+        same emulator for summaries as it builds hand-over contexts."""
         emulator = self.emulators[name]
         emulator.script, emulator.requests = [], []
         emulator.delay_s, emulator.down = 0.0, False
+        emulator.takes_script = lambda body: bool(body.get("tools"))
+        emulator.default = lambda prompt: Turn(text=summary_json("A summary.", ["a point"]))
         return emulator
+
+    def asked(self, name: str) -> list[dict[str, Any]]:
+        """The requests an agent made of `name` (those offering tools), in order."""
+        return [body for body in self.emulators[name].requests if body.get("tools")]
 
     def ask(self, body: Any, token: str | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -67,7 +75,7 @@ def hub(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "chatgpt": on_loop(OpenAIEmulator().start()),
         "gemini": on_loop(GeminiEmulator().start()),
     }
-    env = {"CHITTY_MODEL_TIMEOUT_S": "1"}
+    env = {"CHITTY_MODEL_TIMEOUT_S": "1", "CHITTY_SUMMARIZER_TIMEOUT_S": "1"}
     for emulator in emulators.values():
         env.update(emulator.env())  # type: ignore[attr-defined]
     tmp: Path = tmp_path_factory.mktemp("ask")
@@ -160,7 +168,7 @@ def test_chitty_ask_answers_about_a_projects_todos_by_calling_a_hub_tool(
     assert lines[0] == f"Two todos are open: {contents[0]} and {contents[1]}."
     arguments = json.dumps({"projectId": project, "status": "pending"}, sort_keys=True)
     assert lines[1] == f"  tool list_todos {arguments} ok"
-    first, second = emulator.requests
+    first, second = hub.asked(name)
     assert "(The project asked about: " + project in json.dumps(first)
     assert {"list_todos", "create_todo", "current_context"} <= offered(name, first)
     status, current, _ = hub.gateway.request("GET", f"/api/v1/contexts/current?target={name}")
@@ -192,7 +200,7 @@ def test_a_tool_error_goes_back_to_the_model_and_the_loop_goes_on(hub: Hub, name
         ("drop_everything", False),
         ("list_todos", False),
     ]
-    errors = [tool_results(name, request) for request in emulator.requests[1:]]
+    errors = [tool_results(name, request) for request in hub.asked(name)[1:]]
     assert [[is_error for _, is_error in results] for results in errors] == [[True]] * 3
     assert "404" in errors[0][0][0] and nowhere in errors[0][0][0]  # the hub's refusal
     assert "no tool 'drop_everything'" in errors[1][0][0] and "list_todos" in errors[1][0][0]
@@ -201,14 +209,11 @@ def test_a_tool_error_goes_back_to_the_model_and_the_loop_goes_on(hub: Hub, name
 
 def test_a_model_that_never_answers_stops_at_the_step_limit(hub: Hub) -> None:
     emulator = hub.model("gemini")
-    emulator.default = lambda prompt: Turn(tool="list_todos", args={})
-    try:
-        status, answer = hub.ask({"question": "loop for ever", "model": "gemini"})
-    finally:
-        emulator.default = lambda prompt: Turn(text=f"echo: {prompt[-200:]}")
+    emulator.script = [Turn(tool="list_todos", args={})] * 10
+    status, answer = hub.ask({"question": "loop for ever", "model": "gemini"})
     assert status == 502 and answer["error"] == "model_failed", answer
     assert "no answer within 8 steps" in answer["detail"] and "list_todos" in answer["detail"]
-    assert len(emulator.requests) == 8
+    assert len(hub.asked("gemini")) == 8 and len(emulator.script) == 2
 
 
 def test_tools_run_as_the_caller(hub: Hub) -> None:
@@ -219,7 +224,7 @@ def test_tools_run_as_the_caller(hub: Hub) -> None:
     emulator.script = [Turn(tool="list_todos", args={"projectId": project}), Turn(text="none")]
     status, answer = hub.ask({"question": "what is open?", "model": "claude"}, token=member)
     assert status == 200, answer
-    [(result_text, _)] = tool_results("claude", emulator.requests[1])
+    [(result_text, _)] = tool_results("claude", hub.asked("claude")[1])
     assert not any(content in result_text for content in contents), result_text
 
 
@@ -239,7 +244,7 @@ def test_a_service_asks_and_its_tools_run_signed_as_it(hub: Hub) -> None:
     assert answer["answer"] == "done"
     called = {"name": "list_todos", "arguments": {"projectId": project}, "ok": True}
     assert answer["toolCalls"] == [called]
-    [(result_text, _)] = tool_results("gemini", emulator.requests[1])
+    [(result_text, _)] = tool_results("gemini", hub.asked("gemini")[1])
     assert all(content in result_text for content in contents)
 
 
