@@ -69,7 +69,6 @@ class _Conversation:
         self.provider = self.spec.vendor
         self.vendor_model = self.spec.model(env)  # the provider's name of the model
         self.context = ""
-        self.timeout_s = timeout_s
         self._tools: ToolBox | None = None
 
     async def get_context(self) -> str:
