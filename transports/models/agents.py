@@ -63,7 +63,7 @@ class _Conversation:
     supports_actions = False
     supports_extensions = False
 
-    def __init__(self, env: Mapping[str, str], timeout_s: float) -> None:
+    def __init__(self, env: Mapping[str, str]) -> None:
         self.id = f"model:{self.spec.name}"
         self.model = self.spec.name
         self.provider = self.spec.vendor
@@ -150,7 +150,7 @@ class ClaudeAdapter(_Conversation):
     def __init__(self, env: Mapping[str, str], timeout_s: float) -> None:
         import anthropic
 
-        super().__init__(env, timeout_s)
+        super().__init__(env)
         self._sdk = anthropic
         self._client = anthropic.AsyncAnthropic(
             api_key=CLAUDE.api_key(env),
@@ -241,7 +241,7 @@ class ChatGPTAdapter(_Conversation):
     def __init__(self, env: Mapping[str, str], timeout_s: float) -> None:
         import openai
 
-        super().__init__(env, timeout_s)
+        super().__init__(env)
         self._sdk = openai
         self._client = openai.AsyncOpenAI(
             api_key=CHATGPT.api_key(env),
@@ -329,7 +329,7 @@ class GeminiAdapter(_Conversation):
         from google import genai
         from google.genai import errors, types
 
-        super().__init__(env, timeout_s)
+        super().__init__(env)
         self._types = types
         self._api_error = errors.APIError
         options = types.HttpOptions(
