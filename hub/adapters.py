@@ -264,21 +264,97 @@ class PlatformAdapter(Protocol):
     async def sync_context(self, context: Mapping[str, JsonValue]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A model took a hand-over context: the provider's name of the model that answered, the
+    provider's id of its answer, and what it answered (its acknowledgement)."""
+
+    model: str
+    response_id: str
+    acknowledged_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A model asks to run one of the tools it was given. `problem` says why it cannot run as
+    asked (arguments that are not a JSON object): the model is told, nothing runs."""
+
+    call_id: str
+    name: str
+    arguments: Mapping[str, JsonValue]
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """What running a `ToolUse` gave: the tool's result, or (not `ok`) the error as text."""
+
+    use: ToolUse
+    result: JsonValue
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A model's turn: its text, and the tools it wants run before it answers (if any)."""
+
+    text: str
+    tool_uses: tuple[ToolUse, ...] = ()
+    response_id: str = ""
+
+
+class ToolFailed(Exception):
+    """A tool did not run, or the hub refused what it did: the reason goes back to the model."""
+
+
+class ToolBox(Protocol):
+    """The tools a model may call, each run as the principal who asked (so every scope check
+    applies as for REST)."""
+
+    def schemas(self, provider: str) -> Sequence[object]:
+        """The tools' declarations in `provider`'s own form (anthropic, openai, google)."""
+        ...
+
+    async def run(self, name: str, arguments: Mapping[str, JsonValue]) -> JsonValue:
+        """The tool's result; raises `ToolFailed`."""
+        ...
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
-    """The spec's `ModelAdapter` (Python names), for an AI model the hub talks to. Claude
-    reads and writes the hub over MCP (`transports.mcp`); no model adapter exists yet
-    (ChatGPT and Gemini are not built)."""
+    """The spec's `ModelAdapter` (Python names), for an AI model the hub talks to through its
+    provider's API (`transports.models.agents`: Claude, ChatGPT, Gemini). One adapter is one
+    conversation: the hand-over context it holds is the system prompt of every call, the tools
+    registered are offered on every call. Claude also reads and writes the hub over MCP
+    (`transports.mcp`), ChatGPT through Actions; `supports_*` say which."""
 
     id: str
-    model: str
-    provider: str
+    model: str  # 'claude', 'chatgpt', 'gemini'
+    provider: str  # 'anthropic', 'openai', 'google'
+    supports_mcp: bool
+    supports_actions: bool
+    supports_extensions: bool
+    context: str  # the hand-over context held ('' for none)
 
-    async def send_context(self, context: Mapping[str, JsonValue]) -> None: ...
+    async def send_context(self, text: str) -> Delivered:
+        """Hand the model `text` in one real call and keep it as this conversation's context;
+        raises a `DeliveryError` (`BadCredentials`, `RateLimited`, `TransientFailure`,
+        `PermanentFailure`) when the provider does not take it."""
+        ...
 
-    async def invoke_tool(self, tool_id: str, params: Mapping[str, JsonValue]) -> JsonValue: ...
+    async def get_context(self) -> str: ...
 
-    async def sync_conversation(self, messages: Sequence[Mapping[str, JsonValue]]) -> None: ...
+    async def register_tools(self, tools: ToolBox) -> None: ...
+
+    async def invoke_tool(self, use: ToolUse) -> ToolOutcome:
+        """Run a tool the model asked for; its outcome (an error too) joins the conversation,
+        for the model to read on the next `sync_conversation`."""
+        ...
+
+    async def sync_conversation(self, messages: Sequence[str]) -> Reply:
+        """The user's `messages` join the conversation; one call: the model's next turn.
+        Raises a `DeliveryError` as `send_context` does."""
+        ...
 
 
 # -- where entities go ------------------------------------------------------------------------

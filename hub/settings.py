@@ -35,6 +35,7 @@ ADAPTER_ENV_PREFIXES = (
     "CHITTY_OPENAI_",
     "CHITTY_GEMINI_",
     "CHITTY_SUMMARIZER_",
+    "CHITTY_MODEL_",  # the model adapters (CHITTY_MODEL_TIMEOUT_S)
 )
 """Where the adapters' variables begin (each adapter reads the spec's names under these)."""
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from transports.admin import add_admin_commands
 from transports.cli_adapters import adapters
 from transports.cli_agents import agents
+from transports.cli_ask import ask
 from transports.cli_calls import AsJson, DryRun, Hub, client, hub_target, run, settings_or_exit
 from transports.cli_domains import GROUPS, show_checked
 from transports.cli_output import console, fail, show_record
@@ -297,6 +298,7 @@ app.command(rich_help_panel=WORK)(use)
 app.command(rich_help_panel=WORK)(sync)
 app.add_typer(conflicts, name="conflicts", rich_help_panel=WORK)
 app.command(rich_help_panel=WORK)(state)
+app.command(rich_help_panel=WORK)(ask)
 app.add_typer(adapters, name="adapters", rich_help_panel=START)
 app.add_typer(agents, name="agents", rich_help_panel=START)
 for _name in ("topic", "context", "repo", "service"):

@@ -64,15 +64,22 @@ def _trust(record: HubRecord | None) -> ssl.SSLContext | None:
     return context
 
 
-def client(hub: str | None) -> Any:
-    """A client of the hub this command talks to, with the caller's CHITTY_TOKEN."""
+def client(hub: str | None, timeout_s: float = 30.0) -> Any:
+    """A client of the hub this command talks to, with the caller's CHITTY_TOKEN (a call that
+    takes longer than `timeout_s` fails)."""
     from transports.client import ChittyClient
 
     url, record = hub_target(hub)
     token = os.environ.get("CHITTY_TOKEN") or None
     sign = os.environ.get("CHITTY_SIGN", "").lower() in ("1", "true", "yes")
     return ChittyClient(
-        url, node_id="cli", platform="cli", token=token, sign=sign, tls=_trust(record)
+        url,
+        node_id="cli",
+        platform="cli",
+        timeout_s=timeout_s,
+        token=token,
+        sign=sign,
+        tls=_trust(record),
     )
 
 

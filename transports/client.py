@@ -501,6 +501,22 @@ class ChittyClient:
         query = {k: v for k, v in wanted.items() if v is not None}
         return await self._call("GET", "/contexts/current", query=query or None)
 
+    async def ask(
+        self,
+        question: str,
+        model: str,
+        project_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Json:
+        """Ask a model through the hub (its keys, the caller's tools and hand-over context):
+        `{model, answer, toolCalls: [{name, arguments, ok}], steps}`."""
+        body = {"question": question, "model": model}
+        if project_id is not None:
+            body["projectId"] = project_id
+        if session_id is not None:
+            body["sessionId"] = session_id
+        return await self._call("POST", "/ask", body=body)
+
     # -- stream -----------------------------------------------------------------------------
 
     def subscribe(

@@ -30,12 +30,14 @@ def summary_json(summary: str, points: list[str]) -> str:
 class ScriptedModel:
     """A loopback HTTP server answering with `script`'s turns in order, then `default(prompt)`;
     `delay_s` holds each answer back (timeouts), `down` refuses with a 500. `requests` keeps
-    every JSON body received."""
+    every JSON body received. `takes_script(body)` says which requests the script answers
+    (default: all); the others get `default` (a hub whose summarizer shares the model)."""
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.script: list[Turn] = []
         self.default: Callable[[str], Turn] = lambda prompt: Turn(text=f"echo: {prompt[-200:]}")
+        self.takes_script: Callable[[dict[str, Any]], bool] = lambda body: True
         self.delay_s = 0.0
         self.down = False
         self.requests: list[dict[str, Any]] = []
@@ -64,4 +66,6 @@ class ScriptedModel:
         self.requests.append(body)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        return self.script.pop(0) if self.script else self.default(prompt)
+        if self.script and self.takes_script(body):
+            return self.script.pop(0)
+        return self.default(prompt)

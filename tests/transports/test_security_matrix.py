@@ -353,6 +353,13 @@ def _enrich(w: World, case: str) -> None:
     assert w.seq(target, "contexts") == before + (1 if allowed else 0)
 
 
+def _ask(w: World, case: str) -> None:
+    """This hub has no model keys: every caller is told which variable the hub lacks (a model
+    answering, and tools running as the caller, are tests/transports/test_ask.py's)."""
+    answer = w.send(case, "POST", "/api/v1/ask", {"question": "what is open?", "model": "gemini"})
+    assert answer.status == 409 and "GOOGLE_AI_API_KEY" in answer.body["detail"], answer
+
+
 def _conflicts(w: World, case: str) -> None:
     answer = w.send(case, "GET", "/api/v1/sync/conflicts")
     assert answer.status == 200, answer
@@ -666,6 +673,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/api/v1/contexts/propagate"): _propagate,
     ("GET", "/api/v1/contexts/current"): _current_context,
     ("POST", "/api/v1/contexts/{id}/enrich"): _enrich,
+    ("POST", "/api/v1/ask"): _ask,
     ("GET", "/api/v1/sync/conflicts"): _conflicts,
     ("POST", "/api/v1/sync/conflicts/{id}/resolve"): _resolve,
     ("POST", "/api/v1/sync/broadcast"): _broadcast,

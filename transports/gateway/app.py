@@ -13,6 +13,7 @@ from hub.settings import HubSettings
 from transports.gateway.adapters import add_adapter_routes
 from transports.gateway.agents import add_agent_routes
 from transports.gateway.as_caller import add_loopback
+from transports.gateway.ask import add_ask_routes
 from transports.gateway.auth import AUTH, Auth, authenticate
 from transports.gateway.contexts import add_context_intelligence
 from transports.gateway.entities import add_entity_routes
@@ -104,6 +105,7 @@ def make_app(
     add_loopback(app, mcp_hub_url, mcp_tls)  # tools run as their caller through this gateway
     add_tool_routes(app)
     add_agent_routes(app, hub, settings)  # custom agents: registrations, signed webhooks
+    add_ask_routes(app, settings.adapter_env)
     if mcp_hub_url is not None:
         from transports.mcp.http import add_mcp_routes
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field, JsonValue
@@ -48,6 +48,7 @@ from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
 from transports.gateway.targets import KNOWN, PRESENCE
+from transports.models.agents import model_adapter, unconfigured
 
 log = logging.getLogger(__name__)
 SESSIONS_SCANNED = 2_000  # a principal's sessions looked at to find the latest one
@@ -55,12 +56,6 @@ SESSIONS_SCANNED = 2_000  # a principal's sessions looked at to find the latest 
 DeliveryStatus = Literal[
     "delivered", "available", "live", "not_connected", "not_configured", "failed"
 ]
-
-
-class Pushes(Protocol):
-    """A configured model adapter as the hand-over needs it (transports.models.agents)."""
-
-    async def send_context(self, text: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +78,6 @@ class Delivery:
         }
 
 
-MODEL_VARIABLES = {
-    "claude": "ANTHROPIC_API_KEY",
-    "chatgpt": "OPENAI_API_KEY",
-    "gemini": "GOOGLE_AI_API_KEY",
-}
 PULLED = {
     "claude": (
         "mcp",
@@ -103,24 +93,26 @@ PULLED = {
 
 
 async def deliver(
-    target: str, handover: HandOver, models: Mapping[str, Pushes], subscribers: int
+    target: str, handover: HandOver, env: Mapping[str, str], subscribers: int
 ) -> Delivery:
-    """Hand `handover` to `target`: pushed through its model adapter when one is configured,
-    else what is true of it (readable on request, live subscribers, or not connected)."""
-    adapter = models.get(target)
+    """Hand `handover` to `target`: pushed through its model adapter when the hub's
+    environment `env` configures one, else what is true of it (readable on request, live
+    subscribers, or not connected)."""
+    adapter = model_adapter(env, target)
     if adapter is not None:
         try:
             sent = await adapter.send_context(handover.text())
         except DeliveryError as error:
             return Delivery(target, "push", "failed", f"the {target} model refused: {error}")
-        response_id = getattr(sent, "response_id", None)
-        detail = f"pushed to {target} in one API call; the model answered {response_id}"
-        return Delivery(target, "push", "delivered", detail, response_id)
+        detail = (
+            f"pushed to {target} ({sent.model}) in one API call; it answered {sent.response_id}"
+        )
+        return Delivery(target, "push", "delivered", detail, sent.response_id)
     if target in PULLED:
         via, detail = PULLED[target]
         return Delivery(target, via, "available", detail)
-    if target in MODEL_VARIABLES:
-        variable = MODEL_VARIABLES[target]
+    if target in KNOWN["models"]:
+        variable = unconfigured(env)[target]
         detail = f"no {target} model adapter is configured (set {variable}); nothing was sent"
         return Delivery(target, "push", "not_configured", detail)
     if subscribers:
@@ -212,12 +204,12 @@ class HandOverJob:
         self,
         hub: HubReads,
         summaries: ContextSummaries,
-        models: Mapping[str, Pushes],
+        env: Mapping[str, str],
         tick_s: float = 1.0,
     ) -> None:
         self.hub = hub
         self.summaries = summaries
-        self.models = models
+        self.env = env
         self.tick_s = tick_s
         self.handed = 0
         self.failed = 0
@@ -268,7 +260,7 @@ class HandOverJob:
             return None
         before = before_view.entity
         handover = await build(self.hub, self.summaries, before, principal)
-        delivery = await deliver(platform, handover, self.models, 0)
+        delivery = await deliver(platform, handover, self.env, 0)
         new_id = str(session["chittyId"])
         context_id = handover_context_id(new_id)
         data = {
@@ -354,9 +346,6 @@ class CurrentContext(HandOverBody):
     seq: int
 
 
-MODELS = web.AppKey("models", dict[str, Pushes])
-
-
 class PropagateRequest(WireModel):
     """The spec's Example 3 body: carry a context from one model or platform to others. The
     hand-over is of `sessionId`, else of the session the context summarizes, else of the
@@ -371,9 +360,12 @@ class PropagateRequest(WireModel):
 
 
 class HandOverRoutes:
-    def __init__(self, hub: Hub, writer: Writer) -> None:
+    """`env`: the hub's adapter environment, where the models' keys are."""
+
+    def __init__(self, hub: Hub, writer: Writer, env: Mapping[str, str]) -> None:
         self.hub = hub
         self.writer = writer
+        self.env = env
 
     async def current(self, request: web.Request) -> web.Response:
         """The caller's hand-over context in one call (what a GPT's Action reads)."""
@@ -417,7 +409,7 @@ class HandOverRoutes:
             await deliver(
                 name,
                 handover,
-                request.app[MODELS],
+                self.env,
                 presence.subscribers(name, [SyncDomain.CONTEXTS]),
             )
             for name in targets
@@ -475,13 +467,12 @@ class HandOverRoutes:
 def add_handover(app: web.Application, hub: Hub, writer: Writer, settings: HubSettings) -> None:
     """The hand-over routes and, unless sessions are not summarized in the background, the
     job that hands over on a switch of platform. Needs `add_context_intelligence` first."""
-    app[MODELS] = {}
-    routes = HandOverRoutes(hub, writer)
+    routes = HandOverRoutes(hub, writer, settings.adapter_env)
     app.router.add_get("/api/v1/contexts/current", routes.current, name="current_context")
     app.router.add_post("/api/v1/contexts/propagate", routes.propagate, name="propagate_context")
     if not settings.summarize_sessions:
         return
-    job = HandOverJob(hub, app[SUMMARIES], app[MODELS])
+    job = HandOverJob(hub, app[SUMMARIES], settings.adapter_env)
 
     async def start(_: web.Application) -> None:
         await job.start()

@@ -40,6 +40,7 @@ from transports.gateway.agents import (
     AgentRegistration,
     AgentRemoved,
 )
+from transports.gateway.ask import AskAnswer, AskRequest
 from transports.gateway.auth import PUBLIC, STATIC, WEBHOOKS
 from transports.gateway.contexts import SummaryProvenance
 from transports.gateway.entities import MAX_PAGE
@@ -640,8 +641,12 @@ ERRORS: Mapping[int, tuple[str, str]] = {
         "The hub failed to answer (a bug), or (`corrupt`) the entity's stored data failed its "
         "integrity check and is not served.",
     ),
-    502: ("BadGateway", "The service behind an adapter refused or failed the request."),
+    502: (
+        "BadGateway",
+        "The service behind an adapter (or the model asked) refused or failed the request.",
+    ),
     503: ("Unavailable", "No host could take the request; retry after Retry-After seconds."),
+    504: ("GatewayTimeout", "The model asked did not answer within the hub's timeout."),
 }
 # Headers of the shared error responses, by status.
 ERROR_HEADERS: Mapping[int, Mapping[str, Schema]] = {
@@ -1046,6 +1051,22 @@ def _adapters() -> dict[str, Operation]:
     }
 
 
+def _ask() -> dict[str, Operation]:
+    return {
+        "ask": Operation(
+            "models",
+            "Ask a model",
+            "Asks Claude, ChatGPT or Gemini a question with the caller's hand-over context "
+            "and the hub's tools, run as the caller. 409 `not_configured` names the key the hub "
+            "lacks; 502 when the model refused, failed or gave no answer in 8 steps, 504 when "
+            "it timed out (`detail` says why).",
+            "AskAnswer",
+            body="AskRequest",
+            errors=(400, 409, 413, 422, 500, 502, 503, 504),
+        )
+    }
+
+
 def _tools() -> dict[str, Operation]:
     name = _param("path", "name", "The tool.", {"type": "string", "enum": [t.name for t in TOOLS]})
     return {
@@ -1225,6 +1246,7 @@ def _operations() -> dict[str, Operation]:
         **_workflows(),
         **_principals(),
         **_adapters(),
+        **_ask(),
         **_tools(),
         **_agents(),
     }
@@ -1273,6 +1295,8 @@ def _models() -> list[Any]:
         WebhookAnswer,
         Me,
         RotatedToken,
+        AskRequest,
+        AskAnswer,
         ToolArguments,
         ToolAnswer,
         AgentRegistration,

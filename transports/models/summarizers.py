@@ -20,6 +20,7 @@ from hub.summarize import (
     SummarizerUnavailable,
     Summary,
 )
+from transports.models.providers import CHATGPT, CLAUDE
 
 VERSION = "1"
 DEFAULT_TIMEOUT_S = 20.0
@@ -145,22 +146,17 @@ def summarizer_from(env: Mapping[str, str]) -> Summarizer:
     """The hub's summarizer from its adapters' variables: Claude if ANTHROPIC_API_KEY is set,
     else OpenAI if OPENAI_API_KEY is, each falling back to the offline one; else offline.
     CHITTY_ANTHROPIC_API_URL / CHITTY_OPENAI_API_URL (or the SDKs' own ANTHROPIC_BASE_URL /
-    OPENAI_BASE_URL) point them elsewhere; CHITTY_SUMMARIZER_TIMEOUT_S bounds a call."""
+    OPENAI_BASE_URL) point them elsewhere, CHITTY_ANTHROPIC_MODEL / CHITTY_OPENAI_MODEL
+    pick the model (`transports.models.providers`); CHITTY_SUMMARIZER_TIMEOUT_S bounds a call."""
     offline = OfflineSummarizer()
     timeout_s = float(env.get("CHITTY_SUMMARIZER_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
-    if env.get("ANTHROPIC_API_KEY"):
+    if CLAUDE.api_key(env):
         primary: Summarizer = AnthropicSummarizer(
-            env["ANTHROPIC_API_KEY"],
-            env.get("CHITTY_ANTHROPIC_API_URL") or env.get("ANTHROPIC_BASE_URL"),
-            env.get("CHITTY_ANTHROPIC_MODEL") or "claude-sonnet-4-5",
-            timeout_s,
+            CLAUDE.api_key(env), CLAUDE.base_url(env), CLAUDE.model(env), timeout_s
         )
-    elif env.get("OPENAI_API_KEY"):
+    elif CHATGPT.api_key(env):
         primary = OpenAISummarizer(
-            env["OPENAI_API_KEY"],
-            env.get("CHITTY_OPENAI_API_URL") or env.get("OPENAI_BASE_URL"),
-            env.get("CHITTY_OPENAI_MODEL") or "gpt-4.1-mini",
-            timeout_s,
+            CHATGPT.api_key(env), CHATGPT.base_url(env), CHATGPT.model(env), timeout_s
         )
     else:
         return offline
