@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +17,8 @@ from typer.testing import CliRunner
 from hub.auth.principal import Role
 from hub.ids import IdGenerator, Kind
 from tests.actors.conftest import settings_for
-from tests.emulators.anthropic import AnthropicEmulator
-from tests.emulators.gemini import GeminiEmulator
 from tests.emulators.llm import ScriptedModel, Turn, summary_json
-from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.models import three_models
 from tests.transports.conftest import SESSION, Gateway
 from transports.cli import app
 from transports.client import ChittyClient
@@ -62,30 +58,10 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def hub(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """The emulators run on a loop of their own: the hub must know their URLs to start."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def on_loop(work: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, loop).result(30)
-
-    emulators: dict[str, ScriptedModel] = {
-        "claude": on_loop(AnthropicEmulator().start()),
-        "chatgpt": on_loop(OpenAIEmulator().start()),
-        "gemini": on_loop(GeminiEmulator().start()),
-    }
-    env = {"CHITTY_MODEL_TIMEOUT_S": "1", "CHITTY_SUMMARIZER_TIMEOUT_S": "1"}
-    for emulator in emulators.values():
-        env.update(emulator.env())  # type: ignore[attr-defined]
-    tmp: Path = tmp_path_factory.mktemp("ask")
-    gateway = Gateway(settings_for(tmp, adapter_env=env))
-    yield Hub(gateway, emulators)
-    gateway.close()
-    for emulator in emulators.values():
-        on_loop(emulator.stop())
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with three_models() as (emulators, env):
+        gateway = Gateway(settings_for(tmp_path_factory.mktemp("ask"), adapter_env=env))
+        yield Hub(gateway, emulators)
+        gateway.close()
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ files, open todos), linked to its sources; the Actions endpoint answers it in on
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from hub.context_sources import session_context_id
 from hub.handover import handover_context_id
 from tests.actors.conftest import settings_for
+from tests.emulators.llm import ScriptedModel, Turn, summary_json
+from tests.emulators.models import three_models
 from tests.transports.conftest import Gateway
 from tests.transports.test_contexts import MESSAGES, post
 
@@ -178,3 +181,93 @@ def test_the_gpt_action_and_the_tool_answer_the_same_handover(hub: Gateway) -> N
     status, body = post(hub, "/api/v1/tools/current_context", {"target": "chatgpt"})
     assert status == 200, body
     assert_handover_of(body["result"], session)
+
+
+@pytest.fixture(scope="module")
+def with_models(
+    ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Gateway, dict[str, ScriptedModel]]]:
+    """A hub with Claude, ChatGPT and Gemini configured (each through its emulator) and its
+    background jobs running."""
+    with three_models() as (emulators, env):
+        settings = settings_for(
+            tmp_path_factory.mktemp("models"),
+            adapter_env=env,
+            summarize_sessions=True,
+            summary_quiet_s=0.2,
+        )
+        gateway = Gateway(settings)
+        yield gateway, emulators
+        gateway.close()
+
+
+def received(emulator: ScriptedModel, text: str) -> bool:
+    """Whether any request the emulator received carried `text`."""
+    return any(text in json.dumps(body) for body in emulator.requests)
+
+
+def test_propagate_pushes_the_handover_to_every_configured_model(
+    with_models: tuple[Gateway, dict[str, ScriptedModel]],
+) -> None:
+    hub, emulators = with_models
+    for emulator in emulators.values():
+        emulator.requests.clear()
+        emulator.default = lambda prompt: Turn(text=summary_json("Timeline work.", ["Filter"]))
+    session = claude_code_session(hub)
+    status, body = post(hub, "/api/v1/contexts", {"type": "session", "sources": [session]})
+    context = body["entity"]["chittyId"]
+    status, body = post(
+        hub,
+        "/api/v1/contexts/propagate",
+        {
+            "source": "claude-code",
+            "target": "chatgpt",
+            "targets": ["gemini", "claude"],
+            "contextId": context,
+        },
+    )
+    assert status == 200, body
+    by_target = {d["target"]: d for d in body["deliveries"]}
+    for name in ("chatgpt", "gemini", "claude"):
+        delivery = by_target[name]
+        assert (delivery["status"], delivery["via"]) == ("delivered", "push"), delivery
+        assert delivery["responseId"], delivery
+        # The model really received the hand-over: its last message and its open todo.
+        assert received(emulators[name], "12: "), name
+        assert received(emulators[name], "PDF export"), name
+    assert body["handover"]["sessionId"] == session  # found through the context's sources
+
+    emulators["gemini"].down = True  # a model that fails is reported as failed, not delivered
+    try:
+        status, body = post(
+            hub,
+            "/api/v1/contexts/propagate",
+            {"source": "claude-code", "target": "gemini", "contextId": context},
+        )
+    finally:
+        emulators["gemini"].down = False
+    assert status == 200 and body["propagation"]["status"] == "failed", body
+    assert body["propagation"]["detail"].startswith("the push to gemini failed")
+
+
+def test_starting_a_gemini_session_pushes_the_handover_to_gemini(
+    with_models: tuple[Gateway, dict[str, ScriptedModel]],
+) -> None:
+    hub, emulators = with_models
+    session = claude_code_session(hub)
+    emulators["gemini"].requests.clear()
+    status, body = post(hub, "/api/v1/sessions", {"platform": "gemini"})
+    assert status == 201, body
+    gemini_session = body["entity"]["chittyId"]
+
+    def recorded() -> Any:
+        status, body = get(hub, f"/api/v1/contexts/{handover_context_id(gemini_session)}")
+        return body if status == 200 else None
+
+    context = until(recorded)
+    assert context is not None, "no hand-over was recorded for the Gemini session"
+    [record] = [e for e in context["entity"]["enrichments"] if e["kind"] == "handover"]
+    [delivery] = record["content"]["deliveries"]
+    assert (delivery["target"], delivery["status"]) == ("gemini", "delivered"), delivery
+    assert record["content"]["sessionId"] == session
+    assert received(emulators["gemini"], "12: ")

@@ -103,7 +103,7 @@ async def deliver(
         try:
             sent = await adapter.send_context(handover.text())
         except DeliveryError as error:
-            return Delivery(target, "push", "failed", f"the {target} model refused: {error}")
+            return Delivery(target, "push", "failed", f"the push to {target} failed: {error}")
         detail = (
             f"pushed to {target} ({sent.model}) in one API call; it answered {sent.response_id}"
         )
