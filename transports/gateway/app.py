@@ -95,7 +95,7 @@ def make_app(
     add_metrics(app, hub)
     add_openapi(app)
     add_ws_routes(app, writer)
-    add_sync_routes(app, hub, writer)
+    add_sync_routes(app, hub, writer, settings.adapter_env)
     add_context_intelligence(app, hub, settings)
     add_handover(app, hub, writer, settings)  # before the CRUD routes: /contexts/current
     add_workflow_routes(app, hub, writer)  # before the CRUD routes: /todos/mesh is no todo id

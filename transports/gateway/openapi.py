@@ -176,7 +176,8 @@ class BroadcastResult(WireModel):
 
 
 class MergeSuggestion(WireModel):
-    """A value that would settle the conflict and why (`by`: `rule`); accept it with
+    """A value that would settle the conflict and why; `by` is `rule` (hub/suggest.py) or the
+    configured model that suggested it (claude, chatgpt, gemini). Accept it with
     `{"acceptSuggestion": true}` on the resolve route."""
 
     value: JsonValue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -14,13 +15,13 @@ from hub.entity import EntityView
 from hub.fields import nest, policy_table
 from hub.ids import ChittyIdStr, InvalidChittyId, parse
 from hub.models.base import WireModel
-from hub.suggest import suggest
 from transports.gateway.auth import principal_of, scope_of, stamp, visible_to
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer, outcome_error
 from transports.gateway.reads import page_of, run_command, state_of
 from transports.gateway.references import References
+from transports.gateway.suggestions import Suggestions
 from transports.gateway.targets import DEFAULT_PLATFORMS, TargetKind, check_targets, reports
 from transports.gateway.ws import WS
 from transports.gateway.ws_frames import FrameError, Noted, Ping, Read, Run, parse_message
@@ -54,16 +55,6 @@ class ResolveRequest(WireModel):
         return self
 
 
-def with_suggestion(conflict: dict[str, Any]) -> dict[str, Any]:
-    """A listed conflict with the rule's merge suggestion (`suggestion` null: no rule applies,
-    the person chooses)."""
-    kind = parse(str(conflict["entityId"])).kind
-    domain = next(d for d, spec in DOMAINS.items() if spec.kind is kind)
-    values = [v["value"] for v in conflict.get("versions") or []]
-    found = suggest(domain.value, str(conflict["field"]), values)
-    return {**conflict, "suggestion": None if found is None else found.wire()}
-
-
 def _domains(name: str) -> list[SyncDomain]:
     """`all` or one domain, for routes that sync many entities."""
     return list(SyncDomain) if name == "all" else [_domain(name)]
@@ -85,9 +76,10 @@ async def _body(request: web.Request, model: type[WireModel]) -> Any:
 
 
 class SyncRoutes:
-    def __init__(self, hub: Hub, writer: Writer) -> None:
+    def __init__(self, hub: Hub, writer: Writer, suggestions: Suggestions) -> None:
         self.hub = hub
         self.writer = writer
+        self.suggestions = suggestions
 
     async def _select(
         self, domains: list[SyncDomain], wanted: SyncRequest, visible: str | None
@@ -223,7 +215,7 @@ class SyncRoutes:
         found = await self.hub.conflicts(
             None if name == "all" else _domain(name), visible_to(request)
         )
-        return web.json_response({"conflicts": [with_suggestion(c) for c in found]})
+        return web.json_response({"conflicts": [self.suggestions.wire(c) for c in found]})
 
     async def resolve(self, request: web.Request) -> web.Response:
         conflict_id = request.match_info["id"]
@@ -244,11 +236,11 @@ class SyncRoutes:
         # A blind write: it has seen every version, so it supersedes them all and closes it.
         value = wanted.value
         if wanted.accept_suggestion:
-            suggestion = with_suggestion(conflict)["suggestion"]
+            suggestion = self.suggestions.of(conflict)
             if suggestion is None:
-                detail = f"no rule suggests a {field} here: give the value to keep"
+                detail = f"nothing suggests a {field} here: give the value to keep"
                 raise ApiError(409, "no_suggestion", detail, "acceptSuggestion")
-            value = suggestion["value"]
+            value = suggestion.value
         message = self.writer.message(request, domain, "update", entity_id, nest({field: value}))
         try:
             outcome, first = await self.writer.write(message)
@@ -284,8 +276,10 @@ def _targets(wanted: SyncRequest) -> list[tuple[TargetKind, str]]:
     return check_targets(requested)
 
 
-def add_sync_routes(app: web.Application, hub: Hub, writer: Writer) -> None:
-    routes = SyncRoutes(hub, writer)
+def add_sync_routes(app: web.Application, hub: Hub, writer: Writer, env: Mapping[str, str]) -> None:
+    """The /sync routes; `env` (the hub's adapter environment) may configure a model for
+    merge suggestions."""
+    routes = SyncRoutes(hub, writer, Suggestions(env))
     add = app.router
     add.add_get("/api/v1/sync/conflicts", routes.conflicts, name="list_conflicts")
     add.add_post("/api/v1/sync/conflicts/{id}/resolve", routes.resolve, name="resolve_conflict")
