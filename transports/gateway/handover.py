@@ -47,12 +47,13 @@ from transports.gateway.contexts import SUMMARIES
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
-from transports.gateway.targets import KNOWN, PRESENCE
+from transports.gateway.targets import KNOWN, PRESENCE, Presence
 from transports.models.agents import model_adapter, unconfigured
 
 log = logging.getLogger(__name__)
 SESSIONS_SCANNED = 2_000  # a principal's sessions looked at to find the latest one
 
+Via = Literal["mcp", "actions", "push", "ws"]
 DeliveryStatus = Literal[
     "delivered", "available", "live", "not_connected", "not_configured", "failed"
 ]
@@ -63,7 +64,7 @@ class Delivery:
     """What a hand-over did for one target."""
 
     target: str
-    via: str  # mcp, actions, push, ws
+    via: Via
     status: DeliveryStatus
     detail: str
     response_id: str | None = None
@@ -205,11 +206,13 @@ class HandOverJob:
         hub: HubReads,
         summaries: ContextSummaries,
         env: Mapping[str, str],
+        presence: Presence,
         tick_s: float = 1.0,
     ) -> None:
         self.hub = hub
         self.summaries = summaries
         self.env = env
+        self.presence = presence
         self.tick_s = tick_s
         self.handed = 0
         self.failed = 0
@@ -260,7 +263,8 @@ class HandOverJob:
             return None
         before = before_view.entity
         handover = await build(self.hub, self.summaries, before, principal)
-        delivery = await deliver(platform, handover, self.env, 0)
+        subscribers = self.presence.subscribers(platform, [SyncDomain.CONTEXTS])
+        delivery = await deliver(platform, handover, self.env, subscribers)
         new_id = str(session["chittyId"])
         context_id = handover_context_id(new_id)
         data = {
@@ -303,8 +307,8 @@ class DeliveryReport(WireModel):
     `not_configured` (no key for the model: the detail names the variable), `failed`."""
 
     target: str
-    via: Literal["mcp", "actions", "push", "ws"]
-    status: Literal["delivered", "available", "live", "not_connected", "not_configured", "failed"]
+    via: Via
+    status: DeliveryStatus
     detail: str
     response_id: str | None
 
@@ -466,13 +470,14 @@ class HandOverRoutes:
 
 def add_handover(app: web.Application, hub: Hub, writer: Writer, settings: HubSettings) -> None:
     """The hand-over routes and, unless sessions are not summarized in the background, the
-    job that hands over on a switch of platform. Needs `add_context_intelligence` first."""
+    job that hands over on a switch of platform. Needs `add_context_intelligence` and the /ws
+    routes (their presence) first."""
     routes = HandOverRoutes(hub, writer, settings.adapter_env)
     app.router.add_get("/api/v1/contexts/current", routes.current, name="current_context")
     app.router.add_post("/api/v1/contexts/propagate", routes.propagate, name="propagate_context")
     if not settings.summarize_sessions:
         return
-    job = HandOverJob(hub, app[SUMMARIES], settings.adapter_env)
+    job = HandOverJob(hub, app[SUMMARIES], settings.adapter_env, app[PRESENCE])
 
     async def start(_: web.Application) -> None:
         await job.start()
