@@ -51,20 +51,17 @@ class AskAnswer(WireModel):
 
 
 ASK_ENV = web.AppKey("ask_env", dict[str, str])  # the hub's adapter variables
-CURRENT_CONTEXT = "/api/v1/contexts/current"
 
 
-async def hand_over(request: web.Request, client: ChittyClient, wanted: AskRequest) -> str:
-    """The caller's hand-over context as text (`GET /api/v1/contexts/current`, where this build
-    serves it); where the hub has none for the caller, what is open in the project asked
-    about."""
-    if any(r.canonical == CURRENT_CONTEXT for r in request.app.router.resources()):
-        try:
-            context = await client.current_context(wanted.session_id, target=wanted.model)
-            return str(context.get("text") or "")
-        except ChittyApiError as error:
-            if error.status != 404:
-                raise
+async def context_text(client: ChittyClient, wanted: AskRequest) -> str:
+    """The caller's hand-over context as text (`GET /api/v1/contexts/current`); where the
+    caller has no session yet, what is open in the project asked about."""
+    try:
+        context = await client.current_context(wanted.session_id, target=wanted.model)
+        return str(context.get("text") or "")
+    except ChittyApiError as error:
+        if error.error != "no_context":  # a session asked for that is not there: say so
+            raise
     if wanted.project_id is None:
         return "No hand-over context: the user has no session on the hub yet."
     page = await client.list("todos", project_id=wanted.project_id, limit=OPEN_TODOS_SHOWN)
@@ -96,7 +93,7 @@ async def ask_model(request: web.Request) -> web.Response:
         question += f"\n\n(The project asked about: {wanted.project_id}.)"
     client = as_caller(request, "ask")
     try:
-        context = await hand_over(request, client, wanted)
+        context = await context_text(client, wanted)
         answer = await ask(adapter, client, request.app[REGISTRY], question, context)
     except DeliveryError as error:
         raise _refusal(error, wanted.model) from None
