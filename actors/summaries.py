@@ -23,7 +23,7 @@ from hub.entity import EntityView
 from hub.envelope import Outcome, Status
 from hub.protocol import SyncMessage
 from hub.resummarize import Resummarize
-from hub.subscriptions import Filter
+from hub.subscriptions import Filter, Published
 from hub.summarize import Material, Summarizer, Summary, SummaryCache
 
 log = logging.getLogger(__name__)
@@ -93,30 +93,24 @@ class ContextSummaries:
         return summary
 
 
-class SessionSummaryJob:
-    """Follows session changes on the hub's stream and, once a session's material changed
-    enough and went quiet (`hub.resummarize`), writes its summary into the session's own
-    context (`hub.context_sources.session_context_id`), made on first need and owned like
-    the session. Runs beside the gateway; a failure is counted and retried on the next change."""
+class SessionFollower:
+    """Follows session changes on the hub's stream from the time it starts, handing every
+    poll's events (none, when a tick passed quietly) to `seen`. Runs beside the gateway; a
+    failure is counted, logged and retried on the next tick."""
 
-    def __init__(
-        self,
-        hub: HubReads,
-        summaries: ContextSummaries,
-        schedule: Resummarize | None = None,
-        tick_s: float = 1.0,
-    ) -> None:
+    def __init__(self, hub: HubReads, tick_s: float = 1.0) -> None:
         self.hub = hub
-        self.summaries = summaries
-        self.schedule = schedule or Resummarize()
         self.tick_s = tick_s
-        self.written = 0
         self.failed = 0
         self._task: asyncio.Task[None] | None = None
 
+    async def seen(self, events: Sequence[Published]) -> None:
+        raise NotImplementedError
+
     async def start(self) -> None:
         head = await self.hub.poll(None, 0, Filter(domains=[SyncDomain.SESSIONS]))
-        self._task = asyncio.create_task(self._run(head.epoch, head.offset), name="summaries")
+        name = type(self).__name__
+        self._task = asyncio.create_task(self._run(head.epoch, head.offset), name=name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -130,20 +124,41 @@ class SessionSummaryJob:
             try:
                 answer = await self.hub.poll(epoch, offset, wanted, 500, self.tick_s)
                 epoch, offset = answer.epoch, answer.offset
-                now = time.monotonic()
-                for event in answer.events:
-                    if event.kind != "deleted":
-                        size = material_of([dict(event.entity)]).size
-                        self.schedule.changed(event.entity_id, size, now)
-                for session_id in self.schedule.due(now):
-                    await self.summarize_session(session_id)
-                    self.schedule.done(session_id)
+                await self.seen(answer.events)
             except asyncio.CancelledError:
                 raise
             except Exception:  # counted, logged, and the loop carries on
                 self.failed += 1
-                log.exception("summarizing sessions failed")
+                log.exception("%s failed", type(self).__name__)
                 await asyncio.sleep(self.tick_s)
+
+
+class SessionSummaryJob(SessionFollower):
+    """Once a session's material changed enough and went quiet (`hub.resummarize`), writes its
+    summary into the session's own context (`hub.context_sources.session_context_id`), made on
+    first need and owned like the session."""
+
+    def __init__(
+        self,
+        hub: HubReads,
+        summaries: ContextSummaries,
+        schedule: Resummarize | None = None,
+        tick_s: float = 1.0,
+    ) -> None:
+        super().__init__(hub, tick_s)
+        self.summaries = summaries
+        self.schedule = schedule or Resummarize()
+        self.written = 0
+
+    async def seen(self, events: Sequence[Published]) -> None:
+        now = time.monotonic()
+        for event in events:
+            if event.kind != "deleted":
+                size = material_of([dict(event.entity)]).size
+                self.schedule.changed(event.entity_id, size, now)
+        for session_id in self.schedule.due(now):
+            await self.summarize_session(session_id)
+            self.schedule.done(session_id)
 
     async def summarize_session(self, session_id: str) -> Outcome | None:
         """Summarize a session into its own context now; None when nothing changed."""

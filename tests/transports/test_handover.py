@@ -77,6 +77,18 @@ def until(check: Any, timeout_s: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
+def recorded_handover(hub: Gateway, session: str) -> dict[str, Any]:
+    """The hand-over context the switch job records for `session`, once it is there."""
+
+    def recorded() -> Any:
+        status, body = get(hub, f"/api/v1/contexts/{handover_context_id(session)}")
+        return body if status == 200 else None
+
+    context = until(recorded)
+    assert context is not None, f"no hand-over context was recorded for {session}"
+    return dict(context)
+
+
 def assert_handover_of(body: dict[str, Any], session: str) -> None:
     assert body["sessionId"] == session and body["platform"] == "claude-code"
     assert body["summary"], body
@@ -95,13 +107,7 @@ def test_example_3_switching_to_chatgpt_hands_the_context_over(hub: Gateway) -> 
     status, body = post(hub, "/api/v1/sessions", {"platform": "chatgpt"})
     assert status == 201, body
     gpt_session = body["entity"]["chittyId"]
-
-    def recorded() -> Any:
-        status, body = get(hub, f"/api/v1/contexts/{handover_context_id(gpt_session)}")
-        return body if status == 200 else None
-
-    context = until(recorded)
-    assert context is not None, "no hand-over context was recorded for the ChatGPT session"
+    context = recorded_handover(hub, gpt_session)
     assert set(context["entity"]["sources"]) == {
         session,
         session_context_id(session),
@@ -122,33 +128,19 @@ def test_example_3_switching_to_chatgpt_hands_the_context_over(hub: Gateway) -> 
 
 def test_propagate_records_the_handover_and_links_its_session(hub: Gateway) -> None:
     session = claude_code_session(hub)
-    status, body = post(
-        hub,
-        "/api/v1/contexts/propagate",
-        {
-            "source": "claude-code",
-            "target": "chatgpt",
-            "targets": ["gemini"],
-            "contextId": "CHITTY-CONTEXT-789",
-            "sessionId": session,
-            "summary": "User working on ChittyChronicle legal timeline app",
-        },
-    )
+    wanted = {
+        "source": "claude-code",
+        "target": "chatgpt",
+        "targets": ["gemini"],
+        "contextId": "CHITTY-CONTEXT-789",
+        "sessionId": session,
+        "summary": "User working on ChittyChronicle legal timeline app",
+    }
+    status, body = post(hub, "/api/v1/contexts/propagate", wanted)
     assert status == 404, body  # the context must exist: propagation writes to it
     status, body = post(hub, "/api/v1/contexts", {"type": "conversation"})
-    context = body["entity"]["chittyId"]
-    status, body = post(
-        hub,
-        "/api/v1/contexts/propagate",
-        {
-            "source": "claude-code",
-            "target": "chatgpt",
-            "targets": ["gemini"],
-            "contextId": context,
-            "sessionId": session,
-            "summary": "User working on ChittyChronicle legal timeline app",
-        },
-    )
+    wanted["contextId"] = body["entity"]["chittyId"]
+    status, body = post(hub, "/api/v1/contexts/propagate", wanted)
     assert status == 200, body
     assert session in body["entity"]["sources"]
     assert body["entity"]["content"]["summary"].startswith("User working on ChittyChronicle")
@@ -259,13 +251,7 @@ def test_starting_a_gemini_session_pushes_the_handover_to_gemini(
     status, body = post(hub, "/api/v1/sessions", {"platform": "gemini"})
     assert status == 201, body
     gemini_session = body["entity"]["chittyId"]
-
-    def recorded() -> Any:
-        status, body = get(hub, f"/api/v1/contexts/{handover_context_id(gemini_session)}")
-        return body if status == 200 else None
-
-    context = until(recorded)
-    assert context is not None, "no hand-over was recorded for the Gemini session"
+    context = recorded_handover(hub, gemini_session)
     [record] = [e for e in context["entity"]["enrichments"] if e["kind"] == "handover"]
     [delivery] = record["content"]["deliveries"]
     assert (delivery["target"], delivery["status"]) == ("gemini", "delivered"), delivery

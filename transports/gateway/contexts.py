@@ -10,6 +10,7 @@ from aiohttp import web
 
 from actors.summaries import (
     ContextSummaries,
+    SessionFollower,
     SessionSummaryJob,
     session_todos,
     summary_data,
@@ -48,7 +49,11 @@ def add_context_intelligence(app: web.Application, hub: Hub, settings: HubSettin
     if not settings.summarize_sessions:
         return
     schedule = Resummarize(settings.summary_min_chars, settings.summary_quiet_s)
-    job = SessionSummaryJob(hub, summaries, schedule)
+    run_beside(app, SessionSummaryJob(hub, summaries, schedule))
+
+
+def run_beside(app: web.Application, job: SessionFollower) -> None:
+    """Start `job` with the app and stop it with the app."""
 
     async def start(_: web.Application) -> None:
         await job.start()

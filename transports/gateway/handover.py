@@ -10,8 +10,6 @@ with its reason. Gemini has no pull path: it is pushed or `not_configured`, nami
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -23,7 +21,13 @@ from aiohttp import web
 from pydantic import Field, JsonValue
 
 from actors.linker import HUB_PRINCIPAL
-from actors.summaries import ContextSummaries, HubReads, last_hash, session_todos
+from actors.summaries import (
+    ContextSummaries,
+    HubReads,
+    SessionFollower,
+    last_hash,
+    session_todos,
+)
 from hub.adapters import DeliveryError
 from hub.catalog import Query
 from hub.codec import write_message
@@ -41,9 +45,9 @@ from hub.handover import (
 from hub.ids import ContextId, InvalidChittyId, Kind, SessionId, parse
 from hub.models.base import WireModel
 from hub.settings import HubSettings
-from hub.subscriptions import Filter
+from hub.subscriptions import Published
 from transports.gateway.auth import principal_of, scope_of, visible_to
-from transports.gateway.contexts import SUMMARIES
+from transports.gateway.contexts import SUMMARIES, run_beside
 from transports.gateway.entities import written_body
 from transports.gateway.errors import ApiError, read_json
 from transports.gateway.hub_api import Hub, Writer
@@ -194,12 +198,11 @@ def handover_enrichment(
     }
 
 
-class HandOverJob:
-    """Follows session creations on the hub's stream; when a principal starts a session on a
-    platform other than the one they last worked on, records the hand-over of that last session
-    in a context linked to both (`hub.handover.handover_context_id` of the new one) and pushes
-    it to the new session's model when an adapter for it is configured. Off the write path; a
-    failure is logged, counted and does not stop the job."""
+class HandOverJob(SessionFollower):
+    """When a principal starts a session on a platform other than the one they last worked
+    on, records the hand-over of that last session in a context linked to both
+    (`hub.handover.handover_context_id` of the new one) and pushes it to the new session's
+    model when an adapter for it is configured. Off the write path."""
 
     def __init__(
         self,
@@ -209,44 +212,20 @@ class HandOverJob:
         presence: Presence,
         tick_s: float = 1.0,
     ) -> None:
-        self.hub = hub
+        super().__init__(hub, tick_s)
         self.summaries = summaries
         self.env = env
         self.presence = presence
-        self.tick_s = tick_s
         self.handed = 0
-        self.failed = 0
         self.latest = LatestSessions()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        head = await self.hub.poll(None, 0, Filter(domains=[SyncDomain.SESSIONS]))
-        self._task = asyncio.create_task(self._run(head.epoch, head.offset), name="handovers")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self, epoch: str, offset: int) -> None:
-        wanted = Filter(domains=[SyncDomain.SESSIONS])
-        while True:
-            try:
-                answer = await self.hub.poll(epoch, offset, wanted, 500, self.tick_s)
-                epoch, offset = answer.epoch, answer.offset
-                for event in answer.events:
-                    if event.kind == "deleted":
-                        continue
-                    if event.kind == "created":
-                        await self.started(dict(event.entity))
-                    self.latest.note(event.entity)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.failed += 1
-                log.exception("handing a context over failed")
-                await asyncio.sleep(self.tick_s)
+    async def seen(self, events: Sequence[Published]) -> None:
+        for event in events:
+            if event.kind == "deleted":
+                continue
+            if event.kind == "created":
+                await self.started(dict(event.entity))
+            self.latest.note(event.entity)
 
     async def started(self, session: Mapping[str, Any]) -> Delivery | None:
         """Hand over to a just-started `session`; None when its principal has no session on
@@ -477,13 +456,4 @@ def add_handover(app: web.Application, hub: Hub, writer: Writer, settings: HubSe
     app.router.add_post("/api/v1/contexts/propagate", routes.propagate, name="propagate_context")
     if not settings.summarize_sessions:
         return
-    job = HandOverJob(hub, app[SUMMARIES], settings.adapter_env, app[PRESENCE])
-
-    async def start(_: web.Application) -> None:
-        await job.start()
-
-    async def stop(_: web.Application) -> None:
-        await job.stop()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    run_beside(app, HandOverJob(hub, app[SUMMARIES], settings.adapter_env, app[PRESENCE]))
