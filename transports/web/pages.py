@@ -46,7 +46,7 @@ OIDC_SIGNIN = web.AppKey("oidc_signin", OidcSignIn)
 # came from the issuer's site, and a SameSite=Strict cookie is not sent on that same
 # cross-site navigation; a navigation this page starts is same-site).
 SIGNED_IN = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
     '<meta http-equiv="refresh" content="0;url=/"><title>Signed in</title></head>'
     '<body><p>Signed in. <a href="/">Open the hub</a>.</p></body></html>'
 )
