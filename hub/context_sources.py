@@ -14,13 +14,14 @@ from hub.summarize import Line, Material, OpenTodo
 DONE = ("completed", "cancelled")
 
 
-def session_context_id(session_id: str) -> str:
-    """The ChittyID of the context the hub keeps for a session (one per session, derived from
-    its id, so every gateway and every restart names the same one)."""
+def session_context_id(session_id: str, role: str = "S") -> str:
+    """The ChittyID of a context the hub keeps for a session: `S` its summary, `H` what was
+    handed over to it (one of each per session, derived from its id, so every gateway and
+    every restart names the same one)."""
     body = parse(session_id).body
     if len(body) > 60:
         body = hashlib.sha256(body.encode()).hexdigest()[:40]
-    return f"CHITTY-CONTEXT-S{body}"
+    return f"CHITTY-CONTEXT-{role}{body}"
 
 
 def material_of(sources: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Material:

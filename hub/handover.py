@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.context_sources import is_open
-from hub.ids import parse
+from hub.context_sources import is_open, session_context_id
 
 LAST_MESSAGES = 10  # spec Example 3: "last 10 messages"
 LAST_FILES = 20
@@ -128,12 +127,8 @@ def _message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def handover_context_id(session_id: str) -> str:
-    """The ChittyID of the context that records what was handed over to `session_id` (one per
-    receiving session, derived from its id, so a retry or another gateway names the same one)."""
-    body = parse(session_id).body
-    if len(body) > 60:
-        body = hashlib.sha256(body.encode()).hexdigest()[:40]
-    return f"CHITTY-CONTEXT-H{body}"
+    """The ChittyID of the context that records what was handed over to `session_id`."""
+    return session_context_id(session_id, "H")
 
 
 def latest_elsewhere(

@@ -34,6 +34,9 @@ INSTRUCTIONS = (
 
 
 def domain_of(conflict: Mapping[str, Any]) -> str:
+    """A conflict's domain, from its entity's kind. A CONTEXT id is a topic's or a context's;
+    only topics have multi-value fields (`hub.suggest.RULES`' test lists them all), and topics
+    come first in `DOMAINS`, so a CONTEXT conflict is a topic's."""
     kind = parse(str(conflict["entityId"])).kind
     return next(d for d, spec in DOMAINS.items() if spec.kind is kind).value
 
