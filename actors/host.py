@@ -16,7 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from hub.codec import DecodeError, decode_msgpack
-from hub.entity import EntityState, EntityView, Refusal, RejectedMessage, apply, entity_view
+from hub.entity import (
+    EntityState,
+    EntityView,
+    Refusal,
+    RejectedMessage,
+    apply,
+    entity_view,
+    view,
+)
 from hub.envelope import Envelope, Outcome, Status
 from hub.erasure import Erased, erase
 from hub.protocol import Command, EventMessage
@@ -307,7 +315,7 @@ class EntityHost:
                 seq,
                 result.state.clock.to_dict(),
                 conflicts=tuple(c.model_dump(mode="json") for c in result.conflicts),
-                entity=dict(publications[-1].entity) if envelope.with_entity else None,
+                entity=view(result.state) if envelope.with_entity else None,
             )
         self.metrics.turn_seconds += time.perf_counter() - started
         final = [o for o in outcomes if o is not None]

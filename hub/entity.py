@@ -78,6 +78,10 @@ class EntityState:
     # message did not touch. Never compared, never stored, and not copied by `replace` (init=False):
     # a state made any other way recomputes it.
     shown: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
+    # The same values nested as the wire object (`wire`), kept the same way: `_carry` builds it
+    # from the previous state's by replacing the changed paths only, sharing every untouched
+    # subtree. Shared, so never mutated: `view` hands out copies.
+    nested: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,8 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
 
 
 def _check_identity(spec: DomainSpec, entity_id: str, state: EntityState | None) -> None:
+    if state is not None and state.entity_id == entity_id and state.domain is spec.domain:
+        return  # the very id this entity was created with, parsed then
     try:
         parse(entity_id, expect=spec.kind)
     except InvalidChittyId as error:
@@ -549,7 +555,35 @@ def _carry(
         if value != before[path]:
             changed.append(path)
     object.__setattr__(new, "shown", after)
+    if old.nested is not None:  # else built when first needed
+        nested = dict(old.nested)
+        for path in changed:
+            _put(nested, path, after[path])
+        object.__setattr__(new, "nested", nested)
     return tuple(sorted(set(changed)))
+
+
+def _put(nested: dict[str, JsonValue], path: str, value: JsonValue) -> None:
+    """Set `path` in a copy-on-write nested dict: every dict on the way is copied (the old one
+    is shared with the previous state)."""
+    *parents, last = path.split(".")
+    node = nested
+    for part in parents:
+        inner = node.get(part)
+        copied: dict[str, JsonValue] = dict(inner) if isinstance(inner, dict) else {}
+        node[part] = copied
+        node = copied
+    node[last] = value
+
+
+def wire(state: EntityState) -> Mapping[str, JsonValue]:
+    """The entity as the spec's wire object, shared with the state (read it, never change it:
+    `view` is the copy to keep). Publications are built from it."""
+    nested = state.nested
+    if nested is None:
+        nested = nest(_shown(policy_table(DOMAINS[state.domain].model), state))
+        object.__setattr__(state, "nested", nested)  # a memo of a frozen value, not a change
+    return nested
 
 
 def _copy(value: JsonValue) -> JsonValue:
@@ -563,8 +597,9 @@ def _copy(value: JsonValue) -> JsonValue:
 
 def view(state: EntityState) -> dict[str, JsonValue]:
     """The entity as the spec's wire object (camelCase, JSON values)."""
-    table = policy_table(DOMAINS[state.domain].model)
-    return nest({path: _copy(value) for path, value in _shown(table, state).items()})
+    copied = _copy(dict(wire(state)))
+    assert isinstance(copied, dict)
+    return copied
 
 
 def view_uncached(state: EntityState) -> dict[str, JsonValue]:

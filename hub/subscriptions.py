@@ -10,7 +10,7 @@ import msgpack
 from pydantic import Field, JsonValue
 
 from hub.domains import SyncDomain
-from hub.entity import EntityState, Event, view
+from hub.entity import EntityState, Event, wire
 from hub.ids import ChittyIdStr
 from hub.models.base import WireModel
 from hub.models.conflict import ConflictResolution
@@ -138,7 +138,7 @@ def publication(
 ) -> Published:
     """The published form of an applied event (offset assigned by the broker later); the
     conflicts it resolved are taken from the state `before` it, settled by its write."""
-    data = view(state)
+    data = wire(state)
     project, session, topic = _scope(event.domain, event.entity_id, data)
     resolved: tuple[Mapping[str, JsonValue], ...] = ()
     if event.resolved and before is not None:
@@ -176,7 +176,7 @@ def relay(
 ) -> Published:
     """A domain event or command about an entity, published as it was sent (no state changed:
     the entity's seq and clock stay as they are)."""
-    data = view(state)
+    data = wire(state)
     payload = message.payload
     project, session, topic = _scope(payload.domain, state.entity_id, data)
     return Published(

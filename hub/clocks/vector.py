@@ -118,12 +118,17 @@ class VectorClock(Mapping[str, int]):
         return Ordering.EQUAL
 
     def dominates(self, other: VectorClock) -> bool:
-        """True when this clock has seen everything `other` has, and more."""
-        return self.compare(other) is Ordering.AFTER
+        """True when this clock has seen everything `other` has, and more (`compare` is
+        AFTER): one pass over `other`'s entries, no set of nodes built."""
+        return self.covers(other) and self._entries != other._entries
 
     def covers(self, other: VectorClock) -> bool:
-        """True when this clock has seen everything `other` has (after or equal)."""
-        return self.compare(other) in (Ordering.AFTER, Ordering.EQUAL)
+        """True when this clock has seen everything `other` has (after or equal). Entries
+        are never zero, so a node `other` lacks cannot make this clock smaller."""
+        mine = self._entries
+        return len(mine) >= len(other._entries) and all(
+            mine.get(node, 0) >= count for node, count in other._entries.items()
+        )
 
     def to_dict(self) -> dict[str, int]:
         """The wire form: `{nodeId: counter}`."""
