@@ -1,47 +1,32 @@
-"""Start (or join) a hub on Ray: the broker, the hosts, the router and the shard table.
+"""`Runtime`: the hub on Ray as its callers use it (the gateway, the CLI, the benchmarks).
 
 `Runtime.start` uses an embedded local Ray by default, or joins `settings.ray_address`
 (`CHITTY_RAY_ADDRESS`). Actors are named in the hub's namespace, so a second process can
 `Runtime.start` with the same settings and attach to the running hub instead of making a new one.
+Starting Ray is `actors.ray_start`; making and placing the actors `actors.deployment` (its
+decisions `actors.placement`); every call to an actor goes through `actors.handles`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import hashlib
 import logging
 import os
-import shutil
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.adapter import Answer, SyncReport
 from actors.broker import Poll, decode_poll
+from actors.deployment import Deployment
+from actors.handles import AdapterHandle, HostHandle
 from actors.host import HostMetrics
-from actors.ray_shell import (
-    BROKER,
-    ROUTER,
-    WATCHER,
-    AdapterActor,
-    BrokerActor,
-    CatalogActor,
-    HostActor,
-    RayHostClient,
-    RayOutboxes,
-    RouterActor,
-    WatchActor,
-    adapter_name,
-    shard_table_path,
-)
+from actors.ray_shell import WATCHER, RayHostClient, RayOutboxes, adapter_name, shard_table_path
+from actors.ray_start import JoinedRay, RayTempDir
 from actors.reconciler import ReconcileReport
 from actors.router import HostUnavailable, Router
 from actors.watcher import Checked
@@ -62,102 +47,6 @@ log = logging.getLogger(__name__)
 RESTARTING = (ActorUnavailableError, RayActorError)
 
 
-def host_name(index: int) -> str:
-    return f"host-{index}"
-
-
-LOCAL_RAY_CONFIG: dict[str, Any] = {
-    # Ray starts its workers at nice 15, below the gateway's process (the driver) and any load
-    # generator beside it: once the cores are busy the hosts, the hub's serial stage, get a
-    # fraction of a core (CFS weights 36 against 1024). At 0: 1,673 msgs/s against 1,390-1,511
-    # on a contended machine, +3 % on a quiet one (BENCHMARKS.md, eighth pass). The actors are
-    # the service: they run at the driver's nice.
-    # A Ray started by `ray start` needs `RAY_worker_niceness=0` in its environment instead.
-    "worker_niceness": 0,
-}
-"""`_system_config` of every local Ray the hub starts (`init_ray`)."""
-
-
-def init_ray(
-    address: str | None = None,
-    temp_dir: str | None = None,
-    dashboard: bool = False,
-    **options: Any,
-) -> Any:
-    """Join the Ray at `address`, or start a local one of our own (None: never a stranger's
-    Ray found on this machine) with `LOCAL_RAY_CONFIG`, its session files in `temp_dir`
-    (default Ray's, /tmp/ray); no dashboard unless asked, and Ray's logging left to itself.
-    What `Runtime.start`, the tests' session and the benchmarks all start. Ray's context."""
-    local = {"_temp_dir": temp_dir} if temp_dir is not None and not address else {}
-    return ray.init(
-        address=address or "local",
-        include_dashboard=dashboard,
-        log_to_driver=False,
-        configure_logging=False,
-        _system_config=None if address else LOCAL_RAY_CONFIG,
-        **local,
-        **options,
-    )
-
-
-# An AF_UNIX socket path holds at most 107 bytes; Ray puts its sockets at
-# <temp>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store (64 bytes after <temp> with
-# a 7-digit pid), so a longer temp dir is reached through a short link.
-SOCKET_PATH_ROOM = 107 - 66
-
-
-class RayTempDir:
-    """Where an embedded Ray keeps its session (sockets, logs, spilled objects): `<data dir>/ray`,
-    emptied when the hub starts (a crashed run's leftovers) and removed on a clean stop. When
-    that path is too long for Ray's sockets, Ray is given a short link to it, in a directory of
-    the system's temp dir that is this user's own and named after the data dir (a restart after
-    a crash takes the same one over)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir.absolute() / "ray"
-        self._link_dir: Path | None = None
-
-    def prepare(self) -> str:
-        """Make the directory (empty) and answer the path Ray should use for it."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        self.path.mkdir(parents=True)
-        if len(str(self.path)) <= SOCKET_PATH_ROOM:
-            return str(self.path)
-        digest = hashlib.sha256(f"{os.getuid()}:{self.path}".encode()).hexdigest()[:12]
-        home = Path(tempfile.gettempdir()) / f"chitty-{digest}"
-        _forget_dangling(home.parent)
-        try:
-            home.mkdir(mode=0o700)
-        except FileExistsError:
-            found = home.lstat()
-            theirs = found.st_uid != os.getuid() or found.st_mode & 0o077
-            if not stat.S_ISDIR(found.st_mode) or theirs:
-                raise RuntimeError(f"{home} is not this user's private directory") from None
-        link = home / "ray"
-        link.unlink(missing_ok=True)
-        link.symlink_to(self.path, target_is_directory=True)
-        self._link_dir = home
-        return str(link)
-
-    def remove(self) -> None:
-        """Remove the session files (Ray has stopped) and the link to them."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        if self._link_dir is not None:
-            shutil.rmtree(self._link_dir, ignore_errors=True)  # the link, not what it names
-            self._link_dir = None
-
-
-def _forget_dangling(temp: Path) -> None:
-    """Remove this user's links left by hubs that were killed and whose data dir is gone."""
-    for home in temp.glob("chitty-" + "[0-9a-f]" * 12):
-        link = home / "ray"
-        try:
-            if home.lstat().st_uid == os.getuid() and link.is_symlink() and not link.exists():
-                shutil.rmtree(home, ignore_errors=True)
-        except OSError:
-            continue
-
-
 class Runtime:
     """A handle on a running hub: submit messages, read entities, follow the stream."""
 
@@ -172,109 +61,22 @@ class Runtime:
         self._started_ray = started_ray
         self._temp_dir = temp_dir
         self.dashboard_url: str | None = None
-        self._options = {"namespace": settings.namespace, "get_if_exists": True}
-        # The router, broker and catalog stay by this process (the head) when they can.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        self._central = {**self._options, "max_restarts": -1, "scheduling_strategy": here}
-        self.broker: Any = BrokerActor.options(  # type: ignore[attr-defined]
-            name=BROKER, **self._central
-        ).remote(settings.stream_retention, settings.namespace)
-        self.hosts: dict[str, Any] = {}
-        self._node_of: dict[str, str] = {}  # host -> the node it was placed on
-        names = [host_name(index) for index in range(settings.hosts)]
-        made = {name for name in names if not _exists(name, settings.namespace)}
-        for name in names:
-            self._spawn(name)
-        path = shard_table_path(settings)
-        saved = ShardTable.load(path)
-        wanted = sorted(self.hosts)
-        if saved is None:
-            table = ShardTable.build(wanted, settings.shards)
-        elif sorted(saved.hosts) != wanted:
-            table = saved.with_hosts(wanted)
-        else:
-            table = saved
-        for name in set(table.dedicated.values()) - self.hosts.keys():
-            if not _exists(name, settings.namespace):
-                made.add(name)
-            self._spawn(name)
-        self._settle(made)
-        table.save(path)
-        self.table = table
-        self.catalog: Any = CatalogActor.options(  # type: ignore[attr-defined]
-            name="catalog", **self._central
-        ).remote(settings.model_dump_json())
-        self.router: Any = RouterActor.options(  # type: ignore[attr-defined]
-            name=ROUTER.format(0), **self._central
-        ).remote(settings.model_dump_json())
-        ray.get(self.router.refresh.remote())
+        self.deployment = actors = Deployment(settings, adapters)
+        self.broker, self.catalog, self.router = actors.broker, actors.catalog, actors.router
+        self.hosts, self.adapters, self.watcher = actors.hosts, actors.adapters, actors.watcher
+        self.adapter_specs = actors.adapter_specs
         # This process routes its own writes straight to the hosts (one Ray call per host per
         # batch) with a `Router` of its own over the same shard table; the router actor serves
         # the hosts' own calls (the reconciler) and anyone without a Runtime.
         self._client = RayHostClient(settings.namespace)
-        self._client.resolve(table)
-        # Every configured adapter is an actor of its own, restarted on failure.
-        self.adapter_specs = {spec.name: spec for spec in adapters}
-        self.adapters: dict[str, Any] = {
-            spec.name: AdapterActor.options(  # type: ignore[attr-defined]
-                name=adapter_name(spec.name), **self._central
-            ).remote(spec.name, spec.factory, settings.model_dump_json())
-            for spec in adapters
-            if not spec.missing(settings.adapter_env)
-        }
-        # The watcher reads repos and checks services (`actors.watcher`).
-        self.watcher: Any = WatchActor.options(  # type: ignore[attr-defined]
-            name=WATCHER, **self._central
-        ).remote(settings.model_dump_json())
+        self._client.resolve(actors.table)
         self._local: Router | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table_stamp: tuple[int, int] | None = None
 
-    def _spawn(self, name: str, node: str | None = None) -> Any:
-        # Hosts take the live nodes in turn (Ray's SPREAD is only a hint for 0-CPU actors);
-        # soft affinity lets Ray restart a host elsewhere when its node goes away.
-        if node is None:
-            nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
-            node = nodes[len(self.hosts) % len(nodes)]
-        self._node_of[name] = node
-        options: dict[str, Any] = {
-            "name": name,
-            "max_restarts": self.settings.host_max_restarts,
-            "max_task_retries": 0,  # the router retries, and host dedupe makes that safe
-            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True),
-            **self._options,
-        }
-        handle = HostActor.options(**options).remote(  # type: ignore[attr-defined]
-            name, self.settings.model_dump_json()
-        )
-        self.hosts[name] = handle
-        return handle
-
-    def _settle(self, made: set[str], tries: int = 3) -> None:
-        """Move each host in `made` (new, still empty) onto the node chosen for it, while that
-        node lives.
-
-        Soft affinity (which lets a host restart elsewhere when its node dies) also gives way
-        when the chosen node is not yet schedulable, e.g. a raylet that has just joined: such a
-        host is stopped and made again. Hosts that were already running are never touched."""
-        for _ in range(tries):
-            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-            placeable = [name for name in sorted(made) if self._node_of[name] in alive]
-            placed = ray.get([self.hosts[name].node.remote() for name in placeable])
-            misplaced = [
-                name
-                for name, node in zip(placeable, placed, strict=True)
-                if node != self._node_of[name]
-            ]
-            if not misplaced:
-                return
-            for name in misplaced:
-                ray.kill(self.hosts.pop(name), no_restart=True)
-                deadline = time.monotonic() + 30
-                while _exists(name, self.settings.namespace) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-            for name in misplaced:
-                self._spawn(name, self._node_of[name])
+    @property
+    def table(self) -> ShardTable:
+        return self.deployment.table
 
     @classmethod
     def start(
@@ -293,36 +95,11 @@ class Runtime:
         if not prepared:
             for note in prepare(settings):
                 log.warning("%s", note)
-        started = False
-        temp_dir = None
-        context = None
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if not ray.is_initialized():
-            local = settings.ray_address is None
-            temp_dir = RayTempDir(settings.data_dir) if own_temp_dir and local else None
-            try:
-                context = init_ray(
-                    settings.ray_address,
-                    temp_dir.prepare() if temp_dir is not None else None,
-                    dashboard,
-                    namespace=settings.namespace,
-                )
-            except BaseException:
-                if temp_dir is not None:
-                    temp_dir.remove()
-                raise
-            started = local
-        runtime = cls(settings, started, adapters, temp_dir)
-        runtime.dashboard_url = getattr(context, "dashboard_url", None) if dashboard else None
-        runtime.wait_ready()
+        ray_ = JoinedRay.join(settings, own_temp_dir, dashboard)
+        runtime = cls(settings, ray_.started, adapters, ray_.temp_dir)
+        runtime.dashboard_url = ray_.dashboard_url
+        runtime.deployment.wait_ready()
         return runtime
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        ray.get([h.pid.remote() for h in self.hosts.values()], timeout=timeout_s)
-        ray.get(self.broker.head.remote(), timeout=timeout_s)
-        ray.get(self.catalog.start.remote(), timeout=timeout_s)
-        ray.get([a.pid.remote() for a in self.adapters.values()], timeout=timeout_s)
-        ray.get(self.watcher.pid.remote(), timeout=timeout_s)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -365,10 +142,10 @@ class Runtime:
         self._table_stamp = stamp
         return local
 
-    def host_of(self, entity_id: str) -> Any:
+    def host_of(self, entity_id: str) -> HostHandle:
         return self.hosts[self.table.host_of(entity_id)]
 
-    async def _read(self, entity_id: str, call: Callable[[Any], Any]) -> Any:
+    async def _read(self, entity_id: str, call: Callable[[HostHandle], Any]) -> Any:
         """`call(host)` on the entity's host, retried while that host restarts (as writes are,
         in the router) for up to `call_timeout_s`; then `HostUnavailable`."""
         deadline = time.monotonic() + self.settings.call_timeout_s
@@ -385,9 +162,7 @@ class Runtime:
                 delay = min(delay * 2, 1.0)
 
     async def get(self, entity_id: str) -> EntityView | None:
-        found: EntityView | None = await self._read(
-            entity_id, lambda host: host.get.remote(entity_id)
-        )
+        found: EntityView | None = await self._read(entity_id, lambda host: host.get(entity_id))
         return found
 
     async def state_at(
@@ -395,13 +170,13 @@ class Runtime:
     ) -> EntityView | None:
         """The entity as of a time, or right after its event `seq`."""
         found: EntityView | None = await self._read(
-            entity_id, lambda host: host.state_at.remote(entity_id, timestamp_ms, seq)
+            entity_id, lambda host: host.state_at(entity_id, timestamp_ms, seq)
         )
         return found
 
     async def history(self, entity_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self._read(
-            entity_id, lambda host: host.history.remote(entity_id)
+            entity_id, lambda host: host.history(entity_id)
         )
         return found
 
@@ -409,10 +184,7 @@ class Runtime:
         self, project_id: str, caller: str, dry_run: bool = False
     ) -> ReconcileReport:
         """Spec Example 2, run by the project's own actor; its writes are `caller`'s."""
-        report: ReconcileReport = await self.host_of(project_id).reconcile.remote(
-            project_id, caller, dry_run=dry_run
-        )
-        return report
+        return await self.host_of(project_id).reconcile(project_id, caller, dry_run)
 
     async def poll(
         self,
@@ -423,39 +195,35 @@ class Runtime:
         wait_s: float = 0.0,
     ) -> Poll:
         """Events of the stream after (`epoch`, `after`); they travel encoded, decoded here."""
-        return decode_poll(
-            await self.broker.poll_encoded.remote(epoch, after, wanted, limit, wait_s)
-        )
+        return decode_poll(await self.broker.poll_encoded(epoch, after, wanted, limit, wait_s))
 
     async def list(self, query: Query) -> Page:
         """A page of entities of one domain (read-your-writes: the catalog catches up first)."""
-        page: Page = await self.catalog.query.remote(query)
-        return page
+        return await self.catalog.query(query)
 
     async def conflicts(
         self, domain: SyncDomain | None = None, visible_to: str | None = None
-    ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self.catalog.conflicts.remote(domain, visible_to)
-        return found
+    ) -> builtins.list[dict[str, Any]]:
+        return await self.catalog.conflicts(domain, visible_to)
 
-    async def mentions(self, principal: str) -> list[str]:
+    async def mentions(self, principal: str) -> builtins.list[str]:
         """Every entity whose stored log or snapshot names `principal` (a full scan)."""
-        found = await asyncio.gather(*(h.mentions.remote(principal) for h in self.hosts.values()))
+        found = await asyncio.gather(*(h.mentions(principal) for h in self.hosts.values()))
         return sorted(set().union(*found))
 
     async def erase(self, principal: str) -> dict[str, Any]:
         """Erase `principal` from every store and buffer of the hub (see hub.erasure)."""
         pseudonym = IdGenerator("erasure", lambda: time.time_ns() // 1_000_000).new(Kind.USER)
-        whole = frozenset(await self.catalog.owned_only_by.remote(principal))
+        whole = frozenset(await self.catalog.owned_only_by(principal))
         erased: list[Erased] = []
         # Each node's hosts share its store: every host drops what it holds in memory and
         # erases (the first on a node does the work). A second pass catches a snapshot some
         # host wrote from memory before its first.
         for _ in range(2):
             for handle in self.hosts.values():
-                erased.append(await handle.erase.remote(principal, pseudonym, whole))
-        rows = await self.catalog.erase.remote(principal, pseudonym, whole)
-        await self.broker.erase.remote(principal, pseudonym, whole)
+                erased.append(await handle.erase(principal, pseudonym, whole))
+        rows = await self.catalog.erase(principal, pseudonym, whole)
+        await self.broker.erase(principal, pseudonym, whole)
         return {
             "pseudonym": pseudonym,
             "erasedEntities": sorted(whole),
@@ -477,7 +245,7 @@ class Runtime:
                 found.append(spec.disabled(self.settings.adapter_env))
                 continue
             try:
-                found.append(await asyncio.wait_for(actor.status.remote(), 5.0))
+                found.append(await asyncio.wait_for(actor.status(), 5.0))
             except Exception as error:  # restarting: say so rather than hang /health
                 detail = f"not answering ({type(error).__name__}); restarting"
                 found.append(
@@ -487,31 +255,26 @@ class Runtime:
                 )
         return found
 
-    def _adapter(self, name: str) -> Any:
+    def _adapter(self, name: str) -> AdapterHandle:
         actor = self.adapters.get(name)
         if actor is None:
             raise KeyError(name)
         return actor
 
     async def adapter_inbound(self, name: str, event: Inbound) -> Answer:
-        answer: Answer = await self._adapter(name).inbound.remote(event)
-        return answer
+        return await self._adapter(name).inbound(event)
 
     async def adapter_sync(self, name: str, entity_ids: Sequence[str]) -> SyncReport:
-        report: SyncReport = await self._adapter(name).sync.remote([*entity_ids])
-        return report
+        return await self._adapter(name).sync(entity_ids)
 
     async def adapter_test(self, name: str, text: str) -> str:
-        message_id: str = await self._adapter(name).test.remote(text)
-        return message_id
+        return await self._adapter(name).test(text)
 
     async def adapter_retry(self, name: str) -> int:
-        moved: int = await self._adapter(name).retry.remote()
-        return moved
+        return await self._adapter(name).retry()
 
     async def adapter_failed(self, name: str) -> builtins.list[dict[str, Any]]:
-        failed: builtins.list[dict[str, Any]] = await self._adapter(name).failed.remote()
-        return failed
+        return await self._adapter(name).failed()
 
     # -- repos and services -------------------------------------------------------------
 
@@ -521,28 +284,25 @@ class Runtime:
 
     async def check(self, entity_ids: Sequence[str]) -> builtins.list[Checked]:
         """Read these repos and check these services now; what each found."""
-        found: builtins.list[Checked] = await self.watcher.check.remote([*entity_ids])
-        return found
+        return await self.watcher.check(entity_ids)
 
     async def watched(self) -> builtins.list[Checked]:
         """The latest check of every repo and service."""
-        found: builtins.list[Checked] = await self.watcher.latest.remote()
-        return found
+        return await self.watcher.latest()
 
     async def register_self(self, url: str, version: str) -> str:
         """Register the hub as a service at `url` (checked at its `/health`); its id."""
-        entity_id: str = await self.watcher.register_self.remote(url, version)
-        return entity_id
+        return await self.watcher.register_self(url, version)
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, bool]:
         """Which of the hub's actors answer within `timeout_s` (router, broker, catalog, hosts)."""
         checks: dict[str, Any] = {
-            "router": self.router.retries.remote(),
-            "broker": self.broker.head.remote(),
-            "catalog": self.catalog.marks.remote(),
-            **{name: handle.pid.remote() for name, handle in self.hosts.items()},
-            **{adapter_name(n): handle.pid.remote() for n, handle in self.adapters.items()},
-            WATCHER: self.watcher.pid.remote(),
+            "router": self.router.retries(),
+            "broker": self.broker.head(),
+            "catalog": self.catalog.marks(),
+            **{name: handle.pid() for name, handle in self.hosts.items()},
+            **{adapter_name(n): handle.pid() for n, handle in self.adapters.items()},
+            WATCHER: self.watcher.pid(),
         }
         result: dict[str, bool] = {}
         for name, ref in checks.items():
@@ -555,63 +315,29 @@ class Runtime:
 
     async def metrics(self) -> dict[str, HostMetrics]:
         names = list(self.hosts)
-        values = await asyncio.gather(*(self.hosts[n].metrics.remote() for n in names))
+        values = await asyncio.gather(*(self.hosts[n].metrics() for n in names))
         return dict(zip(names, values, strict=True))
 
     # -- placement --------------------------------------------------------------------------
 
-    def _publish_table(self, table: ShardTable) -> None:
-        table.save(shard_table_path(self.settings))
-        self.table = table
-        ray.get(self.router.refresh.remote())
-        self._client.resolve(table)  # the in-process router reloads it before its next batch
-
     def place_dedicated(self, entity_id: str) -> str:
         """Give `entity_id` a Ray actor of its own (same entity code, its own mailbox)."""
-        name = f"dedicated-{entity_id}"
-        if self.table.dedicated.get(entity_id) == name:
-            return name
-        ray.get(self.host_of(entity_id).passivate.remote(entity_id))
-        handle = self._spawn(name)
-        ray.get(handle.pid.remote())
-        self._publish_table(self.table.with_dedicated(entity_id, name))
+        name = self.deployment.place_dedicated(entity_id)
+        self._client.resolve(self.table)  # the in-process router reloads it before its next batch
         return name
 
     def rebalance(self) -> ShardTable:
         """Spread shards over the hosts that answer; dead ones lose their shards."""
-        alive = []
-        for name in sorted(set(self.table.hosts)):
-            try:
-                ray.get(self.hosts[name].pid.remote(), timeout=10)
-                alive.append(name)
-            except Exception:
-                log.warning("host %s does not answer: its shards move", name)
-        table = self.table.with_hosts(alive)
-        for host in set(table.hosts):
-            ray.get(self.hosts[host].passivate.remote())  # reload what moved, from the store
-        self._publish_table(table)
+        table = self.deployment.rebalance()
+        self._client.resolve(table)
         return table
 
     def shutdown(self) -> None:
         """Snapshot every entity, stop the hub's actors, and Ray if this runtime started it."""
         try:
-            ray.get([h.passivate.remote() for h in self.hosts.values()], timeout=120)
-        except Exception as error:  # every acked write is already durable: stop anyway
-            log.warning("snapshots at shutdown did not finish (%s); the log replays", error)
+            self.deployment.stop()
         finally:
-            actors = [self.watcher, *self.adapters.values(), self.router, self.catalog]
-            for handle in [*actors, *self.hosts.values(), self.broker]:
-                ray.kill(handle, no_restart=True)
             if self._started_ray:
                 ray.shutdown()
             if self._temp_dir is not None:
                 self._temp_dir.remove()
-
-
-def _exists(name: str, namespace: str) -> bool:
-    """Whether a named actor is registered (alive or restarting)."""
-    try:
-        ray.get_actor(name, namespace=namespace)
-    except ValueError:
-        return False
-    return True

@@ -34,7 +34,8 @@ TOKEN = "xoxb-test"  # the emulator's bot token
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from actors.adapter import LANES  # noqa: E402
-from actors.runtime import Runtime, init_ray  # noqa: E402
+from actors.ray_start import init_ray  # noqa: E402
+from actors.runtime import Runtime  # noqa: E402
 from hub.envelope import Status  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402

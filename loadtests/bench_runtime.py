@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python loadtests/bench_runtime.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from actors.runtime import Runtime, init_ray  # noqa: E402
+from actors.ray_start import init_ray  # noqa: E402
+from actors.runtime import Runtime  # noqa: E402
 from hub.codec import DecodeError, decode_msgpack  # noqa: E402
 from hub.entity import EntityState, RejectedMessage, apply  # noqa: E402
 from hub.envelope import Envelope, Outcome, Status  # noqa: E402
@@ -252,7 +253,7 @@ async def _hosted_scenario(
     result.first_ack_ms = median_ms(firsts)
 
     # Re-activation: passivate everything (snapshot), then read each entity back.
-    await asyncio.gather(*(h.passivate.remote() for h in runtime.hosts.values()))
+    await asyncio.gather(*(h.passivate() for h in runtime.hosts.values()))
     reads = []
     for entity_id in workload.entity_ids:
         begun = time.perf_counter()
@@ -404,7 +405,7 @@ def run_memory(args: argparse.Namespace, base: Path) -> MemoryResult:
     settings = hub_settings(base / "memory", "memory", args, max_active_entities=count)
     runtime = Runtime.start(settings)
     try:
-        pids = [ray.get(h.pid.remote()) for h in runtime.hosts.values()]
+        pids = [ray.get(h.pid()) for h in runtime.hosts.values()]
         out.rss_before, out.anon_before = host_memory(pids)
         batches = [envelopes[i : i + args.memory_batch] for i in range(0, count, args.memory_batch)]
 

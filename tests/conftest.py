@@ -40,7 +40,7 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the whole session (tests that need Ray ask for it)."""
     import ray
 
-    from actors.runtime import init_ray
+    from actors.ray_start import init_ray
 
     if not ray.is_initialized():
         init_ray(num_cpus=2)  # our own Ray, even when another one runs on this machine

@@ -42,7 +42,7 @@ def main() -> None:
     )
     result: dict[str, object] = {}
     try:
-        nodes = {name: ray.get(h.node.remote()) for name, h in runtime.hosts.items()}
+        nodes = {name: ray.get(h.node()) for name, h in runtime.hosts.items()}
         result["host_nodes"] = len(set(nodes.values()))
         ids = IdGenerator("cluster", now_ms=lambda: time.time_ns() // 1_000_000)
         todos = [ids.new(Kind.TODO) for _ in range(120)]
@@ -72,7 +72,7 @@ def main() -> None:
         result["moved"] = len(moved)
         result["updated_after_removal"] = sum(o.status is Status.APPLIED for o in updated)
         result["victim_new_node_differs"] = (
-            ray.get(runtime.hosts[victim_host].node.remote()) != victim_node
+            ray.get(runtime.hosts[victim_host].node()) != victim_node
         )
         views = [asyncio.run(runtime.get(t)) for t in moved]
         result["state_intact"] = all(

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from actors.runtime import SOCKET_PATH_ROOM, RayTempDir
+from actors.ray_start import SOCKET_PATH_ROOM, RayTempDir
 
 
 def test_a_long_data_dir_is_reached_through_a_private_short_link(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_a_host_killed_mid_stream_loses_no_acked_message(runtime: Runtime) -> No
     outcomes = asyncio.run(runtime.submit([create_todo(t, node="a") for t in todos]))
     assert all(o.status is Status.APPLIED for o in outcomes)
     victim = runtime.table.host_of(todos[0])
-    pid = ray.get(runtime.hosts[victim].pid.remote())
+    pid = ray.get(runtime.hosts[victim].pid())
     acked: dict[str, list[int]] = {t: [] for t in todos}
 
     async def stream() -> None:
@@ -54,7 +54,7 @@ def test_a_host_killed_mid_stream_loses_no_acked_message(runtime: Runtime) -> No
                     acked[todo].append(n)
 
     asyncio.run(stream())
-    assert ray.get(runtime.hosts[victim].pid.remote()) != pid  # it was restarted
+    assert ray.get(runtime.hosts[victim].pid()) != pid  # it was restarted
     for todo in todos:
         view = asyncio.run(runtime.get(todo))
         assert view is not None
@@ -118,11 +118,11 @@ def test_a_dedicated_entity_keeps_its_state_on_its_own_actor(runtime: Runtime) -
 def test_a_restarted_router_recovers_its_shard_table(runtime: Runtime) -> None:
     todo = ids.new(Kind.TODO)
     name = runtime.place_dedicated(todo)
-    ray.kill(runtime.router, no_restart=False)
+    ray.kill(runtime.router.actor, no_restart=False)
     deadline = time.monotonic() + 60
     while True:
         try:
-            table = ray.get(runtime.router.table.remote(), timeout=10)
+            table = ray.get(runtime.router.table(), timeout=10)
             break
         except (*RESTARTING, ray.exceptions.GetTimeoutError):
             assert time.monotonic() < deadline
@@ -226,7 +226,7 @@ def test_what_a_host_committed_but_never_published_reaches_the_stream_after_a_cr
         finally:
             store.close()
         assert [o.status for o in committed.outcomes] == [Status.APPLIED]
-        pid = ray.get(runtime.hosts[victim].pid.remote())
+        pid = ray.get(runtime.hosts[victim].pid())
         os.kill(pid, signal.SIGKILL)
         update = sync_message(first, data={"activeForm": "after"}, node="a", clock={"a": 2})
         assert [o.status for o in await runtime.submit([update])] == [Status.APPLIED]

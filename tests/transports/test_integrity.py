@@ -41,7 +41,7 @@ def hub(request: pytest.FixtureRequest, ray_cluster: None, tmp_path: Path) -> It
 
 def damage_event(hub: Gateway, entity_id: str, seq: int, damage: Damage, marker: bytes) -> None:
     """Passivate every entity, then change the stored event the way a damaged disk would."""
-    ray.get([host.passivate.remote() for host in hub.runtime.hosts.values()])
+    ray.get([host.passivate() for host in hub.runtime.hosts.values()])
     env = lmdb.open(str(hub.settings.data_dir / "lmdb"), max_dbs=8)
     try:
         events = env.open_db(b"events")

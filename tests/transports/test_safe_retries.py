@@ -25,7 +25,7 @@ def hub(ray_cluster: None, tmp_path: Path) -> Iterator[Gateway]:
 def kill_host_of(hub: Gateway, entity_id: str) -> int:
     """SIGKILL the host actor process that holds `entity_id` (Ray restarts it); its old pid."""
     handle = hub.runtime.host_of(entity_id)
-    pid = int(ray.get(handle.pid.remote()))
+    pid = int(ray.get(handle.pid()))
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -49,7 +49,7 @@ def test_a_retry_during_a_host_restart_answers_like_the_first(hub: Gateway) -> N
     assert again["entity"] == first["entity"] and again["seq"] == 1
     status, again, _ = hub.request("PUT", f"/api/v1/todos/{todo}", {"activeForm": "x"}, put_key)
     assert status == 200 and again["seq"] == 2 and again["entity"]["activeForm"] == "x", again
-    assert int(ray.get(hub.runtime.host_of(todo).pid.remote())) != old  # it did restart
+    assert int(ray.get(hub.runtime.host_of(todo).pid())) != old  # it did restart
     status, now, _ = hub.request("GET", f"/api/v1/todos/{todo}")
     assert status == 200 and now["seq"] == 2, now
 

@@ -258,7 +258,7 @@ def test_a_sigkill_of_the_adapter_actor_loses_nothing_and_posts_nothing_twice(
     made = [world.todo(f"through a kill {n}") for n in range(30)]
     import ray
 
-    pid = ray.get(world.gateway.runtime.adapters["slack"].pid.remote())
+    pid = ray.get(world.gateway.runtime.adapters["slack"].pid())
     os.kill(pid, signal.SIGKILL)
     more = [world.todo(f"after the kill {n}") for n in range(10)]
     texts = [f"through a kill {n}" for n in range(30)] + [f"after the kill {n}" for n in range(10)]
