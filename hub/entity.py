@@ -73,14 +73,11 @@ class EntityState:
     deleted: bool = False
     conflicts: Mapping[str, ConflictResolution] = field(default_factory=dict)
     applied: int = 0  # messages applied so far
-    # The visible value of every leaf, {wire path: JSON value}, remembered the first time it is
-    # needed (`_shown`) or carried over from the previous state by `apply` for the fields a
-    # message did not touch. Never compared, never stored, and not copied by `replace` (init=False):
-    # a state made any other way recomputes it.
-    shown: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
-    # The same values nested as the wire object (`wire`), kept the same way: `_carry` builds it
-    # from the previous state's by replacing the changed paths only, sharing every untouched
-    # subtree. Shared, so never mutated: `view` hands out copies.
+    # The entity as the wire object (nested, camelCase, JSON values), remembered the first time
+    # it is needed (`wire`) or built by `apply` from the previous state's, replacing only the
+    # paths a message changed and sharing every untouched subtree: shared, so never mutated
+    # (`view` hands out copies). Never compared, never stored, and not copied by `replace`
+    # (init=False): a state made any other way recomputes it.
     nested: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
 
 
@@ -531,41 +528,54 @@ def _mv_paths(table: PolicyTable) -> tuple[str, ...]:
     return _paths(table, Policy.MV)
 
 
-def _shown(table: PolicyTable, state: EntityState) -> dict[str, JsonValue]:
-    """Every leaf's visible value, remembered on the (immutable) state. Callers never mutate it."""
-    shown = state.shown
-    if shown is None:
-        shown = {path: _visible(spec, state) for path, spec in table.fields.items()}
-        object.__setattr__(state, "shown", shown)  # a memo of a frozen value, not a change
-    return shown
+def _nested(table: PolicyTable, state: EntityState) -> dict[str, JsonValue]:
+    """`wire`, the table at hand."""
+    nested = state.nested
+    if nested is None:
+        nested = nest({path: _visible(spec, state) for path, spec in table.fields.items()})
+        object.__setattr__(state, "nested", nested)  # a memo of a frozen value, not a change
+    return nested
+
+
+def wire(state: EntityState) -> Mapping[str, JsonValue]:
+    """The entity as the spec's wire object, shared with the state (read it, never change it:
+    `view` is the copy to keep). Publications are built from it."""
+    return _nested(policy_table(DOMAINS[state.domain].model), state)
 
 
 def _carry(
     table: PolicyTable, old: EntityState, new: EntityState, touched: list[str] | tuple[str, ...]
 ) -> tuple[str, ...]:
-    """Give `new` the visible values of `old`, recomputed for the `touched` paths (every other
+    """Give `new` the wire object of `old` with the `touched` paths recomputed (every other
     field state is the very object `old` had, so its value is too); return the paths whose
     visible value changed, sorted."""
-    before = _shown(table, old)
-    after = dict(before)
+    before = _nested(table, old)
+    nested = dict(before)
     changed = []
     for path in touched:
         value = _visible(table.fields[path], new)
-        after[path] = value
-        if value != before[path]:
+        if value != _leaf(before, path):
             changed.append(path)
-    object.__setattr__(new, "shown", after)
-    if old.nested is not None:  # else built when first needed
-        nested = dict(old.nested)
-        for path in changed:
-            _put(nested, path, after[path])
-        object.__setattr__(new, "nested", nested)
+            _put(nested, path, value)
+    object.__setattr__(new, "nested", nested)
     return tuple(sorted(set(changed)))
 
 
+def _leaf(nested: Mapping[str, JsonValue], path: str) -> JsonValue:
+    """The value at a dotted `path` of a wire object (None where there is none)."""
+    *parents, last = path.split(".")
+    node = nested
+    for part in parents:
+        inner = node.get(part)
+        if not isinstance(inner, dict):
+            return None
+        node = inner
+    return node.get(last)
+
+
 def _put(nested: dict[str, JsonValue], path: str, value: JsonValue) -> None:
-    """Set `path` in a copy-on-write nested dict: every dict on the way is copied (the old one
-    is shared with the previous state)."""
+    """Set `path` in a copy-on-write nested dict: each dict on the way is copied (the one it
+    replaces is the previous state's)."""
     *parents, last = path.split(".")
     node = nested
     for part in parents:
@@ -574,16 +584,6 @@ def _put(nested: dict[str, JsonValue], path: str, value: JsonValue) -> None:
         node[part] = copied
         node = copied
     node[last] = value
-
-
-def wire(state: EntityState) -> Mapping[str, JsonValue]:
-    """The entity as the spec's wire object, shared with the state (read it, never change it:
-    `view` is the copy to keep). Publications are built from it."""
-    nested = state.nested
-    if nested is None:
-        nested = nest(_shown(policy_table(DOMAINS[state.domain].model), state))
-        object.__setattr__(state, "nested", nested)  # a memo of a frozen value, not a change
-    return nested
 
 
 def _copy(value: JsonValue) -> JsonValue:
