@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from hub.codec import DecodeError, decode_msgpack
+from hub.codec import DecodeError
 from hub.entity import (
     EntityState,
     EntityView,
@@ -27,7 +27,7 @@ from hub.entity import (
 )
 from hub.envelope import Envelope, Outcome, Status
 from hub.erasure import Erased, erase
-from hub.protocol import Command, EventMessage
+from hub.message import decode
 from hub.replay import EntityReplayer, decode_event, encode_event
 from hub.settings import HubSettings
 from hub.store import (
@@ -44,6 +44,7 @@ from hub.store import (
 )
 from hub.subscriptions import (
     OUTBOX_PREFIX,
+    RELAYED,
     Published,
     decode_published,
     encode_published,
@@ -262,8 +263,8 @@ class EntityHost:
                 staged[entity_id] = (activation.state, activation.seq)
             state, seq = staged[entity_id]
             try:
-                message = decode_msgpack(envelope.body)
-                if isinstance(message, EventMessage | Command):  # relayed, no state changes
+                message = decode(envelope.body)  # validated at the edge, once
+                if message.type in RELAYED:  # relayed, no state changes
                     if state is None or state.deleted:
                         verb = "was deleted" if state is not None else "does not exist"
                         reason = f"{entity_id} {verb}: a {message.type} needs its entity"
@@ -288,10 +289,7 @@ class EntityHost:
                 )
                 continue
             if not result.events:
-                changes = message.type in ("state_update", "state_snapshot") and (
-                    message.payload is not None and message.payload.operation != "query"
-                )
-                status = Status.DUPLICATE if changes else Status.IGNORED
+                status = Status.DUPLICATE if message.writes else Status.IGNORED
                 outcomes[index] = Outcome(
                     envelope.message_id,
                     status,
@@ -304,7 +302,7 @@ class EntityHost:
             stamp = max(self._stamp(), self._active[entity_id].last_ms)
             for event in result.events:
                 seq += 1
-                new_events.append(NewEvent(entity_id, stamp, encode_event(event, envelope.body)))
+                new_events.append(NewEvent(entity_id, stamp, encode_event(event)))
                 publications.append(publication(event, result.state, seq, before=state))
                 stamps.append(stamp)
             staged[entity_id] = (result.state, seq)

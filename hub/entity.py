@@ -21,9 +21,10 @@ from hub.crdt import CausalLWW, MVRegister, ORSet, Tag, TextField
 from hub.domains import DOMAINS, DomainSpec, SyncDomain
 from hub.fields import FieldSpec, PolicyTable, canonical, flatten, nest, policy_table
 from hub.ids import InvalidChittyId, Kind, derived, parse
+from hub.message import Delta, Message
 from hub.models.base import Policy
 from hub.models.conflict import ConflictResolution, ConflictVersion, Resolution
-from hub.protocol import StateSnapshot, StateUpdate, SyncMessage
+from hub.protocol import SyncMessage
 
 FieldState = CausalLWW[str] | MVRegister[str] | ORSet[str] | TextField
 _DATA = "payload.entity.data"
@@ -88,7 +89,7 @@ class Event:
     entity_id: str
     domain: SyncDomain
     kind: EventKind
-    message: StateUpdate | StateSnapshot
+    message: Message  # its `body` is what the entity's log stores
     clock: VectorClock  # the entity's clock after the message
     changed: tuple[str, ...]  # wire paths whose visible value changed
     opened: tuple[str, ...] = ()  # conflict ids opened or widened
@@ -96,17 +97,13 @@ class Event:
 
     @property
     def timestamp_ms(self) -> int:
-        return _ms(self.message.metadata.timestamp)
+        return self.message.timestamp_ms
 
 
 class ApplyResult(NamedTuple):
     state: EntityState | None
     events: tuple[Event, ...]
     conflicts: tuple[ConflictResolution, ...]
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @lru_cache(maxsize=4096)  # a batch's writes share a handful of milliseconds
@@ -137,23 +134,23 @@ class _Write:
         return HybridTimestamp(self.wall_ms, 0, self.node)
 
 
-def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
-    """Apply one sync message to an entity (None: not created yet).
+def apply(state: EntityState | None, message: Message | SyncMessage) -> ApplyResult:
+    """Apply one sync message to an entity (None: not created yet). The host and replay give
+    the lean `Message` decoded from its canonical bytes; a pydantic one is made lean first.
 
     A message whose clock the entity has already seen is a no-op; one that has seen everything
     the entity has applies; a concurrent one merges field by field by policy, and concurrent
     differing values of a multi-value field open a conflict. Raises `RejectedMessage`.
     """
-    if not isinstance(message, StateUpdate | StateSnapshot):
+    if not isinstance(message, Message):
+        message = Message.of(message)
+    if not message.writes or message.domain is None:
         return ApplyResult(state, (), ())
-    payload = message.payload
-    if payload.operation == "query":
-        return ApplyResult(state, (), ())
-    spec = DOMAINS[payload.domain]
-    entity_id = payload.entity.chitty_id
+    spec = DOMAINS[message.domain]
+    entity_id = message.entity_id
     _check_identity(spec, entity_id, state)
-    node = message.source.node_id
-    clock = message.metadata.vector_clock
+    node = message.node_id
+    clock = message.clock
     if not clock:
         # A blind write ("on top of whatever is there"): it has seen the entity's current
         # clock. Decided here, inside the entity's turn, so two blind writers never share a
@@ -167,8 +164,9 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
     ordering = clock.compare(state.clock) if state is not None else Ordering.AFTER
     if ordering in (Ordering.BEFORE, Ordering.EQUAL):
         return ApplyResult(state, (), ())  # already applied: idempotent re-delivery
-    write = _Write(node, _ms(message.metadata.timestamp), clock)
-    if payload.operation == "create":
+    write = _Write(node, message.timestamp_ms, clock)
+    operation = message.operation
+    if operation == "create":
         if state is not None:
             verb, kind = (
                 ("was deleted", Refusal.DELETED)
@@ -185,7 +183,7 @@ def apply(state: EntityState | None, message: SyncMessage) -> ApplyResult:
         raise RejectedMessage(
             "payload.entity.chittyId", f"{entity_id} was deleted", Refusal.DELETED
         )
-    if payload.operation == "delete":
+    if operation == "delete":
         new = replace(
             state,
             deleted=True,
@@ -214,18 +212,18 @@ def _check_identity(spec: DomainSpec, entity_id: str, state: EntityState | None)
         )
 
 
-def _create(spec: DomainSpec, message: StateUpdate | StateSnapshot, write: _Write) -> ApplyResult:
-    entity = message.payload.entity
-    if entity.data.get("chittyId", entity.chitty_id) != entity.chitty_id:
+def _create(spec: DomainSpec, message: Message, write: _Write) -> ApplyResult:
+    entity_id = message.entity_id
+    if message.data.get("chittyId", entity_id) != entity_id:
         raise RejectedMessage(f"{_DATA}.chittyId", "differs from payload.entity.chittyId")
     try:
-        model = spec.model.model_validate({**entity.data, "chittyId": entity.chitty_id})
+        model = spec.model.model_validate({**message.data, "chittyId": entity_id})
     except ValidationError as error:
         path, reason = field_path(error)
         raise RejectedMessage(f"{_DATA}.{path}", reason) from None
     table = policy_table(spec.model)
     empty = EntityState(
-        entity.chitty_id,
+        entity_id,
         spec.domain,
         VectorClock(),
         {},
@@ -237,15 +235,13 @@ def _create(spec: DomainSpec, message: StateUpdate | StateSnapshot, write: _Writ
     return _write(spec, table, empty, message, write, leaves, EventKind.CREATED)
 
 
-def _update(
-    spec: DomainSpec, state: EntityState, message: StateUpdate | StateSnapshot, write: _Write
-) -> ApplyResult:
+def _update(spec: DomainSpec, state: EntityState, message: Message, write: _Write) -> ApplyResult:
     table = policy_table(spec.model)
-    if isinstance(message, StateSnapshot):
-        leaves = _snapshot(spec, table, state, message.payload.entity.data)
+    if message.type == "state_snapshot":
+        leaves = _snapshot(spec, table, state, message.data)
         return _write(spec, table, state, message, write, leaves, EventKind.UPDATED)
     try:
-        raw = flatten(table, message.payload.entity.data)
+        raw = flatten(table, message.data)
     except KeyError as error:
         raise RejectedMessage(f"{_DATA}.{error.args[0]}", "unknown field") from None
     except TypeError as error:
@@ -283,7 +279,7 @@ def _write(
     spec: DomainSpec,
     table: PolicyTable,
     state: EntityState,
-    message: StateUpdate | StateSnapshot,
+    message: Message,
     write: _Write,
     leaves: dict[str, JsonValue],
     kind: EventKind,
@@ -301,7 +297,8 @@ def _write(
                 raise RejectedMessage(f"{_DATA}.{path}", "is fixed when the entity is created")
         elif policy not in (Policy.CREATED, Policy.MODIFIED):
             fields[path] = _merge_field(policy, fields.get(path), value, write)
-    _apply_delta(table, message, write, fields)
+    if message.delta is not None:
+        _apply_delta(table, message.delta, write, fields)
     # Only the fields this message wrote (and the hub's own time fields) can have changed.
     touched = None if kind is EventKind.CREATED else _touched(state.fields, fields)
     conflicts_now, conflicts, opened, resolved = _conflicts(
@@ -386,14 +383,8 @@ def _merge_field(
 
 
 def _apply_delta(
-    table: PolicyTable,
-    message: StateUpdate | StateSnapshot,
-    write: _Write,
-    fields: dict[str, FieldState],
+    table: PolicyTable, delta: Delta, write: _Write, fields: dict[str, FieldState]
 ) -> None:
-    delta = message.payload.delta
-    if delta is None:
-        return
     for verb, changes in (("add", delta.add), ("remove", delta.remove)):
         for path, items in changes.items():
             spec = table.resolve(path)

@@ -9,10 +9,10 @@ import msgpack
 
 from hub.clocks.hlc import HybridTimestamp
 from hub.clocks.vector import VectorClock
-from hub.codec import from_wire, to_wire
 from hub.crdt import CausalLWW, LWWRegister, MVRegister, ORSet, Tag, TextEdit, TextField
 from hub.domains import SyncDomain
 from hub.entity import EntityState, Event, FieldState, apply
+from hub.message import Message, decode
 from hub.models.conflict import ConflictResolution
 from hub.store.records import StoredEvent
 
@@ -31,12 +31,9 @@ def _unpack(data: bytes) -> Any:
 _MESSAGE_KEY = _pack("message")
 
 
-def encode_event(event: Event, message_body: bytes | None = None) -> bytes:
-    """An applied message and what it did, as stored in the entity's log.
-
-    `message_body` is the message's msgpack as it arrived (`codec.encode_msgpack` of it, what
-    an envelope carries): given, it is stored as it is rather than dumped and packed again.
-    """
+def encode_event(event: Event) -> bytes:
+    """An applied message and what it did, as stored in the entity's log: the message is its
+    canonical msgpack (`Message.body`, what the envelope carried), stored as it is."""
     rest = {
         "v": _FORMAT,
         "kind": event.kind.value,
@@ -45,15 +42,24 @@ def encode_event(event: Event, message_body: bytes | None = None) -> bytes:
         "opened": list(event.opened),
         "resolved": list(event.resolved),
     }
-    if message_body is None:
-        return _pack({**rest, "message": to_wire(event.message)})
+    if not event.message.body:
+        raise ValueError(f"event {event.message.id}: its message has no canonical encoding")
     head = _pack(rest)  # a fixmap of 6 entries: one more, the message, goes on the end
-    return bytes((head[0] + 1,)) + head[1:] + _MESSAGE_KEY + message_body
+    return bytes((head[0] + 1,)) + head[1:] + _MESSAGE_KEY + event.message.body
 
 
-def decode_event_message(body: bytes) -> Any:
-    """The sync message stored in an event body."""
-    return from_wire(_unpack(body)["message"])
+def decode_event_message(body: bytes) -> Message:
+    """The sync message stored in an event body (trusted, as `hub.message.decode`), read from
+    its bytes in the body: not unpacked and packed again."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        start = unpacker.tell()
+        unpacker.skip()
+        if key == "message":
+            return decode(body[start : unpacker.tell()])
+    raise ValueError("an event body without its message")
 
 
 def decode_event(body: bytes) -> dict[str, Any]:

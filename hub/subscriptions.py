@@ -12,9 +12,9 @@ from pydantic import Field, JsonValue
 from hub.domains import SyncDomain
 from hub.entity import EntityState, Event, wire
 from hub.ids import ChittyIdStr
+from hub.message import Message
 from hub.models.base import WireModel
 from hub.models.conflict import ConflictResolution
-from hub.protocol import Command, EventMessage, Target
 
 
 class Filter(WireModel):
@@ -39,12 +39,11 @@ class Reach:
     platforms: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, target: Target) -> Reach:
-        return cls(
-            target.broadcast,
-            tuple(target.node_ids) if target.node_ids is not None else None,
-            tuple(target.platforms) if target.platforms is not None else None,
-        )
+    def of(cls, message: Message) -> Reach:
+        """The reach of a message's target."""
+        if message.broadcast and message.node_ids is None and message.platforms is None:
+            return EVERYONE
+        return cls(message.broadcast, message.node_ids, message.platforms)
 
     def reaches(self, node: str | None, platform: str | None) -> bool:
         """Whether a subscriber on `node` that declared `platform` (None: did not) gets it."""
@@ -139,11 +138,12 @@ def publication(
     """The published form of an applied event (offset assigned by the broker later); the
     conflicts it resolved are taken from the state `before` it, settled by its write."""
     data = wire(state)
+    message = event.message
     project, session, topic = _scope(event.domain, event.entity_id, data)
     resolved: tuple[Mapping[str, JsonValue], ...] = ()
     if event.resolved and before is not None:
         resolved = tuple(
-            _settled(record, data, event.message.id)
+            _settled(record, data, message.id)
             for record in before.conflicts.values()
             if record.conflict_id in event.resolved
         )
@@ -153,9 +153,9 @@ def publication(
         event.entity_id,
         event.kind.value,
         seq,
-        event.message.id,
-        event.message.source.platform,
-        event.message.source.node_id,
+        message.id,
+        message.platform,
+        message.node_id,
         project,
         session,
         topic,
@@ -165,29 +165,27 @@ def publication(
         (*event.opened, *event.resolved),
         event.timestamp_ms,
         tuple(c.model_dump(mode="json") for c in state.conflicts.values()),
-        Reach.of(event.message.target),
+        Reach.of(message),
         None,
         resolved,
     )
 
 
-def relay(
-    message: EventMessage | Command, state: EntityState, seq: int, timestamp_ms: int
-) -> Published:
+def relay(message: Message, state: EntityState, seq: int, timestamp_ms: int) -> Published:
     """A domain event or command about an entity, published as it was sent (no state changed:
     the entity's seq and clock stay as they are)."""
+    assert message.domain is not None, "a relayed message is about an entity"
     data = wire(state)
-    payload = message.payload
-    project, session, topic = _scope(payload.domain, state.entity_id, data)
+    project, session, topic = _scope(message.domain, state.entity_id, data)
     return Published(
         0,
-        payload.domain,
+        message.domain,
         state.entity_id,
         message.type,
         seq,
         message.id,
-        message.source.platform,
-        message.source.node_id,
+        message.platform,
+        message.node_id,
         project,
         session,
         topic,
@@ -197,8 +195,8 @@ def relay(
         (),
         timestamp_ms,
         (),
-        Reach.of(message.target),
-        dict(payload.entity.data),
+        Reach.of(message),
+        dict(message.data),
     )
 
 

@@ -26,10 +26,11 @@ if str(ROOT) not in sys.path:  # `python loadtests/bench_runtime.py` from anywhe
 
 from actors.ray_start import init_ray  # noqa: E402
 from actors.runtime import Runtime  # noqa: E402
-from hub.codec import DecodeError, decode_msgpack  # noqa: E402
+from hub.codec import DecodeError  # noqa: E402
 from hub.entity import EntityState, RejectedMessage, apply  # noqa: E402
 from hub.envelope import Envelope, Outcome, Status  # noqa: E402
 from hub.ids import IdGenerator, Kind  # noqa: E402
+from hub.message import decode  # noqa: E402
 from hub.replay import encode_event  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
 from hub.store import LmdbStore, NewEvent, generate_key  # noqa: E402
@@ -281,7 +282,7 @@ class NaiveEntity:
     def handle(self, envelope: Envelope) -> Outcome:
         """The same `apply` and the same durable `append_batch` as a host, for one message."""
         try:
-            result = apply(self._state, decode_msgpack(envelope.body))
+            result = apply(self._state, decode(envelope.body))
         except (DecodeError, RejectedMessage) as error:
             return Outcome(
                 envelope.message_id, Status.REJECTED, envelope.entity_id, reason=str(error)
