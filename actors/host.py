@@ -36,6 +36,7 @@ from hub.store import (
     DedupeEntry,
     EntityCheck,
     NewEvent,
+    NewSnapshot,
     SnapshotPolicy,
     StoreError,
     load,
@@ -240,6 +241,7 @@ class EntityHost:
         now = self._now_ms()
         outcomes: list[Outcome | None] = [None] * len(envelopes)
         staged: dict[str, tuple[EntityState | None, int]] = {}
+        first_seq: dict[str, int] = {}  # each staged entity's seq before this turn
         new_events: list[NewEvent] = []
         publications: list[Published] = []
         stamps: list[int] = []  # each publication's time
@@ -261,6 +263,7 @@ class EntityHost:
                     )
                     continue
                 staged[entity_id] = (activation.state, activation.seq)
+                first_seq[entity_id] = activation.seq
             state, seq = staged[entity_id]
             try:
                 message = decode(envelope.body)  # validated at the edge, once
@@ -321,17 +324,23 @@ class EntityHost:
         for index, envelope in enumerate(envelopes):  # remembered with what was asked
             if envelope.fingerprint and final[index].status in _RECORDED:
                 final[index] = replace(final[index], fingerprint=envelope.fingerprint)
-        encoded = self._commit(new_events, publications, stamps, final)
+        # Snapshots due go in the batch's own commit: no commit (and no fsync) of their own.
+        snapshots = [
+            NewSnapshot(entity_id, seq, self._replayer.encode_state(state))
+            for entity_id, (state, seq) in staged.items()
+            if state is not None and self._policy.due(seq, first_seq[entity_id])
+        ]
+        encoded = self._commit(new_events, publications, stamps, final, snapshots)
+        self.metrics.snapshots += len(snapshots)
+        snapshotted = {snapshot.entity_id for snapshot in snapshots}
         for entity_id, (state, seq) in staged.items():
             activation = self._active.get(entity_id) or self._activate(entity_id)
             previous = activation.seq
             activation.state, activation.seq = state, seq
             if seq > previous:
                 activation.last_ms = max(activation.last_ms, self._last_ms)
-            if seq > previous and self._policy.due(seq, previous) and state is not None:
-                take_snapshot(self.store, entity_id, state, seq, self._replayer)
+            if entity_id in snapshotted:
                 activation.snapshot_seq = seq
-                self.metrics.snapshots += 1
         self._count(final)
         self.passivate_idle()
         return Turn(final, publications, encoded)
@@ -360,10 +369,11 @@ class EntityHost:
         publications: list[Published],
         stamps: list[int],
         outcomes: list[Outcome],
+        snapshots: list[NewSnapshot],
     ) -> list[bytes]:
         """Commit the events, the publications' outbox entries (an event's, or a relayed
-        message's, which has none) and the dedupe records; returns each publication's outbox
-        encoding (what the broker is sent too)."""
+        message's, which has none), the dedupe records and the snapshots due; returns each
+        publication's outbox encoding (what the broker is sent too)."""
         started = time.perf_counter()
         encoded = [encode_published(p) for p in publications]
         outbox = [
@@ -373,7 +383,7 @@ class EntityHost:
             DedupeEntry(o.message_id, o.to_bytes()) for o in outcomes if o.status in _RECORDED
         ]
         if events or outbox or dedupe:
-            self.store.append_batch([*events, *outbox], dedupe)
+            self.store.append_batch([*events, *outbox], dedupe, snapshots)
         self._outbox_seq += len(outbox)
         self.metrics.commit_seconds += time.perf_counter() - started
         return encoded

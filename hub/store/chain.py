@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import NamedTuple, Protocol
 
-from hub.store.errors import CorruptValueError, TimestampOrderError
+from hub.store.errors import CorruptValueError, SnapshotMismatchError, TimestampOrderError
 from hub.store.layout import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, entity_key_prefix
 from hub.store.records import (
     Corruption,
     CorruptionKind,
     NewEvent,
+    NewSnapshot,
     RedactedEvent,
     Snapshot,
     StoredEvent,
@@ -227,6 +228,20 @@ def redaction_problem(event: RedactedEvent) -> str | None:
     if event.redacted_ms < 0:
         return f"flagged redacted at a negative time {event.redacted_ms}"
     return None
+
+
+def planned_snapshot(new: NewSnapshot, heads: Mapping[str, Head]) -> Snapshot:
+    """The snapshot `new` stands for, given a planned batch's new heads: its entity's last
+    event in the batch must be the one at `new.seq`. Raises before anything is written."""
+    if type(new.state) is not bytes:
+        raise TypeError(f"snapshot state must be bytes, got {type(new.state)}")
+    head = heads.get(new.entity_id)
+    if head is None or head.seq != new.seq:
+        last = "no event" if head is None else f"its last event is {head.seq}"
+        raise SnapshotMismatchError(
+            f"snapshot of {new.entity_id!r} at seq {new.seq}: in this batch {last}"
+        )
+    return Snapshot(new.entity_id, new.seq, head.timestamp_ms, new.state, head.checksum)
 
 
 def snapshot_mismatch(snapshot: Snapshot, event: StoredEvent | None) -> str | None:

@@ -16,6 +16,7 @@ from hub.store.chain import (
     Head,
     PlannedBatch,
     plan_batch,
+    planned_snapshot,
     purge_needle,
     rewritten_event,
     snapshot_mismatch,
@@ -58,6 +59,7 @@ from hub.store.records import (
     DedupeEntry,
     EntityCheck,
     NewEvent,
+    NewSnapshot,
     Snapshot,
     StoredEvent,
     VerifyReport,
@@ -166,10 +168,14 @@ class LmdbStore:
     # -- event log -------------------------------------------------------------------------
 
     def append_batch(
-        self, events: Sequence[NewEvent], dedupe: Sequence[DedupeEntry] = ()
+        self,
+        events: Sequence[NewEvent],
+        dedupe: Sequence[DedupeEntry] = (),
+        snapshots: Sequence[NewSnapshot] = (),
     ) -> list[StoredEvent]:
-        """Append `events` and `dedupe` entries in one durable commit (group commit)."""
-        if not events and not dedupe:
+        """Append `events`, `dedupe` entries and `snapshots` in one durable commit (group
+        commit)."""
+        if not events and not dedupe and not snapshots:
             self._env.check_open()
             return []
         dedupe_keys = [message_key(entry.message_id) for entry in dedupe]
@@ -209,6 +215,8 @@ class LmdbStore:
                 value = pack_dedupe(recorded_ms, entry.outcome)
                 txn.put(key, value if encode is None else encode(value), db=dbs.dedupe)
                 txn.put(expiry_key(recorded_ms, key), b"", db=dbs.dedupe_expiry)
+            for new in snapshots:
+                self._put_snapshot(txn, planned_snapshot(new, plan.heads))
             return txn_id, plan
 
         def committed(result: tuple[int, PlannedBatch]) -> None:
@@ -393,16 +401,12 @@ class LmdbStore:
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot that matches the event at its seq; keep the newest K per entity."""
-        prefix = entity_key_prefix(snapshot.entity_id)
         check_seq(snapshot.seq)
         if snapshot.seq == 0:
             raise SnapshotMismatchError("a snapshot follows an event: seq must be >= 1")
         if type(snapshot.state) is not bytes:
             raise TypeError(f"snapshot state must be bytes, got {type(snapshot.state)}")
-        key = prefix + snapshot.seq.to_bytes(SEQ_BYTES, "big")
-        value = self._codec.encode(
-            pack_snapshot(snapshot.timestamp_ms, snapshot.state, snapshot.checksum)
-        )
+        key = entity_key_prefix(snapshot.entity_id) + snapshot.seq.to_bytes(SEQ_BYTES, "big")
 
         def work(txn: lmdb.Transaction[bytes]) -> int:
             raw = txn.get(key, db=self._dbs.events)
@@ -410,24 +414,33 @@ class LmdbStore:
             problem = snapshot_mismatch(snapshot, event)
             if problem is not None:
                 raise SnapshotMismatchError(f"snapshot of {snapshot.entity_id!r}: {problem}")
-            txn.put(key, value, db=self._dbs.snapshots)
-            cursor = txn.cursor(db=self._dbs.snapshots)
-            found = cursor.prev() if cursor.set_range(_after_prefix(prefix)) else cursor.last()
-            stale: list[bytes] = []
-            kept = 0
-            while found:
-                old = cursor.key()
-                if len(old) != len(key) or not old.startswith(prefix):
-                    break
-                kept += 1
-                if kept > self._snapshots_kept:
-                    stale.append(old)
-                found = cursor.prev()
-            for old in stale:
-                txn.delete(old, db=self._dbs.snapshots)
+            self._put_snapshot(txn, snapshot)
             return txn.id()
 
         self._env.write(work, self._heads.committed_elsewhere)
+
+    def _put_snapshot(self, txn: lmdb.Transaction[bytes], snapshot: Snapshot) -> None:
+        """Put a snapshot that matches its event; drop the entity's oldest beyond K."""
+        prefix = entity_key_prefix(snapshot.entity_id)
+        key = prefix + snapshot.seq.to_bytes(SEQ_BYTES, "big")
+        value = self._codec.encode(
+            pack_snapshot(snapshot.timestamp_ms, snapshot.state, snapshot.checksum)
+        )
+        txn.put(key, value, db=self._dbs.snapshots)
+        cursor = txn.cursor(db=self._dbs.snapshots)
+        found = cursor.prev() if cursor.set_range(_after_prefix(prefix)) else cursor.last()
+        stale: list[bytes] = []
+        kept = 0
+        while found:
+            old = cursor.key()
+            if len(old) != len(key) or not old.startswith(prefix):
+                break
+            kept += 1
+            if kept > self._snapshots_kept:
+                stale.append(old)
+            found = cursor.prev()
+        for old in stale:
+            txn.delete(old, db=self._dbs.snapshots)
 
     def latest_snapshot(
         self, entity_id: str, at_or_before_seq: int | None = None

@@ -12,6 +12,7 @@ from hub.store.chain import (
     GENESIS,
     Head,
     plan_batch,
+    planned_snapshot,
     purge_needle,
     rewritten_event,
     snapshot_mismatch,
@@ -37,6 +38,7 @@ from hub.store.records import (
     DedupeEntry,
     EntityCheck,
     NewEvent,
+    NewSnapshot,
     Snapshot,
     StoredEvent,
     VerifyReport,
@@ -92,11 +94,15 @@ class MemoryStore:
     # -- event log -------------------------------------------------------------------------
 
     def append_batch(
-        self, events: Sequence[NewEvent], dedupe: Sequence[DedupeEntry] = ()
+        self,
+        events: Sequence[NewEvent],
+        dedupe: Sequence[DedupeEntry] = (),
+        snapshots: Sequence[NewSnapshot] = (),
     ) -> list[StoredEvent]:
-        """Append `events` and `dedupe` entries atomically (validated before any change)."""
+        """Append `events`, `dedupe` entries and `snapshots` atomically (validated before any
+        change)."""
         self._check_open()
-        if not events and not dedupe:
+        if not events and not dedupe and not snapshots:
             return []
         for entry in dedupe:
             message_key(entry.message_id)
@@ -111,10 +117,13 @@ class MemoryStore:
             return log[-1] if log else GENESIS
 
         plan = plan_batch(events, head_of)
+        planned = [planned_snapshot(new, plan.heads) for new in snapshots]
         for event in plan.events:
             self._logs.setdefault(event.entity_id, []).append(event)
         for entry in dedupe:
             self._dedupe[entry.message_id] = (recorded_ms, entry.outcome)
+        for snapshot in planned:
+            self._keep(snapshot)
         return plan.events
 
     def last_seq(self, entity_id: str) -> int:
@@ -186,6 +195,10 @@ class MemoryStore:
         problem = snapshot_mismatch(snapshot, event)
         if problem is not None:
             raise SnapshotMismatchError(f"snapshot of {snapshot.entity_id!r}: {problem}")
+        self._keep(snapshot)
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        """Keep a snapshot that matches its event; drop the entity's oldest beyond K."""
         kept = [s for s in self._snapshots.get(snapshot.entity_id, []) if s.seq != snapshot.seq]
         kept.append(snapshot)
         kept.sort(key=lambda s: s.seq)

@@ -11,6 +11,7 @@ from hub.store.records import (
     DedupeEntry,
     EntityCheck,
     NewEvent,
+    NewSnapshot,
     Snapshot,
     StoredEvent,
     VerifyReport,
@@ -35,12 +36,19 @@ class CheckpointStore(Protocol):
     # committed data.
 
     def append_batch(
-        self, events: Sequence[NewEvent], dedupe: Sequence[DedupeEntry] = ()
+        self,
+        events: Sequence[NewEvent],
+        dedupe: Sequence[DedupeEntry] = (),
+        snapshots: Sequence[NewSnapshot] = (),
     ) -> list[StoredEvent]:
-        """Append events (of any entities, in order) and dedupe entries in one commit.
+        """Append events (of any entities, in order), dedupe entries and snapshots in one
+        commit.
 
         Per entity, seqs continue gap-free from the last one and timestamps must not go
-        backwards. All or nothing: on any error nothing of the batch is stored.
+        backwards. A snapshot is of its entity's state after that entity's last event in
+        this batch (`SnapshotMismatchError` otherwise): a snapshot taken with the batch that
+        made it costs no commit of its own. All or nothing: on any error nothing of the
+        batch is stored.
         """
         ...
 

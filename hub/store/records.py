@@ -75,6 +75,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class NewSnapshot:
+    """An entity's encoded state after its last event of the batch that carries it
+    (`append_batch`): stored as that event's snapshot, with its timestamp and checksum."""
+
+    entity_id: str
+    seq: int
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class DedupeEntry:
     """The outcome of a processed message, remembered so a retry is applied at most once."""
 

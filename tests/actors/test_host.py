@@ -125,6 +125,27 @@ def test_passivation_skips_snapshots_that_would_not_pay_off(tmp_path: Path) -> N
     assert snapshot is not None and snapshot.seq == 3
 
 
+def test_a_snapshot_due_is_committed_with_the_batch_that_crossed_it(tmp_path: Path) -> None:
+    store = LmdbStore(tmp_path / "store")
+    host = EntityHost("h", store, settings_for(tmp_path, snapshot_every=3))
+    host.handle(envelopes(create_todo("CHITTY-TODO-1", node="a")))
+    writes = [
+        sync_message("CHITTY-TODO-1", data={"activeForm": str(n)}, node="b", clock={"a": 1, "b": n})
+        for n in (1, 2, 3)
+    ]
+    host.handle(envelopes(writes[0]))
+    assert store.latest_snapshot("CHITTY-TODO-1") is None and host.metrics.snapshots == 0
+    host.handle(envelopes(*writes[1:]))  # seq 2 -> 4 crosses 3: a snapshot of seq 4
+    snapshot = store.latest_snapshot("CHITTY-TODO-1")
+    last = store.events("CHITTY-TODO-1", after_seq=3)
+    assert snapshot is not None and snapshot.seq == 4 and host.metrics.snapshots == 1
+    assert snapshot.checksum == next(last).checksum
+    live = host.get("CHITTY-TODO-1")
+    host.passivate_all()
+    assert EntityHost("h2", store, settings_for(tmp_path)).get("CHITTY-TODO-1") == live
+    assert store.verify().corruptions == ()
+
+
 def test_an_event_or_command_is_relayed_through_the_outbox_and_changes_no_state(
     tmp_path: Path,
 ) -> None:

@@ -12,6 +12,7 @@ from hub.store import (
     LmdbStore,
     MemoryStore,
     NewEvent,
+    NewSnapshot,
     Snapshot,
     SnapshotMismatchError,
     StoreClosedError,
@@ -251,6 +252,40 @@ def test_a_snapshot_must_match_its_event(store: CheckpointStore) -> None:
             store.save_snapshot(snapshot)
     assert store.latest_snapshot("a") is None
     assert store.latest_snapshot("b") is None
+
+
+def test_a_snapshot_commits_with_the_batch_that_made_it(store: CheckpointStore) -> None:
+    store.append_batch([ev("a", 1), ev("a", 2)])
+    events = store.append_batch(
+        [ev("a", 3), ev("b", 4), ev("a", 5)],
+        snapshots=[NewSnapshot("a", 4, b"after 4"), NewSnapshot("b", 1, b"b after 1")],
+    )
+    latest = store.latest_snapshot("a")
+    assert latest == Snapshot("a", 4, 5, b"after 4", events[2].checksum)  # a's last of the batch
+    assert store.latest_snapshot("b") == Snapshot("b", 1, 4, b"b after 1", events[1].checksum)
+    store.append_batch([ev("a", 6)], snapshots=[NewSnapshot("a", 5, b"after 5")])
+    store.append_batch([ev("a", 7)], snapshots=[NewSnapshot("a", 6, b"after 6")])
+    assert store.latest_snapshot("a", at_or_before_seq=4) is None  # K = 2, as saved one by one
+    assert store.verify().corruptions == ()
+
+
+def test_a_batch_whose_snapshot_is_not_of_its_last_event_stores_nothing(
+    store: CheckpointStore,
+) -> None:
+    store.append_batch([ev("a", 1)])
+    wrong = [
+        (NewSnapshot("a", 2, b"s"), SnapshotMismatchError),  # a's last in the batch is 3
+        (NewSnapshot("a", 1, b"s"), SnapshotMismatchError),  # before the batch
+        (NewSnapshot("b", 1, b"s"), SnapshotMismatchError),  # no event of b in it
+        (NewSnapshot("a", 3, "s"), TypeError),  # type: ignore[arg-type]
+    ]
+    for snapshot, error in wrong:
+        with pytest.raises(error):
+            store.append_batch(
+                [ev("a", 2), ev("a", 3)], [DedupeEntry("m1", b"x")], snapshots=[snapshot]
+            )
+    assert store.last_seq("a") == 1 and store.dedupe_get("m1") is None
+    assert store.latest_snapshot("a") is None
 
 
 # -- dedupe --------------------------------------------------------------------------------
