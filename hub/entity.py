@@ -286,21 +286,24 @@ def _write(
 ) -> ApplyResult:
     """Fold validated leaf values (and the message's delta) into the entity's CRDTs."""
     _lifecycle(spec, state, leaves, write)
-    fixed = dict(state.fixed)
+    created = kind is EventKind.CREATED
+    fixed: dict[str, JsonValue] = {}  # set once, at creation: shared from then on
     fields: dict[str, FieldState] = dict(state.fields)
+    written: set[str] = set()
     for path, value in leaves.items():
         policy = table.fields[path].policy
         if policy is Policy.FIXED:
-            if kind is EventKind.CREATED:
+            if created:
                 fixed[path] = value
-            elif value != fixed.get(path):
+            elif value != state.fixed.get(path):
                 raise RejectedMessage(f"{_DATA}.{path}", "is fixed when the entity is created")
         elif policy not in (Policy.CREATED, Policy.MODIFIED):
             fields[path] = _merge_field(policy, fields.get(path), value, write)
+            written.add(path)
     if message.delta is not None:
-        _apply_delta(table, message.delta, write, fields)
+        written.update(_apply_delta(table, message.delta, write, fields))
     # Only the fields this message wrote (and the hub's own time fields) can have changed.
-    touched = None if kind is EventKind.CREATED else _touched(state.fields, fields)
+    touched = None if created else written
     conflicts_now, conflicts, opened, resolved = _conflicts(
         table, state.entity_id, fields, state.conflicts, touched
     )
@@ -308,7 +311,7 @@ def _write(
         state.entity_id,
         state.domain,
         state.clock.merge(write.clock),
-        fixed,
+        fixed if created else state.fixed,
         fields,
         state.created_ms,
         max(state.modified_ms, write.wall_ms),
@@ -384,7 +387,9 @@ def _merge_field(
 
 def _apply_delta(
     table: PolicyTable, delta: Delta, write: _Write, fields: dict[str, FieldState]
-) -> None:
+) -> list[str]:
+    """Fold a delta into `fields`; returns the paths it wrote."""
+    written = []
     for verb, changes in (("add", delta.add), ("remove", delta.remove)):
         for path, items in changes.items():
             spec = table.resolve(path)
@@ -404,6 +409,7 @@ def _apply_delta(
                     else orset.remove(element, write.tag, write.clock)
                 )
             fields[spec.path] = orset
+            written.append(spec.path)
     for path, encoded in delta.y_updates.items():
         spec = table.resolve(path)
         where = f"payload.delta.yUpdates.{path}"
@@ -416,11 +422,8 @@ def _apply_delta(
             fields[spec.path] = text.apply(update, write.node, write.clock)
         except (binascii.Error, ValueError, RuntimeError) as error:
             raise RejectedMessage(where, f"not a base64 Y-CRDT update: {error}") from None
-
-
-def _touched(before: Mapping[str, FieldState], after: Mapping[str, FieldState]) -> set[str]:
-    """The paths whose field state is not the very object it was (a write replaced it)."""
-    return {path for path, state in after.items() if before.get(path) is not state}
+        written.append(spec.path)
+    return written
 
 
 def _conflicts(
@@ -436,7 +439,8 @@ def _conflicts(
     tuple[str, ...],
 ]:
     """Open, widen or close the conflict record of every multi-value field (of the `touched`
-    ones only, when given: an untouched register is the same object, so is its record)."""
+    ones only, when given: a register the message did not write is unchanged, so is its
+    record)."""
     open_now = dict(previous_conflicts)
     changed: list[ConflictResolution] = []
     resolved: list[str] = []
