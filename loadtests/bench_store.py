@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -23,7 +24,18 @@ from pathlib import Path
 import lmdb
 import msgpack
 
-from hub.store import DedupeEntry, LmdbStore, NewEvent, StoredEvent, load, take_snapshot
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python loadtests/bench_store.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from hub.store import (  # noqa: E402
+    DedupeEntry,
+    LmdbStore,
+    NewEvent,
+    StoredEvent,
+    load,
+    take_snapshot,
+)
 
 CLOCK_MS = 1_700_000_000_000
 Batch = list[tuple[bytes, bytes, bytes]]  # (database name, key, value) in write order
