@@ -23,7 +23,14 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from actors.adapter import Answer, SyncReport
 from actors.broker import Poll, decode_poll
 from actors.deployment import Deployment
-from actors.handles import AdapterHandle, HostHandle
+from actors.handles import (
+    AdapterHandle,
+    BrokerHandle,
+    CatalogHandle,
+    HostHandle,
+    RouterHandle,
+    WatcherHandle,
+)
 from actors.host import HostMetrics
 from actors.ray_shell import WATCHER, RayHostClient, RayOutboxes, adapter_name, shard_table_path
 from actors.ray_start import JoinedRay, RayTempDir
@@ -62,9 +69,6 @@ class Runtime:
         self._temp_dir = temp_dir
         self.dashboard_url: str | None = None
         self.deployment = actors = Deployment(settings, adapters)
-        self.broker, self.catalog, self.router = actors.broker, actors.catalog, actors.router
-        self.hosts, self.adapters, self.watcher = actors.hosts, actors.adapters, actors.watcher
-        self.adapter_specs = actors.adapter_specs
         # This process routes its own writes straight to the hosts (one Ray call per host per
         # batch) with a `Router` of its own over the same shard table; the router actor serves
         # the hosts' own calls (the reconciler) and anyone without a Runtime.
@@ -77,6 +81,35 @@ class Runtime:
     @property
     def table(self) -> ShardTable:
         return self.deployment.table
+
+    # The deployment's handles, read through (never copies that could drift from it).
+    @property
+    def broker(self) -> BrokerHandle:
+        return self.deployment.broker
+
+    @property
+    def catalog(self) -> CatalogHandle:
+        return self.deployment.catalog
+
+    @property
+    def router(self) -> RouterHandle:
+        return self.deployment.router
+
+    @property
+    def hosts(self) -> dict[str, HostHandle]:
+        return self.deployment.hosts
+
+    @property
+    def adapters(self) -> dict[str, AdapterHandle]:
+        return self.deployment.adapters
+
+    @property
+    def watcher(self) -> WatcherHandle:
+        return self.deployment.watcher
+
+    @property
+    def adapter_specs(self) -> dict[str, AdapterSpec]:
+        return self.deployment.adapter_specs
 
     @classmethod
     def start(

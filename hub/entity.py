@@ -592,9 +592,7 @@ def _copy(value: JsonValue) -> JsonValue:
 
 def view(state: EntityState) -> dict[str, JsonValue]:
     """The entity as the spec's wire object (camelCase, JSON values)."""
-    copied = _copy(dict(wire(state)))
-    assert isinstance(copied, dict)
-    return copied
+    return {key: _copy(value) for key, value in wire(state).items()}
 
 
 def view_uncached(state: EntityState) -> dict[str, JsonValue]:
