@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hub.codec import from_wire
+from hub.codec import write_message
 from hub.entity import apply, view
 from hub.ids import IdGenerator, Kind
 from hub.models import Todo
@@ -60,18 +60,17 @@ def _conflict(console: Console, ids: IdGenerator) -> None:
     todo_id = ids.new(Kind.TODO)
 
     def message(node: str, clock: dict[str, int], operation: str, data: dict[str, Any]) -> Any:
-        return from_wire(
-            {
-                "id": ids.new(Kind.MSG),
-                "type": "state_update",
-                "source": {"nodeId": node, "platform": "cli", "chittyId": "CHITTY-USER-1"},
-                "payload": {
-                    "domain": "todos",
-                    "operation": operation,
-                    "entity": {"chittyId": todo_id, "data": data},
-                },
-                "metadata": {"timestamp": _START.isoformat(), "vectorClock": clock},
-            }
+        return write_message(
+            message_id=ids.new(Kind.MSG),
+            node_id=node,
+            platform="cli",
+            chitty_id="CHITTY-USER-1",
+            domain="todos",
+            operation=operation,
+            entity_id=todo_id,
+            data=data,
+            timestamp=_START,
+            clock=clock,
         )
 
     create = {"content": "Ship the hub", "sessionId": ids.new(Kind.SESSION)}

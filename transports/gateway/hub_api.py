@@ -21,7 +21,7 @@ from actors.watcher import Checked
 from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.clocks.vector import VectorClock
-from hub.codec import from_wire
+from hub.codec import write_message
 from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import IDEMPOTENCY_PREFIX, Outcome, Status
@@ -112,24 +112,20 @@ class Writer:
         message_id = self.ids.new(Kind.MSG) if keyed is None else IDEMPOTENCY_PREFIX + keyed[:40]
         if operation == "create":  # the creator owns the entity (scope isolation)
             data = {**data, "createdBy": principal.chitty_id}
-        raw = {
-            "id": message_id,
-            "type": "state_update",
-            "source": {
-                "nodeId": origin_header(request, "X-Chitty-Node", "api", 128),
-                "platform": origin_header(request, "X-Chitty-Platform", "api", 64),
-                "chittyId": principal.chitty_id,  # every change is attributed
-            },
-            "payload": {
-                "domain": domain.value,
-                "operation": operation,
-                "entity": {"chittyId": entity_id, "type": domain.value[:-1], "data": data},
-                **({"delta": delta} if delta is not None else {}),
-            },
-            "metadata": {"timestamp": datetime.now(UTC).isoformat(), "vectorClock": clock or {}},
-        }
         try:
-            return from_wire(raw)
+            return write_message(
+                message_id=message_id,
+                node_id=origin_header(request, "X-Chitty-Node", "api", 128),
+                platform=origin_header(request, "X-Chitty-Platform", "api", 64),
+                chitty_id=principal.chitty_id,  # every change is attributed
+                domain=domain.value,
+                operation=operation,
+                entity_id=entity_id,
+                data=data,
+                timestamp=datetime.now(UTC),
+                clock=clock,
+                delta=delta,
+            )
         except ValueError as error:
             field = getattr(error, "field", "") or None
             raise ApiError(422, "invalid", str(getattr(error, "reason", error)), field) from None
