@@ -1,7 +1,7 @@
-"""Typed handles on the hub's Ray actors: every call the runtime makes to an actor goes
-through one of these, and answers an `ObjectRef` of the type the actor returns (awaitable in a
-coroutine, `ray.get`-able in the start-up and shutdown code). The actors themselves, and the
-calls they make to one another, live in `actors.ray_shell`."""
+"""Typed handles on the hub's Ray actors: every call the runtime makes to an actor, and every
+call the actors make to one another, goes through one of these and answers an `ObjectRef` of
+the type the actor returns (awaitable in a coroutine, `ray.get`-able in the start-up and
+shutdown code). The actors themselves live in `actors.ray_shell`."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from hub.adapters import AdapterStatus, Inbound
 from hub.catalog import Page, Query
 from hub.domains import SyncDomain
 from hub.entity import EntityView
+from hub.envelope import Envelope, Outcome
 from hub.erasure import Erased
 from hub.shards import ShardTable
-from hub.subscriptions import Filter
+from hub.subscriptions import Filter, Published
 
 
 class _Handle:
@@ -86,12 +87,44 @@ class HostHandle(_Process):
         ref: ObjectRef[HostMetrics] = self.actor.metrics.remote()
         return ref
 
+    def submit_packed(self, envelopes: bytes) -> ObjectRef[bytes]:
+        ref: ObjectRef[bytes] = self.actor.submit_packed.remote(envelopes)
+        return ref
+
+    def applied(self, message_ids: list[str]) -> ObjectRef[list[str]]:
+        ref: ObjectRef[list[str]] = self.actor.applied.remote(message_ids)
+        return ref
+
+    def outbox_head(self) -> ObjectRef[int]:
+        ref: ObjectRef[int] = self.actor.outbox_head.remote()
+        return ref
+
+    def outbox_after(self, seq: int, limit: int) -> ObjectRef[list[tuple[int, Published]]]:
+        ref: ObjectRef[list[tuple[int, Published]]] = self.actor.outbox_after.remote(seq, limit)
+        return ref
+
+    def outbox_after_packed(self, seq: int, limit: int) -> ObjectRef[bytes]:
+        ref: ObjectRef[bytes] = self.actor.outbox_after_packed.remote(seq, limit)
+        return ref
+
 
 class BrokerHandle(_Handle):
     __slots__ = ()
 
     def head(self) -> ObjectRef[tuple[str, int]]:
         ref: ObjectRef[tuple[str, int]] = self.actor.head.remote()
+        return ref
+
+    def register(self, host: str, outbox_seq: int) -> ObjectRef[int]:
+        ref: ObjectRef[int] = self.actor.register.remote(host, outbox_seq)
+        return ref
+
+    def mark(self, host: str) -> ObjectRef[int | None]:
+        ref: ObjectRef[int | None] = self.actor.mark.remote(host)
+        return ref
+
+    def publish_encoded(self, host: str, packed: bytes) -> ObjectRef[int]:
+        ref: ObjectRef[int] = self.actor.publish_encoded.remote(host, packed)
         return ref
 
     def poll_encoded(
@@ -142,6 +175,14 @@ class RouterHandle(_Handle):
     a runtime; a runtime routes its own writes with an in-process `Router` on the same table."""
 
     __slots__ = ()
+
+    def route(self, envelopes: list[Envelope]) -> ObjectRef[list[Outcome]]:
+        ref: ObjectRef[list[Outcome]] = self.actor.route.remote(envelopes)
+        return ref
+
+    def get(self, entity_id: str) -> ObjectRef[EntityView | None]:
+        ref: ObjectRef[EntityView | None] = self.actor.get.remote(entity_id)
+        return ref
 
     def refresh(self) -> ObjectRef[int]:
         ref: ObjectRef[int] = self.actor.refresh.remote()

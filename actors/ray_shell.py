@@ -1,4 +1,5 @@
-"""The Ray shell: every `@ray.remote`, `.remote()` and `ray.get` of the hub lives here.
+"""The Ray shell: every `@ray.remote` actor of the hub lives here. Their calls to one another,
+like the runtime's, go through the typed handles of `actors.handles`.
 
 The actors are thin: `HostActor` wraps a `Mailbox` around an `EntityHost`, `BrokerActor` a
 `Broker`, `RouterActor` a `Router`. All run with `num_cpus=0` (they wait on I/O far more than they
@@ -30,6 +31,7 @@ from actors.broker import (
     pack_published,
     unpack_published,
 )
+from actors.handles import BrokerHandle, CatalogHandle, HostHandle, RouterHandle
 from actors.host import OUTBOX_PREFIX, EntityHost, HostMetrics
 from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
@@ -82,20 +84,21 @@ class HostActor:
         self._name = name
         self._store = open_store(settings)
         self._host = EntityHost(name, self._store, settings)
-        self._broker = ray.get_actor(BROKER, namespace=settings.namespace)
+        self._broker = BrokerHandle(ray.get_actor(BROKER, namespace=settings.namespace))
         self._mailbox = Mailbox(self._host, self._publish, _in_thread)
         self._pending: set[asyncio.Task[None]] = set()
         self._resync = True  # on (re)start: send the broker what it may have missed
         # Where this host's part of the stream starts, should it die before its first publish
         # (a no-op for a host the broker knows). Ray may deliver it after a publish: no matter.
-        self._broker.register.remote(name, self._host.outbox_seq)
+        self._broker.register(name, self._host.outbox_seq)
         tune_gc()
-        self._handles: dict[str, Any] = {}
+        self._router: RouterHandle | None = None
+        self._catalog: CatalogHandle | None = None
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
 
     async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
         if self._resync:
-            mark = await self._broker.mark.remote(self._name)
+            mark = await self._broker.mark(self._name)
             if mark is not None and mark < items[0][0] - 1:
                 # What it missed, then these (all committed), as stored in the outbox.
                 items = [
@@ -105,7 +108,7 @@ class HostActor:
             self._resync = False
         # Ray may deliver these calls out of order; the broker fills any hole from our outbox.
         # One bytes value per batch: filter keys and the encoded events, never pickled objects.
-        ref = self._broker.publish_encoded.remote(self._name, pack_encoded(items))
+        ref = self._broker.publish_encoded(self._name, pack_encoded(items))
         task = asyncio.get_running_loop().create_task(self._watch(ref))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -173,13 +176,17 @@ class HostActor:
         self, project_id: str, caller: str, depth: int = 0, dry_run: bool = False
     ) -> ReconcileReport:
         """Example 2: this project actor merges its sessions' todos and writes them back."""
-        router, catalog = self._named(ROUTER.format(0)), self._named("catalog")
+        namespace = self._host.settings.namespace
+        if self._router is None or self._catalog is None:  # looked up once, on first use
+            self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=namespace))
+            self._catalog = CatalogHandle(ray.get_actor("catalog", namespace=namespace))
+        router, catalog = self._router, self._catalog
         settings = self._host.settings
         return await reconcile_project(
             project_id,
-            get=lambda entity_id: router.get.remote(entity_id),
-            route=lambda envelopes: router.route.remote(envelopes),
-            list_page=lambda query: catalog.query.remote(query),
+            get=router.get,
+            route=router.route,
+            list_page=catalog.query,
             node_id=f"hub:{settings.node_id}",
             caller=caller,
             timeout_s=settings.call_timeout_s,
@@ -188,12 +195,6 @@ class HostActor:
             message_id=lambda todo: self._ids.new(Kind.MSG),
             dry_run=dry_run,
         )
-
-    def _named(self, name: str) -> Any:
-        """A named actor of this hub, looked up once, on first use."""
-        if name not in self._handles:
-            self._handles[name] = ray.get_actor(name, namespace=self._host.settings.namespace)
-        return self._handles[name]
 
     async def metrics(self) -> HostMetrics:
         self._host.metrics.extra["mailbox_max_depth"] = self._mailbox.max_depth
@@ -220,7 +221,7 @@ class BrokerActor:
         self._broker = Broker(retention)
         self._changed = asyncio.Condition()
         self._namespace = namespace
-        self._hosts: dict[str, Any] = {}
+        self._hosts: dict[str, HostHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         tune_gc()
 
@@ -244,11 +245,11 @@ class BrokerActor:
 
     async def _fill(self, host: str, mark: int, items: list[EncodedItem]) -> list[EncodedItem]:
         if host not in self._hosts:
-            self._hosts[host] = ray.get_actor(host, namespace=self._namespace)
+            self._hosts[host] = HostHandle(ray.get_actor(host, namespace=self._namespace))
         first = items[0][0]
         missing: list[EncodedItem] = []
         while mark + len(missing) < first - 1:
-            got = await self._hosts[host].outbox_after.remote(
+            got = await self._hosts[host].outbox_after(
                 mark + len(missing), first - 1 - mark - len(missing)
             )
             if not got:
@@ -296,32 +297,30 @@ class RayHostClient:
 
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, HostHandle] = {}
 
     def resolve(self, table: ShardTable) -> None:
         names = set(table.hosts) | set(table.dedicated.values())
         for name in names - self._handles.keys():
-            self._handles[name] = ray.get_actor(name, namespace=self._namespace)
+            self._handles[name] = HostHandle(ray.get_actor(name, namespace=self._namespace))
 
     async def submit(self, host: str, envelopes: list[Envelope]) -> list[Outcome]:
         try:
-            packed: bytes = await self._handles[host].submit_packed.remote(
-                pack_envelopes(envelopes)
-            )
+            packed = await self._handles[host].submit_packed(pack_envelopes(envelopes))
         except _UNAVAILABLE as error:
             raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
         return unpack_outcomes(packed)
 
     async def applied(self, host: str, message_ids: list[str]) -> list[str]:
         try:
-            result: list[str] = await self._handles[host].applied.remote(message_ids)
+            result = await self._handles[host].applied(message_ids)
         except _UNAVAILABLE as error:
             raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
         return result
 
     async def get(self, host: str, entity_id: str) -> EntityView | None:
         try:
-            result: EntityView | None = await self._handles[host].get.remote(entity_id)
+            result = await self._handles[host].get(entity_id)
         except _UNAVAILABLE as error:
             raise HostUnavailable(f"host {host} is unavailable: {type(error).__name__}") from None
         return result
@@ -366,14 +365,13 @@ class CatalogActor:
         self._outboxes = RayOutboxes(settings)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._router: Any = None
+        self._router: RouterHandle | None = None
         self._linker = Linker(self._catalog, self._route)
 
     async def _route(self, envelopes: list[Envelope]) -> list[Outcome]:
         if self._router is None:  # looked up on first use: the router starts after us
-            self._router = ray.get_actor(ROUTER.format(0), namespace=self._namespace)
-        outcomes: list[Outcome] = await self._router.route.remote(envelopes)
-        return outcomes
+            self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=self._namespace))
+        return await self._router.route(envelopes)
 
     async def _follow(self) -> None:
         while True:
@@ -441,24 +439,23 @@ class RayOutboxes:
     def __init__(self, settings: HubSettings) -> None:
         self._table_path = shard_table_path(settings)
         self._namespace = settings.namespace
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, HostHandle] = {}
 
     def hosts(self) -> list[str]:
         table = ShardTable.load(self._table_path)
         names = set(table.hosts) | set(table.dedicated.values()) if table else set()
         return sorted(names)
 
-    def _host(self, host: str) -> Any:
+    def _host(self, host: str) -> HostHandle:
         if host not in self._handles:
-            self._handles[host] = ray.get_actor(host, namespace=self._namespace)
+            self._handles[host] = HostHandle(ray.get_actor(host, namespace=self._namespace))
         return self._handles[host]
 
     async def head(self, host: str) -> int:
-        head: int = await self._host(host).outbox_head.remote()
-        return head
+        return await self._host(host).outbox_head()
 
     async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        packed = await self._host(host).outbox_after_packed.remote(seq, limit)
+        packed = await self._host(host).outbox_after_packed(seq, limit)
         rows: list[list[Any]] = msgpack.unpackb(packed, raw=False)
         return [(int(seq), bytes(body)) for seq, body in rows]
 
@@ -469,24 +466,24 @@ class RayHubCalls:
 
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
-        self._handles: dict[str, Any] = {}
+        self._router: RouterHandle | None = None
+        self._catalog: CatalogHandle | None = None
 
-    def _named(self, name: str) -> Any:
-        if name not in self._handles:
-            self._handles[name] = ray.get_actor(name, namespace=self._namespace)
-        return self._handles[name]
+    def _actors(self) -> tuple[RouterHandle, CatalogHandle]:
+        """The router and the catalog, looked up once, on first use."""
+        if self._router is None or self._catalog is None:
+            self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=self._namespace))
+            self._catalog = CatalogHandle(ray.get_actor("catalog", namespace=self._namespace))
+        return self._router, self._catalog
 
     async def route(self, envelopes: list[Envelope]) -> list[Outcome]:
-        outcomes: list[Outcome] = await self._named(ROUTER.format(0)).route.remote(envelopes)
-        return outcomes
+        return await self._actors()[0].route(envelopes)
 
     async def get(self, entity_id: str) -> EntityView | None:
-        view: EntityView | None = await self._named(ROUTER.format(0)).get.remote(entity_id)
-        return view
+        return await self._actors()[0].get(entity_id)
 
     async def list(self, query: Query) -> Page:
-        page: Page = await self._named("catalog").query.remote(query)
-        return page
+        return await self._actors()[1].query(query)
 
 
 def adapter_name(name: str) -> str:
