@@ -17,6 +17,7 @@ from aiohttp import web
 from hub.adapters import AdapterSpec
 from hub.auth.principal import Role
 from hub.settings import HubSettings
+from hub.subscriptions import Filter
 from tests.actors.conftest import settings_for
 from tests.emulators import serve
 from transports.gateway.auth import AUTH
@@ -54,10 +55,26 @@ class Gateway:
         return entity_id
 
     def project(self, name: str = "a project") -> str:
-        """A new project's id."""
+        """A new project's id, once its create is on the event stream: the ack comes at the
+        commit and the host publishes after it, so a subscription a test opens next would
+        otherwise see the project's create arrive among the events it waits for."""
         status, body, _ = self.request("POST", "/api/v1/projects", {"name": name})
         assert status == 201, body
-        return str(body["entity"]["chittyId"])
+        project_id = str(body["entity"]["chittyId"])
+        self.call(self._published(project_id))
+        return project_id
+
+    async def _published(self, entity_id: str) -> None:
+        """Wait until an event of `entity_id` is on the stream (from its start)."""
+        wanted = Filter(entity_id=entity_id)
+        epoch, after = (await self.runtime.poll(None, 0, wanted)).epoch, 0  # (None: the head)
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            poll = await self.runtime.poll(epoch, after, wanted, 100, 1.0)
+            if poll.events:
+                return
+            epoch, after = poll.epoch, poll.offset
+        raise AssertionError(f"no event of {entity_id} reached the stream in 60 s")
 
     async def _session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(self.url, headers={"Authorization": f"Bearer {self.token}"})
