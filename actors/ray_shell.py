@@ -92,8 +92,7 @@ class HostActor:
         # (a no-op for a host the broker knows). Ray may deliver it after a publish: no matter.
         self._broker.register(name, self._host.outbox_seq)
         tune_gc()
-        self._router: RouterHandle | None = None
-        self._catalog: CatalogHandle | None = None
+        self._hub = RayHubCalls(settings.namespace)  # the reconciler's reads and writes
         self._ids = IdGenerator(name, now_ms=lambda: time.time_ns() // 1_000_000)
 
     async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
@@ -176,17 +175,12 @@ class HostActor:
         self, project_id: str, caller: str, depth: int = 0, dry_run: bool = False
     ) -> ReconcileReport:
         """Example 2: this project actor merges its sessions' todos and writes them back."""
-        namespace = self._host.settings.namespace
-        if self._router is None or self._catalog is None:  # looked up once, on first use
-            self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=namespace))
-            self._catalog = CatalogHandle(ray.get_actor("catalog", namespace=namespace))
-        router, catalog = self._router, self._catalog
         settings = self._host.settings
         return await reconcile_project(
             project_id,
-            get=router.get,
-            route=router.route,
-            list_page=catalog.query,
+            get=self._hub.get,
+            route=self._hub.route,
+            list_page=self._hub.list,
             node_id=f"hub:{settings.node_id}",
             caller=caller,
             timeout_s=settings.call_timeout_s,
@@ -361,17 +355,11 @@ class CatalogActor:
     def __init__(self, settings_json: str) -> None:
         settings = HubSettings.model_validate_json(settings_json)
         self._catalog = Catalog(settings.data_dir / "catalog", codec=settings.value_codec())
-        self._namespace = settings.namespace
         self._outboxes = RayOutboxes(settings)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._router: RouterHandle | None = None
-        self._linker = Linker(self._catalog, self._route)
-
-    async def _route(self, envelopes: list[Envelope]) -> list[Outcome]:
-        if self._router is None:  # looked up on first use: the router starts after us
-            self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=self._namespace))
-        return await self._router.route(envelopes)
+        # The router starts after us: `RayHubCalls` looks it up on first use.
+        self._linker = Linker(self._catalog, RayHubCalls(settings.namespace).route)
 
     async def _follow(self) -> None:
         while True:
@@ -469,21 +457,26 @@ class RayHubCalls:
         self._router: RouterHandle | None = None
         self._catalog: CatalogHandle | None = None
 
-    def _actors(self) -> tuple[RouterHandle, CatalogHandle]:
-        """The router and the catalog, looked up once, on first use."""
-        if self._router is None or self._catalog is None:
+    def _routing(self) -> RouterHandle:
+        """The router, looked up once, on first use."""
+        if self._router is None:
             self._router = RouterHandle(ray.get_actor(ROUTER.format(0), namespace=self._namespace))
+        return self._router
+
+    def _listing(self) -> CatalogHandle:
+        """The catalog, looked up once, on first use."""
+        if self._catalog is None:
             self._catalog = CatalogHandle(ray.get_actor("catalog", namespace=self._namespace))
-        return self._router, self._catalog
+        return self._catalog
 
     async def route(self, envelopes: list[Envelope]) -> list[Outcome]:
-        return await self._actors()[0].route(envelopes)
+        return await self._routing().route(envelopes)
 
     async def get(self, entity_id: str) -> EntityView | None:
-        return await self._actors()[0].get(entity_id)
+        return await self._routing().get(entity_id)
 
     async def list(self, query: Query) -> Page:
-        return await self._actors()[1].query(query)
+        return await self._listing().query(query)
 
 
 def adapter_name(name: str) -> str:
