@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from pydantic import JsonValue
 
+from actors.follower import Follower, Outboxes, Stream
 from hub.adapter_store import AdapterStore, InFlight, Job, JobKind, Shown
 from hub.adapters import (
     AdapterMessage,
@@ -89,20 +90,6 @@ class HubCalls(Protocol):
     async def list(self, query: Query) -> Page: ...
 
 
-class Outboxes(Protocol):
-    """The hosts' durable outboxes (what the hub committed, in commit order per host)."""
-
-    def hosts(self) -> list[str]: ...
-
-    async def head(self, host: str) -> int:
-        """The seq of the host's newest committed entry (0: none)."""
-        ...
-
-    async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """Entries after `seq` as (outbox seq, `encode_published` bytes)."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What an inbound event came to: whether it changed the hub, and a line for the person
@@ -126,6 +113,7 @@ class SyncReport:
 
 ROUND = 500  # jobs a delivery round takes at most
 LANES = 16  # entities a round delivers to at once
+FOLLOW_WAIT_S = 1.0  # how long the follow loop waits on the stream for a commit
 FIRST = ".state"  # the delivery id of a post that shows an entity before a reply in its thread
 
 
@@ -170,6 +158,7 @@ class AdapterRunner:
         store: AdapterStore,
         hub: HubCalls,
         outboxes: Outboxes,
+        stream: Stream,
         *,
         poll_s: float = 0.1,
         backoff_cap_s: float = 30.0,
@@ -180,6 +169,7 @@ class AdapterRunner:
         self.store = store
         self.hub = hub
         self.outboxes = outboxes
+        self._follower = Follower(stream, outboxes, store.marks)
         self.node = f"adapter-{name}"
         self.principal = principal_of(name)
         self.state = AdapterState.DISABLED
@@ -319,16 +309,16 @@ class AdapterRunner:
         self._backoff = min(max(self._backoff * 2, 0.25), self.backoff_cap_s)
         return self._backoff
 
-    # -- following the hosts' outboxes ----------------------------------------------------------
+    # -- following the hub's stream -------------------------------------------------------------
 
     async def _follow_loop(self) -> None:
         while True:
             try:
-                if await self.follow_once():
+                if await self.follow_once(wait_s=FOLLOW_WAIT_S):
                     self._wake.set()
-            except Exception as error:  # a host restarting: the next round catches up
-                log.debug("%s adapter: following outboxes: %r", self.name, error)
-            await self._sleep(self.poll_s)
+            except Exception as error:  # a host or the broker restarting: catch up again
+                log.debug("%s adapter: following the stream: %r", self.name, error)
+                await self._sleep(self.poll_s)
 
     async def _begin(self) -> None:
         """A new adapter starts from now: its marks at every host's newest entry, once (what
@@ -339,19 +329,20 @@ class AdapterRunner:
                 {host: await self.outboxes.head(host) for host in self.outboxes.hosts()}
             )
 
-    async def follow_once(self, limit: int = 2000) -> int:
-        """Take what every host committed since this adapter's marks; how many entries."""
+    async def follow_once(self, limit: int = 2000, wait_s: float = 0.0) -> int:
+        """Take what the hosts committed past this adapter's marks (`actors.follower`: the
+        stream, caught up from the outboxes), waiting up to `wait_s`; how many entries."""
         await self._begin()
-        taken = 0
-        lag = 0
-        for host in self.outboxes.hosts():
-            rows = await self.outboxes.after(host, self.store.mark(host), limit)
-            if not rows:
-                continue
-            items = [(seq, decode_published(body), body) for seq, body in rows]
-            self.store.take(host, items, self._wanted, self._echo)
-            taken += len(rows)
-            lag += len(rows) == limit
+        taken = lag = 0
+        try:
+            for host, rows in await self._follower.next(limit, wait_s):
+                items = [(seq, decode_published(body), body) for seq, body in rows]
+                self.store.take(host, items, self._wanted, self._echo)
+                taken += len(rows)
+                lag += len(rows) >= limit
+        except Exception:
+            self._follower.reset()  # what was not taken comes again
+            raise
         self.lag = lag * limit
         return taken
 

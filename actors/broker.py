@@ -6,18 +6,22 @@ filter, so a slow subscriber never holds up another, and one that reconnects res
 where it stopped, or is told plainly that it cannot (a gap: the epoch changed, or what it missed
 is no longer retained).
 
-Each retained event is kept with the keys filters look at (domain, entity, project, session,
-topic, platform) next to its payload: a `Published`, or its msgpack encoding
-(`hub.subscriptions.encode_published`) when it came over the wire. The Ray actor takes and hands
-out encoded events (`publish_encoded`, `poll_encoded`), so the stream never unpickles, rebuilds
-or re-encodes an event on its way from a host to a gateway.
+The stream holds bytes only: each retained event is its msgpack encoding
+(`hub.subscriptions.encode_published`, as the host's outbox stores it), kept with the keys
+filters look at (domain, entity, project, session, topic, platform) and where it came from (the
+host and its outbox seq). The Ray actor takes and hands out encoded events (`publish_encoded`,
+`poll_encoded`), so the stream never unpickles, rebuilds or re-encodes an event on its way from
+a host to a subscriber. A subscriber that keeps its own durable position per host (the catalog,
+an adapter: `actors.follower`) reads the host and seq of each row.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import msgpack
@@ -26,6 +30,9 @@ from hub.subscriptions import Filter, Published, decode_published, encode_publis
 
 Keys = tuple[str, str, str | None, str | None, str | None, str]
 """What a filter looks at: (domain, entity id, project id, session id, topic id, platform)."""
+
+EVERYTHING = Filter()
+"""The filter every event matches (what a follower of the whole stream polls with)."""
 
 EncodedItem = tuple[int, Keys, bytes]
 """One outbox entry on the wire: (outbox seq, filter keys, `encode_published` bytes)."""
@@ -42,7 +49,8 @@ class Poll:
 
 
 class EncodedPoll(NamedTuple):
-    """A `Poll` on the wire: its `count` events as msgpack [[offset, encoded event], ...]."""
+    """A `Poll` on the wire: its `count` events as msgpack rows
+    [[offset, host, outbox seq, encoded event], ...] (`rows_of`)."""
 
     epoch: str
     count: int
@@ -81,10 +89,19 @@ def unpack_published(data: bytes) -> list[EncodedItem]:
     return [(row[0], tuple(row[1]), row[2]) for row in rows]  # type: ignore[misc]
 
 
+Row = tuple[int, str, int, bytes]
+"""One event of an `EncodedPoll`: (stream offset, host, its outbox seq, encoded event)."""
+
+
+def rows_of(wire: EncodedPoll) -> list[Row]:
+    """The rows of a `poll_encoded` answer, still encoded."""
+    rows: list[Row] = msgpack.unpackb(wire.events, raw=False) if wire.count else []
+    return rows
+
+
 def decode_poll(wire: EncodedPoll) -> Poll:
     """The `Poll` a `poll_encoded` answer stands for."""
-    rows: list[list[Any]] = msgpack.unpackb(wire.events, raw=False) if wire.count else []
-    events = tuple(decode_published(body, at) for at, body in rows)
+    events = tuple(decode_published(body, at) for at, _, _, body in rows_of(wire))
     return Poll(wire.epoch, events, wire.offset, wire.gap)
 
 
@@ -112,35 +129,39 @@ class _Matcher:
         )
 
 
+Retained = tuple[Keys, str, int, bytes]
+"""A retained event: its filter keys, its host, its outbox seq and its encoding."""
+
+
 class _Ring:
-    """A fixed-capacity buffer of (keys, payload) indexed by offset."""
+    """A fixed-capacity buffer of `Retained` events indexed by offset."""
 
     def __init__(self, capacity: int) -> None:
-        self._items: list[tuple[Keys, Published | bytes] | None] = [None] * capacity
+        self._items: list[Retained | None] = [None] * capacity
         self._capacity = capacity
         self.first = 1  # oldest retained offset
         self.next = 1  # offset the next event gets
 
-    def append(self, keys: Keys, payload: Published | bytes) -> None:
-        self._items[self.next % self._capacity] = (keys, payload)
+    def append(self, item: Retained) -> None:
+        self._items[self.next % self._capacity] = item
         self.next += 1
         self.first = max(self.first, self.next - self._capacity)
 
-    def get(self, offset: int) -> tuple[Keys, Published | bytes]:
+    def get(self, offset: int) -> Retained:
         item = self._items[offset % self._capacity]
         assert item is not None and self.first <= offset < self.next
         return item
 
     def rewrite(self, change: Callable[[Published], Published]) -> None:
         for offset in range(self.first, self.next):
-            _, payload = self.get(offset)
-            event = (
-                decode_published(payload, offset)
-                if isinstance(payload, bytes)
-                else replace(payload, offset=offset)
+            _, host, seq, body = self.get(offset)
+            changed = change(decode_published(body, offset))
+            self._items[offset % self._capacity] = (
+                keys_of(changed),
+                host,
+                seq,
+                encode_published(changed),
             )
-            changed = change(event)
-            self._items[offset % self._capacity] = (keys_of(changed), changed)
 
 
 class Broker:
@@ -174,18 +195,17 @@ class Broker:
 
     def publish(self, host: str, items: Sequence[tuple[int, Published]]) -> int:
         """Take `host`'s outbox entries in order, skipping any already taken; returns the mark."""
-        return self._take(host, [(seq, keys_of(item), item) for seq, item in items])
+        return self.publish_encoded(
+            host, [(seq, keys_of(item), encode_published(item)) for seq, item in items]
+        )
 
     def publish_encoded(self, host: str, items: Sequence[EncodedItem]) -> int:
         """`publish` for entries as they come over the wire (never decoded here)."""
-        return self._take(host, items)
-
-    def _take(self, host: str, items: Sequence[tuple[int, Keys, Published | bytes]]) -> int:
         mark = self._marks.get(host, 0)
-        for seq, keys, payload in items:
+        for seq, keys, body in items:
             if seq <= mark:
                 continue  # re-sent after a host restart: already in the stream
-            self._ring.append(keys, payload)
+            self._ring.append((keys, host, seq, body))
             self.published += 1
             mark = seq
         self._marks[host] = mark
@@ -198,12 +218,7 @@ class Broker:
         older than what is retained, is a gap: the answer says so and resumes at the head.
         """
         found, offset, gap = self._scan(epoch, after, wanted, limit)
-        events = tuple(
-            decode_published(payload, at)
-            if isinstance(payload, bytes)
-            else replace(payload, offset=at)
-            for at, payload in found
-        )
+        events = tuple(decode_published(body, at) for at, _, _, body in found)
         return Poll(self.epoch, events, offset, gap)
 
     def poll_encoded(
@@ -211,29 +226,60 @@ class Broker:
     ) -> EncodedPoll:
         """`poll` with its events encoded (see `decode_poll`)."""
         found, offset, gap = self._scan(epoch, after, wanted, limit)
-        rows = [
-            (at, payload if isinstance(payload, bytes) else encode_published(payload))
-            for at, payload in found
-        ]
         return EncodedPoll(
-            self.epoch, len(rows), msgpack.packb(rows, use_bin_type=True), offset, gap
+            self.epoch, len(found), msgpack.packb(found, use_bin_type=True), offset, gap
         )
 
     def _scan(
         self, epoch: str | None, after: int, wanted: Filter, limit: int
-    ) -> tuple[list[tuple[int, Published | bytes]], int, bool]:
+    ) -> tuple[list[Row], int, bool]:
         head = self.head
         if epoch is None:
             return [], head, False
         if epoch != self.epoch or after + 1 < self._ring.first or after > head:
             return [], head, True
         matches = _Matcher(wanted)
-        found: list[tuple[int, Published | bytes]] = []
+        found: list[Row] = []
         offset = after
         get = self._ring.get
         while offset < head and len(found) < limit:
             offset += 1
-            keys, payload = get(offset)
+            keys, host, seq, body = get(offset)
             if matches(keys):
-                found.append((offset, payload))
+                found.append((offset, host, seq, body))
         return found, offset, False
+
+
+class Live:
+    """A `Broker` whose polls can wait for events (asyncio: the broker actor, the in-process
+    hub). Whoever publishes to the broker then calls `published`."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._changed = asyncio.Condition()
+        self._version = 0  # counts `published` calls: a wait never misses one
+
+    async def published(self) -> None:
+        """Wake the polls waiting for events."""
+        self._version += 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def poll_encoded(
+        self, epoch: str | None, after: int, wanted: Filter, limit: int, wait_s: float
+    ) -> EncodedPoll:
+        """`Broker.poll_encoded` that waits up to `wait_s` for a matching event."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            seen = self._version
+            answer = self.broker.poll_encoded(epoch, after, wanted, limit)
+            left = deadline - loop.time()
+            if answer.count or answer.gap or epoch is None or left <= 0:
+                return answer
+            after = answer.offset  # nothing matched so far: keep scanning from here
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda n=seen: self._version != n), timeout=left
+                    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.broker import Broker
+from actors.broker import EVERYTHING, Broker, EncodedPoll, Live, keys_of
 from actors.host import EntityHost
 from actors.linker import Linker
 from actors.reconciler import ReconcileReport, reconcile_project
@@ -38,21 +38,23 @@ class LocalHost:
         name: str,
         store: CheckpointStore,
         settings: HubSettings,
-        broker: Broker,
+        live: Live,
         published: Callable[[str, list[tuple[int, Published]]], None] | None = None,
     ):
         self.name = name
         self.host = EntityHost(name, store, settings)
-        self.broker = broker
+        self.live = live
         self.published = published
         self.mailbox = Mailbox(self.host, self._publish)
         self.down = False  # a test may take the host down
 
     async def _publish(self, items: list[tuple[int, Published, bytes]]) -> None:
-        rows = [(seq, item) for seq, item, _ in items]
-        self.broker.publish(self.name, rows)
+        self.live.broker.publish_encoded(
+            self.name, [(seq, keys_of(item), body) for seq, item, body in items]
+        )
+        await self.live.published()
         if self.published is not None:
-            self.published(self.name, rows)
+            self.published(self.name, [(seq, item) for seq, item, _ in items])
 
     async def submit(self, envelopes: list[Envelope]) -> list[Outcome]:
         if self.down:
@@ -97,10 +99,11 @@ class LocalHub:
 
     def __init__(self, store: CheckpointStore, settings: HubSettings, table_path: Path) -> None:
         self.settings = settings
-        self.broker = Broker(settings.stream_retention)
+        self.live = Live(Broker(settings.stream_retention))
+        self.broker = self.live.broker
         self.catalog = Catalog(table_path.parent / "catalog")
         names = [f"host-{i}" for i in range(settings.hosts)]
-        self.hosts = {n: LocalHost(n, store, settings, self.broker, self._published) for n in names}
+        self.hosts = {n: LocalHost(n, store, settings, self.live, self._published) for n in names}
         ShardTable.build(names, settings.shards).save(table_path)
         self.client = LocalHostClient(self.hosts)
         self.router = Router(table_path, settings, self.client)
@@ -145,6 +148,9 @@ class LocalHub:
     def outboxes(self) -> LocalOutboxes:
         return LocalOutboxes(self)
 
+    def stream(self) -> LocalStream:
+        return LocalStream(self.live)
+
     async def reconcile(
         self, project_id: str, caller: str, dry_run: bool = False
     ) -> ReconcileReport:
@@ -177,3 +183,13 @@ class LocalOutboxes:
 
     async def after(self, host: str, seq: int, limit: int) -> list[tuple[int, bytes]]:
         return await self._hub.outbox_after(host, seq, limit)
+
+
+class LocalStream:
+    """The in-process broker's stream, every domain (`actors.follower.Stream`)."""
+
+    def __init__(self, live: Live) -> None:
+        self._live = live
+
+    async def poll(self, epoch: str | None, after: int, limit: int, wait_s: float) -> EncodedPoll:
+        return await self._live.poll_encoded(epoch, after, EVERYTHING, limit, wait_s)

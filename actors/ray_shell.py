@@ -22,15 +22,18 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.adapter import AdapterRunner, Answer, SyncReport
 from actors.broker import (
+    EVERYTHING,
     Broker,
     EncodedItem,
     EncodedPoll,
+    Live,
     Poll,
     decode_poll,
     pack_encoded,
     pack_published,
     unpack_published,
 )
+from actors.follower import Follower
 from actors.handles import BrokerHandle, CatalogHandle, HostHandle, RouterHandle
 from actors.host import OUTBOX_PREFIX, EntityHost, HostMetrics
 from actors.linker import Linker
@@ -212,8 +215,8 @@ class BrokerActor:
     """The hub's event stream."""
 
     def __init__(self, retention: int, namespace: str) -> None:
-        self._broker = Broker(retention)
-        self._changed = asyncio.Condition()
+        self._live = Live(Broker(retention))
+        self._broker = self._live.broker
         self._namespace = namespace
         self._hosts: dict[str, HostHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -233,8 +236,7 @@ class BrokerActor:
             if mark is not None and items and items[0][0] > mark + 1:
                 items = await self._fill(host, mark, items)
             mark = self._broker.publish_encoded(host, items)
-        async with self._changed:
-            self._changed.notify_all()
+        await self._live.published()
         return mark
 
     async def _fill(self, host: str, mark: int, items: list[EncodedItem]) -> list[EncodedItem]:
@@ -274,16 +276,7 @@ class BrokerActor:
         self, epoch: str | None, after: int, wanted: Filter, limit: int = 1000, wait_s: float = 0
     ) -> EncodedPoll:
         """`poll` with the events still encoded (`actors.broker.decode_poll` reads it)."""
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while True:
-            answer = self._broker.poll_encoded(epoch, after, wanted, limit)
-            left = deadline - asyncio.get_running_loop().time()
-            if answer.count or answer.gap or epoch is None or left <= 0:
-                return answer
-            after = answer.offset  # nothing matched so far: keep scanning from here
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=left)
+        return await self._live.poll_encoded(epoch, after, wanted, limit, wait_s)
 
 
 class RayHostClient:
@@ -350,12 +343,16 @@ class RouterActor:
 
 @ray.remote(num_cpus=0)
 class CatalogActor:
-    """Keeps the catalog of every entity, pulled from the hosts' durable outboxes."""
+    """Keeps the catalog of every entity: follows the hub's stream from the catalog's own
+    per-host marks (`actors.follower`), catching up from the hosts' durable outboxes."""
 
     def __init__(self, settings_json: str) -> None:
         settings = HubSettings.model_validate_json(settings_json)
         self._catalog = Catalog(settings.data_dir / "catalog", codec=settings.value_codec())
         self._outboxes = RayOutboxes(settings)
+        self._follower = Follower(
+            RayStream(settings.namespace), self._outboxes, self._catalog.marks
+        )
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         # The router starts after us: `RayHubCalls` looks it up on first use.
@@ -363,18 +360,29 @@ class CatalogActor:
 
     async def _follow(self) -> None:
         while True:
-            with contextlib.suppress(Exception):  # a host restarting: the next round catches up
-                await self.sync()
+            try:
+                runs = await self._follower.next(5000, wait_s=1.0)
+                async with self._lock:
+                    for host, rows in runs:
+                        await self._take(host, rows)
+            except Exception:  # a host or the broker restarting: start over from the marks
+                self._follower.reset()
+                await asyncio.sleep(0.2)
+            with contextlib.suppress(Exception):  # the router restarting: the next round retries
                 await self._linker.deliver()
-            await asyncio.sleep(0.2)
+
+    async def _take(self, host: str, rows: list[tuple[int, bytes]]) -> None:
+        items = [(seq, decode_published(body)) for seq, body in rows]
+        await asyncio.to_thread(self._catalog.take, host, items)
 
     async def start(self) -> None:
-        """Follow the hosts' outboxes (and settle link notes) from now on, every 0.2 s."""
+        """Follow the hub's stream (and settle link notes) from now on."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def sync(self) -> dict[str, int]:
-        """Pull every host's outbox up to now; returns the marks."""
+        """Read every host's outbox up to now (what was acked is committed there, maybe not
+        streamed yet); returns the marks."""
         await self.start()
         async with self._lock:
             for name in self._outboxes.hosts():
@@ -382,8 +390,8 @@ class CatalogActor:
                     rows = await self._outboxes.after(name, self._catalog.mark(name), 5000)
                     if not rows:
                         break
-                    items = [(seq, decode_published(body)) for seq, body in rows]
-                    await asyncio.to_thread(self._catalog.take, name, items)
+                    await self._take(name, rows)
+                    self._follower.taken(name, rows[-1][0])
             return self._catalog.marks()
 
     async def query(self, query: Query, fresh: bool = True) -> Page:
@@ -448,6 +456,20 @@ class RayOutboxes:
         return [(int(seq), bytes(body)) for seq, body in rows]
 
 
+class RayStream:
+    """The broker's stream over Ray, every domain (`actors.follower.Stream`); the broker is
+    looked up on first use."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+        self._broker: BrokerHandle | None = None
+
+    async def poll(self, epoch: str | None, after: int, limit: int, wait_s: float) -> EncodedPoll:
+        if self._broker is None:
+            self._broker = BrokerHandle(ray.get_actor(BROKER, namespace=self._namespace))
+        return await self._broker.poll_encoded(epoch, after, EVERYTHING, limit, wait_s)
+
+
 class RayHubCalls:
     """What an adapter asks of the hub, over Ray (`actors.adapter.HubCalls`): the router
     routes and reads, the catalog lists."""
@@ -495,8 +517,9 @@ class AdapterActor:
         module, _, function = factory.partition(":")
         adapter = getattr(importlib.import_module(module), function)(settings.adapter_env)
         store = AdapterStore(settings.data_dir / "adapters" / name, codec=settings.value_codec())
+        calls, outboxes = RayHubCalls(settings.namespace), RayOutboxes(settings)
         self._runner = AdapterRunner(
-            name, adapter, store, RayHubCalls(settings.namespace), RayOutboxes(settings)
+            name, adapter, store, calls, outboxes, RayStream(settings.namespace)
         )
         tune_gc()
         # An async actor's __init__ runs in its event loop: start following right away, and

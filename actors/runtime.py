@@ -32,7 +32,14 @@ from actors.handles import (
     WatcherHandle,
 )
 from actors.host import HostMetrics
-from actors.ray_shell import WATCHER, RayHostClient, RayOutboxes, adapter_name, shard_table_path
+from actors.ray_shell import (
+    WATCHER,
+    RayHostClient,
+    RayOutboxes,
+    RayStream,
+    adapter_name,
+    shard_table_path,
+)
 from actors.ray_start import JoinedRay, RayTempDir
 from actors.reconciler import ReconcileReport
 from actors.router import HostUnavailable, Router
@@ -312,8 +319,12 @@ class Runtime:
     # -- repos and services -------------------------------------------------------------
 
     def outboxes(self) -> RayOutboxes:
-        """The hosts' durable outboxes, as adapters follow them (custom agents' webhooks do)."""
+        """The hosts' durable outboxes (where a follower of the stream catches up)."""
         return RayOutboxes(self.settings)
+
+    def stream(self) -> RayStream:
+        """The hub's stream, every domain (custom agents' webhooks follow it)."""
+        return RayStream(self.settings.namespace)
 
     async def check(self, entity_ids: Sequence[str]) -> builtins.list[Checked]:
         """Read these repos and check these services now; what each found."""

@@ -30,7 +30,13 @@ class AdapterWorld:
     def _runner(self) -> AdapterRunner:
         store = AdapterStore(self.tmp / "adapters" / self.name)
         return AdapterRunner(
-            self.name, self.make_adapter(), store, self.hub, self.hub.outboxes(), backoff_cap_s=0.5
+            self.name,
+            self.make_adapter(),
+            store,
+            self.hub,
+            self.hub.outboxes(),
+            self.hub.stream(),
+            backoff_cap_s=0.5,
         )
 
     def start(self) -> None:

@@ -56,7 +56,9 @@ class World:
         )
         self.adapter = EmailAdapter(config)
         store = AdapterStore(tmp / "adapters" / "email")
-        self.runner = AdapterRunner("email", self.adapter, store, self.hub, self.hub.outboxes())
+        self.runner = AdapterRunner(
+            "email", self.adapter, store, self.hub, self.hub.outboxes(), self.hub.stream()
+        )
 
     async def pump(self) -> None:
         await self.runner.follow_once()

@@ -296,7 +296,7 @@ def test_direct_mode_refuses_off_macos_with_its_reason(tmp_path: Path) -> None:
     async def scenario() -> None:
         hub = LocalHub(MemoryStore(), settings_for(tmp_path), tmp_path / "shards.json")
         store = AdapterStore(tmp_path / "adapters" / "imessage")
-        runner = AdapterRunner("imessage", make(env), store, hub, hub.outboxes())
+        runner = AdapterRunner("imessage", make(env), store, hub, hub.outboxes(), hub.stream())
         try:
             await asyncio.wait_for(runner.connect(), 5)
             status = runner.status()

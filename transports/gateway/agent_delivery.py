@@ -1,8 +1,9 @@
 """Signed webhook delivery to custom agents: one task per webhook agent in the gateway process.
 
-Each task follows every host's durable outbox from the agent's own marks (`AgentStore`, as an
-adapter follows them), keeps the changes in the agent's domains and filters, and POSTs them in
-batches as `{"agentId", "events": [...]}`: each event in the shape /ws sends, with an
+Each task follows the hub's stream from the agent's own per-host marks (`AgentStore`; as an
+adapter does, `actors.follower`: caught up from the hosts' durable outboxes), keeps the
+changes in the agent's domains and filters, and POSTs them in batches as
+`{"agentId", "events": [...]}`: each event in the shape /ws sends, with an
 `eventId` ("<host>:<outbox seq>:<n>") a receiver dedupes on. Delivery is at least once: the
 marks move only after a 2xx, so a batch interrupted by a restart is sent again, never lost.
 A 429 waits its `Retry-After`; any other refusal or an unreachable receiver is retried with
@@ -27,7 +28,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.adapter import Outboxes
+from actors.follower import Follower, Outboxes, Run, Stream
 from hub.agent_store import AgentRecord, AgentStore
 from hub.auth.signing import webhook_headers
 from hub.subscriptions import Filter, Published, decode_published
@@ -41,8 +42,8 @@ class DeliverySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    poll_s: float = Field(0.5, gt=0)  # how often idle agents look for new changes
-    batch: int = Field(100, ge=1)  # outbox entries read per host per batch
+    poll_s: float = Field(0.5, gt=0)  # how long an idle agent waits on the stream
+    batch: int = Field(100, ge=1)  # entries read per batch
     timeout_s: float = Field(10.0, gt=0)  # one POST, connect to last byte
     backoff_s: float = Field(0.5, gt=0)  # the first retry's wait, doubled each failure
     max_backoff_s: float = Field(60.0, gt=0)
@@ -90,6 +91,7 @@ class WebhookAgent:
         record: AgentRecord,
         store: AgentStore,
         outboxes: Outboxes,
+        stream: Stream,
         session: aiohttp.ClientSession,
         settings: DeliverySettings,
         authorized: Callable[[str], bool],
@@ -99,6 +101,7 @@ class WebhookAgent:
         self.url = record.webhook_url
         self.store = store
         self.outboxes = outboxes
+        self._follower = Follower(stream, outboxes, lambda: store.marks(record.agent_id) or {})
         self.session = session
         self.settings = settings
         self.authorized = authorized
@@ -116,7 +119,7 @@ class WebhookAgent:
         backoff = self.settings.backoff_s
         while True:
             try:
-                taken = await self.deliver_once()
+                await self.deliver_once(wait_s=self.settings.poll_s)
                 backoff = self.settings.backoff_s
                 if self.status.state == "failing":  # reading again, nothing left to send
                     self.status = DeliveryStatus(self._healthy)
@@ -127,9 +130,6 @@ class WebhookAgent:
                 self._failing(f"reading the hub's changes failed: {type(error).__name__}", 0)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.max_backoff_s)
-                continue
-            if not taken:
-                await asyncio.sleep(self.settings.poll_s)
 
     async def begin(self) -> dict[str, int]:
         """The agent's marks; a new agent's are the hosts' newest entries (it is told of
@@ -140,14 +140,22 @@ class WebhookAgent:
             marks = self.store.begin(self.record.agent_id, heads)
         return marks
 
-    async def deliver_once(self) -> int:
-        """Read the next batch after the marks, deliver what the agent wants, then move the
-        marks; how many outbox entries were taken (0: nothing new)."""
+    async def deliver_once(self, wait_s: float = 0.0) -> int:
+        """Read the next batch after the marks (waiting up to `wait_s` for one), deliver what
+        the agent wants, then move the marks; how many entries were taken (0: nothing new)."""
         marks = await self.begin()
+        try:
+            runs = await self._follower.next(self.settings.batch, wait_s)
+            return await self._deliver(marks, runs)
+        except BaseException:
+            self._follower.reset()  # what was not acknowledged comes again
+            raise
+
+    async def _deliver(self, marks: dict[str, int], runs: list[Run]) -> int:
         moved: dict[str, int] = {}
         per_host: list[list[dict[str, Any]]] = []
-        for host in self.outboxes.hosts():
-            rows = await self.outboxes.after(host, marks.get(host, 0), self.settings.batch)
+        for host, rows in runs:
+            rows = [(seq, body) for seq, body in rows if seq > marks.get(host, 0)]
             if not rows:
                 continue
             moved[host] = rows[-1][0]
@@ -223,11 +231,13 @@ class AgentDeliveries:
         self,
         store: AgentStore,
         outboxes: Outboxes,
+        stream: Stream,
         settings: DeliverySettings,
         authorized: Callable[[str], bool],
     ) -> None:
         self.store = store
         self.outboxes = outboxes
+        self.stream = stream
         self.settings = settings
         self.authorized = authorized
         self._session: aiohttp.ClientSession | None = None
@@ -251,7 +261,13 @@ class AgentDeliveries:
         if record.webhook_url is None or self._session is None:
             return
         agent = WebhookAgent(
-            record, self.store, self.outboxes, self._session, self.settings, self.authorized
+            record,
+            self.store,
+            self.outboxes,
+            self.stream,
+            self._session,
+            self.settings,
+            self.authorized,
         )
         await agent.begin()
         task = asyncio.create_task(agent.run(), name=f"agent-{record.agent_id}")

@@ -250,7 +250,7 @@ def add_agent_routes(
     delivery: DeliverySettings | None = None,
 ) -> None:
     """The agents' routes, their store (beside the tokens, <data dir>/auth) and their webhook
-    deliveries, which follow the hosts' outboxes (`Hub.outboxes`)."""
+    deliveries, which follow the hub's stream (`Hub.stream`, caught up from `Hub.outboxes`)."""
     store = AgentStore(app[AUTH].tokens.environment, settings.value_codec())
     app[AGENTS] = store
     outboxes = hub.outboxes()
@@ -258,7 +258,9 @@ def add_agent_routes(
     def authorized(principal: str) -> bool:
         return app[AUTH].tokens.usable(principal)
 
-    deliveries = AgentDeliveries(store, outboxes, delivery or DeliverySettings(), authorized)
+    deliveries = AgentDeliveries(
+        store, outboxes, hub.stream(), delivery or DeliverySettings(), authorized
+    )
     app[DELIVERIES] = deliveries
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import JsonValue
 
-from actors.adapter import Answer, Outboxes, SyncReport
+from actors.adapter import Answer, SyncReport
+from actors.follower import Outboxes, Stream
 from actors.reconciler import ReconcileReport
 from actors.watcher import Checked
 from hub.adapters import AdapterStatus, Inbound
@@ -86,7 +87,11 @@ class Hub(Protocol):
     async def watched(self) -> list[Checked]: ...
 
     def outboxes(self) -> Outboxes:
-        """The hosts' durable outboxes (custom agents' webhooks follow them)."""
+        """The hosts' durable outboxes (where a follower of the stream catches up)."""
+        ...
+
+    def stream(self) -> Stream:
+        """The hub's stream, every domain (custom agents' webhooks follow it)."""
         ...
 
 
