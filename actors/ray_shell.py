@@ -63,6 +63,8 @@ from hub.store import LmdbStore
 from hub.subscriptions import Filter, Published, decode_published
 
 BROKER = "broker"
+CATALOG_LINGER_S = 0.1  # how long the catalog lets changes gather after taking some (or
+# waits after a failed round)
 ROUTER = "router-{}"
 SHARD_TABLE = "shards.json"
 _UNAVAILABLE = (RayActorError, ActorDiedError, ActorUnavailableError)
@@ -360,16 +362,18 @@ class CatalogActor:
 
     async def _follow(self) -> None:
         while True:
+            wait = CATALOG_LINGER_S  # after taking some, let more gather: fewer, larger polls
             try:
                 runs = await self._follower.next(5000, wait_s=1.0)
                 async with self._lock:
                     for host, rows in runs:
                         await self._take(host, rows)
+                wait = CATALOG_LINGER_S if runs else 0.0
             except Exception:  # a host or the broker restarting: start over from the marks
                 self._follower.reset()
-                await asyncio.sleep(0.2)
             with contextlib.suppress(Exception):  # the router restarting: the next round retries
                 await self._linker.deliver()
+            await asyncio.sleep(wait)
 
     async def _take(self, host: str, rows: list[tuple[int, bytes]]) -> None:
         items = [(seq, decode_published(body)) for seq, body in rows]
