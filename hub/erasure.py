@@ -19,7 +19,7 @@ hub stopped); with encryption at rest they are ciphertext meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from hub.auth.scope import own_members
@@ -106,7 +106,7 @@ def erase_publication(
     """A publication without the principal: emptied if its entity is erased whole, else with
     the principal's ChittyID replaced wherever it appears."""
     if item.entity_id in whole:
-        item = replace(item, entity={}, changed=(), conflicts=(), data=None, resolved_conflicts=())
+        item = item._replace(entity={}, changed=(), conflicts=(), data=None, resolved_conflicts=())
     scrubbed = scrub_bytes(encode_published(item), principal, pseudonym)
     return item if scrubbed is None else decode_published(scrubbed, item.offset)
 
