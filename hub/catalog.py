@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lmdb
 import msgpack
@@ -115,6 +115,9 @@ class Catalog:
         self._rows = self._env.open_db(b"rows")
         self._marks = self._env.open_db(b"marks")
         self._links = self._env.open_db(b"links")
+        # What `take` reads of a row it replaces, remembered from the rows it wrote (or read)
+        # so a hot entity's row is not read and decrypted again: key -> (seq, project, deleted).
+        self._known: dict[bytes, _Known] = {}
 
     def close(self) -> None:
         self._env.close()
@@ -129,6 +132,7 @@ class Catalog:
         old bytes are simply replaced (`hub.store.rekey.compact` clears them from the file).
         """
         changed = 0
+        self._known.clear()  # a rewritten row may name another project
         with self._env.begin(write=True, db=self._rows) as txn:
             updates: list[tuple[bytes, bytes]] = []
             for key, raw in txn.cursor():
@@ -157,7 +161,9 @@ class Catalog:
         with self._env.begin(write=True, db=self._rows) as txn:
             for entity_id in entity_ids:
                 for domain in SyncDomain:
-                    if txn.delete(_key(domain, entity_id)):
+                    key = _key(domain, entity_id)
+                    self._known.pop(key, None)
+                    if txn.delete(key):
                         dropped += 1
         return dropped
 
@@ -181,21 +187,28 @@ class Catalog:
         fresh = [(seq, item) for seq, item in items if seq > mark]
         if not fresh:
             return mark
+        known: dict[bytes, _Known] = {}  # remembered once the transaction commits
         with self._env.begin(write=True) as txn:
             for _, item in fresh:
                 if item.kind in RELAYED:  # an event or command: no state to keep
                     continue
                 key = _key(item.domain, item.entity_id)
-                current = txn.get(key, db=self._rows)
-                old = self._row(current) if current is not None else None
-                if old is not None and old["seq"] >= item.seq:
+                old = known.get(key) or self._known.get(key)
+                if old is None:
+                    current = txn.get(key, db=self._rows)
+                    old = _known(self._row(current)) if current is not None else None
+                if old is not None and old.seq >= item.seq:
                     continue  # an older change of an entity that moved between hosts
                 txn.put(key, self._codec.encode(_encode_row(item)), db=self._rows)
                 for index, (project, add) in enumerate(_session_links(old, item)):
                     link = self._codec.encode(msgpack.packb((project, item.entity_id, add)))
                     txn.put(_link_key(item, index), link, db=self._links)
+                known[key] = _Known(item.seq, item.project_id, item.kind == "deleted")
             mark = fresh[-1][0]
             txn.put(host.encode(), str(mark).encode(), db=self._marks)
+        if len(self._known) + len(known) > _KNOWN_MOST:
+            self._known.clear()
+        self._known.update(known)
         return mark
 
     def links(self, limit: int = 500) -> list[Link]:
@@ -307,12 +320,27 @@ def _visible(
     return chitty_id in members(row["domain"], row["entity"], parent)
 
 
-def _session_links(old: Mapping[str, Any] | None, item: Published) -> list[tuple[str, bool]]:
+class _Known(NamedTuple):
+    """What `Catalog.take` needs of the row it replaces."""
+
+    seq: int
+    project: str | None
+    deleted: bool
+
+
+_KNOWN_MOST = 200_000  # rows remembered (about 100 bytes each) before the memo starts over
+
+
+def _known(row: Mapping[str, Any]) -> _Known:
+    return _Known(row["seq"], row["project"], row["deleted"])
+
+
+def _session_links(old: _Known | None, item: Published) -> list[tuple[str, bool]]:
     """What a session's change owes projects: leave the one it named, join the one it names
     (a deleted session belongs to none)."""
     if item.domain is not SyncDomain.SESSIONS:
         return []
-    before = old["project"] if old is not None and not old["deleted"] else None
+    before = old.project if old is not None and not old.deleted else None
     after = item.project_id if item.kind != "deleted" else None
     if before == after:
         return []

@@ -107,6 +107,22 @@ def test_open_conflicts_are_listed_across_entities(catalog: Catalog) -> None:
     ]
 
 
+def test_what_take_remembers_of_rows_agrees_with_the_rows(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c")
+    catalog.take("h1", [(1, published(1, seq=5, content="five"))])
+    unstorable = published(2)._replace(entity={"content": object()})
+    with pytest.raises(TypeError):  # the whole take fails: nothing of it is stored
+        catalog.take("h1", [(2, published(1, seq=9, content="nine")), (3, unstorable)])
+    catalog.take("h2", [(1, published(1, seq=6, content="six"))])  # newer than what is stored
+    row = catalog.get(SyncDomain.TODOS, "CHITTY-TODO-0001")
+    assert row is not None and row.entity["content"] == "six"
+    catalog.close()
+    reopened = Catalog(tmp_path / "c")  # reads the row it replaces instead
+    reopened.take("h3", [(1, published(1, seq=4, content="four"))])
+    row = reopened.get(SyncDomain.TODOS, "CHITTY-TODO-0001")
+    assert row is not None and row.entity["content"] == "six"
+
+
 def test_the_catalog_survives_a_reopen(tmp_path: Path) -> None:
     first = Catalog(tmp_path / "c")
     first.take("h", [(1, published(1))])
