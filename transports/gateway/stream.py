@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from actors.broker import Poll
+from actors.broker import EVERYTHING, Poll
 from hub.subscriptions import Filter, Published
 from transports.gateway.ws_frames import Gap, GapReason, ResumeAt, Subscribed
 from transports.gateway.ws_outbox import Delivery, Outbox
 
 log = logging.getLogger(__name__)
-
-EVERYTHING = Filter()
 
 
 class Stream(Protocol):
