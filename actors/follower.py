@@ -103,8 +103,8 @@ class Follower:
         """The host's outbox entries after `mark` and before `seq`."""
         rows: list[tuple[int, bytes]] = []
         while mark < seq - 1:
-            got = [row for row in await self._outboxes.after(host, mark, seq - 1 - mark)]
-            got = [row for row in got if row[0] < seq]
+            ask = await self._outboxes.after(host, mark, seq - 1 - mark)
+            got = [row for row in ask if row[0] < seq]
             if not got:
                 raise LookupError(f"host {host}'s outbox has no entries {mark + 1}..{seq - 1}")
             rows += got

@@ -80,6 +80,14 @@ async def drain(follower: Follower, ledger: Ledger) -> None:
         pass
 
 
+async def following(hub: LocalHub) -> tuple[Ledger, Follower]:
+    """A new consumer of the hub's stream, caught up with what it committed so far."""
+    ledger = Ledger()
+    follower = Follower(hub.stream(), hub.outboxes(), lambda: ledger.marks)
+    await drain(follower, ledger)
+    return ledger, follower
+
+
 def publish(broker: Broker, hub: LocalHub, skip: tuple[str, int]) -> None:
     """Feed `broker` every host's committed entries over the wire, but the one `skip` names."""
     for name, host in hub.hosts.items():
@@ -91,9 +99,7 @@ def publish(broker: Broker, hub: LocalHub, skip: tuple[str, int]) -> None:
 @in_hub()
 async def test_it_catches_up_from_the_outboxes_then_follows_the_stream(hub: LocalHub) -> None:
     before = await write(hub, 20)
-    ledger = Ledger()
-    follower = Follower(hub.stream(), hub.outboxes(), lambda: ledger.marks)
-    await drain(follower, ledger)
+    ledger, follower = await following(hub)
     assert sorted(ledger.taken) == sorted(before)
     assert follower.caught_up == 20  # read from the outboxes: the stream began later
 
@@ -151,9 +157,7 @@ async def test_a_new_epoch_is_a_gap_caught_up_from_the_outboxes(hub: LocalHub) -
 
 @in_hub(stream_retention=10)
 async def test_falling_behind_what_the_stream_retains_is_a_gap(hub: LocalHub) -> None:
-    ledger = Ledger()
-    follower = Follower(hub.stream(), hub.outboxes(), lambda: ledger.marks)
-    await drain(follower, ledger)
+    ledger, follower = await following(hub)
     written = await write(hub, 40)  # far more than the stream keeps
     await drain(follower, ledger)
     assert sorted(ledger.taken) == sorted(written)
@@ -161,9 +165,7 @@ async def test_falling_behind_what_the_stream_retains_is_a_gap(hub: LocalHub) ->
 
 @in_hub()
 async def test_after_reset_what_was_not_taken_comes_again(hub: LocalHub) -> None:
-    ledger = Ledger()
-    follower = Follower(hub.stream(), hub.outboxes(), lambda: ledger.marks)
-    await drain(follower, ledger)
+    ledger, follower = await following(hub)
     written = await write(hub, 6)
     lost = await follower.next(wait_s=0)  # the consumer failed before taking these
     assert sum(len(rows) for _, rows in lost) == 6
@@ -174,9 +176,7 @@ async def test_after_reset_what_was_not_taken_comes_again(hub: LocalHub) -> None
 
 @in_hub()
 async def test_what_the_consumer_read_itself_is_not_read_again(hub: LocalHub) -> None:
-    ledger = Ledger()
-    follower = Follower(hub.stream(), hub.outboxes(), lambda: ledger.marks)
-    await drain(follower, ledger)
+    ledger, follower = await following(hub)
     written = await write(hub, 6)
     outboxes = hub.outboxes()
     for host in outboxes.hosts():  # a read-your-writes query catches up on its own
