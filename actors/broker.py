@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import msgpack
 
+from hub.record import record
 from hub.subscriptions import Filter, Published, decode_published, encode_published
 
 Keys = tuple[str, str, str | None, str | None, str | None, str]
@@ -38,7 +38,7 @@ EncodedItem = tuple[int, Keys, bytes]
 """One outbox entry on the wire: (outbox seq, filter keys, `encode_published` bytes)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Poll:
     """What a poll returns: matching events, where to poll from next, and whether some were lost."""
 

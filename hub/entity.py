@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -25,6 +25,7 @@ from hub.message import Delta, Message
 from hub.models.base import Policy
 from hub.models.conflict import ConflictResolution, ConflictVersion, Resolution
 from hub.protocol import SyncMessage
+from hub.record import record
 
 FieldState = CausalLWW[str] | MVRegister[str] | ORSet[str] | TextField
 _DATA = "payload.entity.data"
@@ -57,7 +58,7 @@ class EventKind(StrEnum):
     DELETED = "deleted"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntityState:
     """One entity: per-field CRDT state, its vector clock and its open conflicts.
 
@@ -82,7 +83,7 @@ class EntityState:
     nested: dict[str, JsonValue] | None = field(default=None, init=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     """What one applied message did; replaying `message` through `apply` redoes it."""
 
@@ -117,7 +118,7 @@ def iso(ms: int) -> JsonValue:
     return moment.isoformat()[:-6] + "Z"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Write:
     """The causal facts of the message being applied."""
 
@@ -606,7 +607,7 @@ def materialize(state: EntityState) -> BaseModel:
     return DOMAINS[state.domain].model.model_validate(view(state))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntityView:
     """An entity as readers see it: wire view, log position, clock, open conflicts."""
 

@@ -7,7 +7,7 @@ then ships a single `bytes` object instead of pickling dataclasses one field at 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import JsonValue
 
 from hub.codec import encode_msgpack, to_wire
 from hub.protocol import SyncMessage
+from hub.record import record
 
 IDEMPOTENCY_PREFIX = "idem-"
 """Message ids a client's idempotency key made (`idem-` + a digest of principal, method, path
@@ -48,7 +49,7 @@ class Status(StrEnum):
     CORRUPT = "corrupt"  # the entity's stored data fails its integrity check: not served
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Envelope:
     """A validated sync message with the routing facts pulled out; `body` is its msgpack."""
 
@@ -121,7 +122,7 @@ def unpack_envelopes(data: bytes) -> list[Envelope]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """The answer to one envelope; `seq` is the entity's durable log position when applied."""
 

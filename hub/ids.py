@@ -6,12 +6,13 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
+
+from hub.record import record
 
 
 class Kind(StrEnum):
@@ -42,7 +43,7 @@ class InvalidChittyId(ValueError):
     """A string that is not a well-formed ChittyID (or not of the expected kind)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChittyId:
     """A parsed ChittyID."""
 

@@ -13,7 +13,6 @@ What `decode` cannot read (not msgpack, a part missing or of the wrong type) is 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +23,13 @@ from hub.clocks.vector import VectorClock
 from hub.codec import DecodeError, to_wire
 from hub.domains import SyncDomain
 from hub.protocol import SyncMessage
+from hub.record import record
 
 WRITES = frozenset({"state_update", "state_snapshot"})
 """Message types that change an entity's state."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delta:
     """A message's incremental change: set elements to add or remove, Y updates by path."""
 
@@ -38,7 +38,7 @@ class Delta:
     y_updates: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     """A validated sync message, lean: what `apply`, events and publications read of it, and
     `body`, its canonical msgpack (what is stored and forwarded, never encoded again)."""

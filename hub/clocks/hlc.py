@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from hub.record import record
 
 
 class ClockDriftError(ValueError):
     """A remote timestamp is further ahead of our physical clock than we accept."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@record(order=True)
 class HybridTimestamp:
     """Totally ordered by (wall_ms, logical, node): a happened-before respecting LWW stamp."""
 

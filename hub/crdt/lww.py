@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import reduce
 from typing import Generic, TypeVar
 
 from hub.clocks.hlc import HybridTimestamp
 from hub.clocks.vector import VectorClock
 from hub.crdt.mvregister import MVRegister
+from hub.record import record
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)  # no slots: they break `LWWRegister[T]()` on Python 3.11
+@record(slots=False)  # no slots: they break `LWWRegister[T]()` on Python 3.11
 class LWWRegister(Generic[T]):
     """A value stamped with the hybrid timestamp of its write."""
 
@@ -35,7 +36,7 @@ class LWWRegister(Generic[T]):
 H = TypeVar("H", bound=Hashable)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class CausalLWW(Generic[H]):
     """LWW that respects causality: a write replaces every write its vector clock has seen,
     whatever the wall clocks say; among concurrent writes the highest stamp wins.

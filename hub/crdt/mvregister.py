@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 from functools import reduce
 from typing import Generic, TypeVar
 
 from hub.clocks.vector import VectorClock
+from hub.record import record
 
 T = TypeVar("T", bound=Hashable)
 
 
-@dataclass(frozen=True)  # no slots: they break `MVRegister[T]()` on Python 3.11
+@record(slots=False)  # no slots: they break `MVRegister[T]()` on Python 3.11
 class MVRegister(Generic[T]):
     """The set of (value, clock) writes that no other write causally supersedes."""
 

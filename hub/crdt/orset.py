@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from hub.clocks.vector import VectorClock
+from hub.record import record
 
 T = TypeVar("T", bound=Hashable)
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@record(order=True)
 class Tag:
     """The unique identity of one write: the writing node's counter, plus when (for ordering)."""
 
@@ -24,7 +24,7 @@ class Tag:
         return clock.get_count(self.node) >= self.counter
 
 
-@dataclass(frozen=True)  # no slots: they break `ORSet[T]()` on Python 3.11
+@record(slots=False)  # no slots: they break `ORSet[T]()` on Python 3.11
 class ORSet(Generic[T]):
     """Tagged adds, and the removes that cancelled them; present while one add is live."""
 

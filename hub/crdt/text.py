@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Text, TransactionEvent
 
 from hub.clocks.vector import VectorClock
+from hub.record import record
 
 _ROOT = "text"
 
@@ -38,7 +38,7 @@ def _doc(update: bytes, client_id: int | None = None) -> tuple[Doc[Any], Text]:
     return doc, doc.get(_ROOT, type=Text)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TextEdit:
     """One write's change to a text field: its writer's dot, a key naming it, its Y update.
 
@@ -73,7 +73,7 @@ def _union(*groups: tuple[TextEdit, ...]) -> tuple[TextEdit, ...]:
     return tuple(edits)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TextField:
     """The whole Y document of one text field, encoded as an update, and the edits that made it.
 

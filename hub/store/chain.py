@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from hashlib import sha256
 from typing import NamedTuple, Protocol
 
+from hub.record import record
 from hub.store.errors import CorruptValueError, SnapshotMismatchError, TimestampOrderError
 from hub.store.layout import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, entity_key_prefix
 from hub.store.records import (
@@ -78,7 +78,7 @@ class ChainHead(NamedTuple):
 GENESIS = ChainHead(0, GENESIS_CHECKSUM, MIN_TIMESTAMP_MS)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlannedBatch:
     """The stored form of a batch plus, per entity, its key prefix and new head."""
 

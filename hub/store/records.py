@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from hashlib import sha256
 
+from hub.record import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class NewEvent:
     """An event to append: the store assigns its sequence number and checksum."""
 
@@ -16,7 +17,7 @@ class NewEvent:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredEvent:
     """An event in an entity's log: `seq` is 1-based and gap-free, `checksum` chains to seq-1."""
 
@@ -37,7 +38,7 @@ class StoredEvent:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RedactedEvent(StoredEvent):
     """An event whose body was rewritten (erasure): the chain still covers the original.
 
@@ -63,7 +64,7 @@ class RedactedEvent(StoredEvent):
         return not self.body
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Snapshot:
     """An entity's encoded state after event `seq`; `checksum` is that event's checksum."""
 
@@ -74,7 +75,7 @@ class Snapshot:
     checksum: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NewSnapshot:
     """An entity's encoded state after its last event of the batch that carries it
     (`append_batch`): stored as that event's snapshot, with its timestamp and checksum."""
@@ -84,7 +85,7 @@ class NewSnapshot:
     state: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DedupeEntry:
     """The outcome of a processed message, remembered so a retry is applied at most once."""
 
@@ -107,7 +108,7 @@ class CorruptionKind(StrEnum):
     HEAD_MISMATCH = "head_mismatch"  # the last event is not the head recorded with it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Corruption:
     """One damaged record: the database, the entity and sequence (when known) and why."""
 
@@ -118,7 +119,7 @@ class Corruption:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VerifyReport:
     """The result of walking every chain, snapshot and dedupe entry of a store."""
 
@@ -134,7 +135,7 @@ class VerifyReport:
         return not self.corruptions
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntityCheck:
     """One entity checked as it loads: its last event (seq 0: none) and what is damaged."""
 

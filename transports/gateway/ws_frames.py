@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar, get_args
@@ -23,6 +23,7 @@ from hub.envelope import Outcome
 from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, SessionId, parse
 from hub.models.base import WireModel
 from hub.protocol import MessageIdStr, SyncMessage, SyncMessageType, SyncPayload, Target
+from hub.record import record
 from hub.subscriptions import RELAYED, Filter, Published
 from transports.gateway.json_body import JsonRefused, loads
 
@@ -102,7 +103,7 @@ class ShortUpdate(WireModel):
     target: Target | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Write:
     """A state update ready to submit; `short` says error fields use the short form's names."""
 
@@ -111,7 +112,7 @@ class Write:
     index: int | None = None  # position in a batch
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FrameError:
     """A refused frame (or a write the hub refused), answered as an `error` frame."""
 
@@ -136,7 +137,7 @@ class FrameError:
         return wire
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Batch:
     """Several state updates submitted together and answered per frame, in order."""
 
@@ -191,7 +192,7 @@ class ShortRelay(WireModel):
     id: MessageIdStr | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Read:
     """A `state_request` (the state of `entity_id`) or a `query` (a page of `domain`'s
     entities matching `filters`), answered to the asker alone."""
@@ -208,7 +209,7 @@ class Read:
         return self.filters is not None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Run:
     """A command the hub runs itself (`hub.commands`), answered to the asker."""
 
@@ -218,7 +219,7 @@ class Run:
     command: CommandCall
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Noted:
     """A client's `ack`: what it has seen of the stream is its own to keep (it resumes from
     an offset); nothing to answer."""
@@ -229,7 +230,7 @@ class Noted:
 ClientFrame = Subscribe | Unsubscribe | Ping | Write | Batch | FrameError | Read | Run | Noted
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Origin:
     """Who writes on a connection, and where its messages get ids and timestamps."""
 
@@ -594,7 +595,7 @@ class GapReason(StrEnum):
     UNAVAILABLE = "unavailable"  # the hub failed to serve the catch-up: ended, resume it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Subscribed:
     """A subscription is open; its stream stands at (`epoch`, `offset`)."""
 
@@ -611,7 +612,7 @@ class Subscribed:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unsubscribed:
     subscription: str
 
@@ -619,7 +620,7 @@ class Unsubscribed:
         return {"type": "unsubscribed", "subscription": self.subscription}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Gap:
     """Events before `offset` may be missing; `offset` is where the subscription now stands.
 
@@ -649,7 +650,7 @@ class Gap:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ack:
     """A write is durable (`applied`, or `duplicate`: committed by an earlier delivery)."""
 
@@ -688,7 +689,7 @@ class Ack:
         return wire
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pong:
     """The hub's heartbeat: the stream's epoch and head offset as this gateway follows it."""
 
@@ -703,7 +704,7 @@ class Pong:
         return wire
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Acks:
     """The answers to one batch frame as one frame, in the batch's order (a connection opened
     with `acks=batch`): each item is the `ack` or `error` frame it would otherwise get alone."""
@@ -714,7 +715,7 @@ class Acks:
         return {"type": "acks", "items": [item.to_wire() for item in self.items]}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     """What a `state_request`, `query` or hub-run `command` asked for, to the asker alone:
     a `state_snapshot`, `query_result` or `command_result` frame."""

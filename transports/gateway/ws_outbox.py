@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from dataclasses import dataclass
 
+from hub.record import record
 from hub.subscriptions import Published
 from transports.gateway.ws_frames import ServerFrame, Wire, encode, stream_wires
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivery:
     """A committed change on its way to one subscription."""
 
