@@ -55,19 +55,19 @@ def _too_deep() -> JsonRefused:
 
 
 def _deeper_than_limit(value: object) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: list[object] = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > MAX_JSON_DEPTH:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+    """Whether arrays and objects nest more than `MAX_JSON_DEPTH` deep: walked a level at a
+    time, keeping only the containers of each (a batch of writes is mostly strings)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _surrogate_at(value: object, path: str) -> str | None:
