@@ -7,6 +7,7 @@ messages are routed across them, and removing a node re-hosts its shards. Prints
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import sys
 import tempfile
@@ -23,13 +24,23 @@ from hub.settings import HubSettings
 from hub.store import generate_key
 from tests.messages import create_todo, sync_message
 
+WATCHDOG_S = 240  # under the test's own limit, so a hang prints every thread's stack
+
+
+def step(what: str) -> None:
+    """Say on stderr what the scenario does now (the test shows it when the scenario fails)."""
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
 
 def main() -> None:
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    step("starting three raylets")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="cluster-test", log_to_driver=False)
     data = Path(tempfile.mkdtemp())
+    step("starting the hub")
     runtime = Runtime.start(
         HubSettings(
             data_dir=data,
@@ -44,6 +55,7 @@ def main() -> None:
     try:
         nodes = {name: ray.get(h.node()) for name, h in runtime.hosts.items()}
         result["host_nodes"] = len(set(nodes.values()))
+        step("creating todos")
         ids = IdGenerator("cluster", now_ms=lambda: time.time_ns() // 1_000_000)
         todos = [ids.new(Kind.TODO) for _ in range(120)]
         created = asyncio.run(
@@ -57,7 +69,9 @@ def main() -> None:
         # Remove a worker node that carries a host.
         worker_ids = {w.node_id: w for w in workers}
         victim_host, victim_node = next((h, n) for h, n in nodes.items() if n in worker_ids)
+        step("removing a node")
         cluster.remove_node(worker_ids[victim_node])
+        step("updating the moved todos")
         moved = [t for t in todos if runtime.table.host_of(t) == victim_host]
         started = time.monotonic()
         updated = asyncio.run(
@@ -74,6 +88,7 @@ def main() -> None:
         result["victim_new_node_differs"] = (
             ray.get(runtime.hosts[victim_host].node()) != victim_node
         )
+        step("reading them back")
         views = [asyncio.run(runtime.get(t)) for t in moved]
         result["state_intact"] = all(
             v is not None
@@ -82,9 +97,12 @@ def main() -> None:
             for t, v in zip(moved, views, strict=True)
         )
     finally:
+        step("stopping the hub")
         runtime.shutdown()
         ray.shutdown()
+        step("stopping the raylets")
         cluster.shutdown()
+        step("done")
     print(json.dumps(result))
     sys.stdout.flush()
 

@@ -13,16 +13,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # the scenario's watchdog (240 s) prints its stacks before this
 def test_hosts_spread_route_across_nodes_and_survive_a_node_removal() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tests.actors.cluster_scenario"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["host_nodes"] >= 2  # hosts spread over nodes
     assert result["created"] == 120 and result["hosts_used"] == 3  # routed to every host
