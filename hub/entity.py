@@ -291,6 +291,7 @@ def _write(
     fixed: dict[str, JsonValue] = {}  # set once, at creation: shared from then on
     fields: dict[str, FieldState] = dict(state.fields)
     written: set[str] = set()
+    shown: dict[str, JsonValue] = {}  # visible values known without reading the registers
     for path, value in leaves.items():
         policy = table.fields[path].policy
         if policy is Policy.FIXED:
@@ -299,8 +300,10 @@ def _write(
             elif value != state.fixed.get(path):
                 raise RejectedMessage(f"{_DATA}.{path}", "is fixed when the entity is created")
         elif policy not in (Policy.CREATED, Policy.MODIFIED):
-            fields[path] = _merge_field(policy, fields.get(path), value, write)
+            merged = fields[path] = _merge_field(policy, fields.get(path), value, write)
             written.add(path)
+            if type(value) in _SCALARS and _only_this_write(merged, write):
+                shown[path] = value
     if message.delta is not None:
         written.update(_apply_delta(table, message.delta, write, fields))
     # Only the fields this message wrote (and the hub's own time fields) can have changed.
@@ -323,7 +326,7 @@ def _write(
     if touched is None:
         changed = tuple(sorted(table.fields))
     else:
-        changed = _carry(table, state, new, [*touched, *_modified_paths(table)])
+        changed = _carry(table, state, new, [*touched, *_modified_paths(table)], shown)
     event = Event(new.entity_id, spec.domain, kind, message, new.clock, changed, opened, resolved)
     return ApplyResult(new, (event,), conflicts)
 
@@ -442,6 +445,8 @@ def _conflicts(
     """Open, widen or close the conflict record of every multi-value field (of the `touched`
     ones only, when given: a register the message did not write is unchanged, so is its
     record)."""
+    if touched is not None and touched.isdisjoint(_mv_paths(table)):
+        return previous_conflicts, (), (), ()  # no register that can conflict was written
     open_now = dict(previous_conflicts)
     changed: list[ConflictResolution] = []
     resolved: list[str] = []
@@ -479,6 +484,19 @@ def _conflicts(
         open_now[path] = record
         changed.append(record)
     return open_now, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
+
+
+# Values whose canonical text reads back as the value itself (`json.loads(canonical(v)) == v`).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _only_this_write(merged: FieldState, write: _Write) -> bool:
+    """Whether `merged` is an LWW register holding the write just made and nothing else (its
+    clock is that write's very object), so its visible value is the value written."""
+    if not isinstance(merged, CausalLWW):
+        return False
+    entries = merged.versions.entries
+    return len(entries) == 1 and next(iter(entries))[1] is write.clock
 
 
 def _visible(spec: FieldSpec, state: EntityState) -> JsonValue:
@@ -540,16 +558,20 @@ def wire(state: EntityState) -> Mapping[str, JsonValue]:
 
 
 def _carry(
-    table: PolicyTable, old: EntityState, new: EntityState, touched: list[str] | tuple[str, ...]
+    table: PolicyTable,
+    old: EntityState,
+    new: EntityState,
+    touched: list[str] | tuple[str, ...],
+    shown: Mapping[str, JsonValue] | None = None,
 ) -> tuple[str, ...]:
     """Give `new` the wire object of `old` with the `touched` paths recomputed (every other
-    field state is the very object `old` had, so its value is too); return the paths whose
-    visible value changed, sorted."""
+    field state is the very object `old` had, so its value is too; `shown` holds visible values
+    already known); return the paths whose visible value changed, sorted."""
     before = _nested(table, old)
     nested = dict(before)
     changed = []
     for path in touched:
-        value = _visible(table.fields[path], new)
+        value = shown[path] if shown and path in shown else _visible(table.fields[path], new)
         if value != _leaf(before, path):
             changed.append(path)
             _put(nested, path, value)

@@ -34,9 +34,14 @@ class FieldSpec:
         return dumped
 
 
+# What `json.dumps(value, sort_keys=True, separators=(",", ":"))` makes, without building
+# an encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical(value: JsonValue) -> str:
     """A stable text form of a JSON value: the identity of set elements and MV values."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def _unwrap_model(annotation: Any) -> type[BaseModel] | None:

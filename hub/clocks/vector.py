@@ -88,7 +88,8 @@ class VectorClock(Mapping[str, int]):
         """The least clock that is at or after both (entry-wise maximum)."""
         merged = dict(self._entries)
         grown = False
-        for node, count in other.items():
+        theirs = other._entries if isinstance(other, VectorClock) else other
+        for node, count in theirs.items():
             if count > merged.get(node, 0):
                 grown = grown or node not in merged
                 merged[node] = count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from hub.entity import (
     view,
     view_uncached,
 )
-from hub.fields import policy_table
+from hub.fields import canonical, policy_table
 from hub.replay import decode_state, encode_state
 
 TODO_ID = "CHITTY-TODO-1"
@@ -165,3 +166,16 @@ def test_increment_and_merge_build_what_the_checked_constructor_builds(
 def test_increment_past_the_counter_range_is_still_refused() -> None:
     with pytest.raises(ValueError, match="from 0 to"):
         VectorClock({"a": 2**63 - 1}).increment("a")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_canonical_is_the_sorted_compact_json_dump(value: Any) -> None:
+    """`canonical` keeps one encoder instead of building one per call: the same text."""
+    assert canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
