@@ -51,6 +51,7 @@ from hub.entity import EntityView
 from hub.envelope import Envelope, Outcome
 from hub.erasure import Erased
 from hub.ids import IdGenerator, Kind
+from hub.message import Message
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from hub.shards import ShardTable
@@ -144,7 +145,7 @@ class Runtime:
     # -- messages ---------------------------------------------------------------------------
 
     async def submit(
-        self, messages: Sequence[SyncMessage], with_entity: bool = False
+        self, messages: Sequence[SyncMessage | Message], with_entity: bool = False
     ) -> list[Outcome]:
         """Route messages through the router; every `applied` outcome is durable.
 

@@ -15,6 +15,7 @@ import msgpack
 from pydantic import JsonValue
 
 from hub.codec import encode_msgpack, to_wire
+from hub.message import Message
 from hub.protocol import SyncMessage
 from hub.record import record
 
@@ -23,10 +24,14 @@ IDEMPOTENCY_PREFIX = "idem-"
 and key): a retry carries the same id, and its body must be the first one's."""
 
 
-def request_fingerprint(message: SyncMessage) -> str:
+def request_fingerprint(message: SyncMessage | Message) -> str:
     """A digest of what a message asks (type, payload, target, clock), not of when it was
     sent: two sends of one request have the same; a key reused for another has not."""
-    wire = to_wire(message)
+    wire: dict[str, Any] = (
+        msgpack.unpackb(message.body, raw=False)
+        if isinstance(message, Message)
+        else to_wire(message)
+    )
     wire.pop("id", None)
     metadata = dict(wire.get("metadata") or {})
     metadata.pop("timestamp", None)
@@ -63,10 +68,26 @@ class Envelope:
     fingerprint: str = ""  # of an idempotency-keyed request (`request_fingerprint`), else ""
 
     @classmethod
-    def of(cls, message: SyncMessage, depth: int = 0, with_entity: bool = False) -> Envelope:
+    def of(
+        cls, message: SyncMessage | Message, depth: int = 0, with_entity: bool = False
+    ) -> Envelope:
+        """The envelope of a validated message, in either form: a lean one carries its
+        canonical encoding already (`hub.message.canonical_write`)."""
+        keyed = message.id.startswith(IDEMPOTENCY_PREFIX)
+        fingerprint = request_fingerprint(message) if keyed else ""
+        if isinstance(message, Message):
+            return cls(
+                message.id,
+                message.entity_id,
+                message.causality,
+                message.timestamp_ms + message.ttl_s * 1000,
+                message.body,
+                depth,
+                with_entity,
+                fingerprint,
+            )
         meta = message.metadata
         entity = message.payload.entity.chitty_id if message.payload is not None else ""
-        keyed = message.id.startswith(IDEMPOTENCY_PREFIX)
         return cls(
             message.id,
             entity,
@@ -75,7 +96,7 @@ class Envelope:
             encode_msgpack(message),
             depth,
             with_entity,
-            request_fingerprint(message) if keyed else "",
+            fingerprint,
         )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:

@@ -25,6 +25,7 @@ SyncMessageType = Literal[
 Operation = Literal["create", "update", "delete", "query"]
 NodeId = Annotated[str, Field(min_length=1, max_length=128)]
 MessageIdStr = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+DEFAULT_TTL_S = 3600  # how long a message may wait to be applied, unless it says
 
 
 class Source(WireModel):
@@ -76,7 +77,7 @@ class MessageMetadata(WireModel):
     timestamp: Timestamp
     vector_clock: VectorClock
     causality: list[MessageIdStr] = Field(default_factory=list)
-    ttl: Annotated[int, Field(ge=0, le=365 * 24 * 3600)] = 3600
+    ttl: Annotated[int, Field(ge=0, le=365 * 24 * 3600)] = DEFAULT_TTL_S
 
 
 class _Message(WireModel):

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.clocks.vector import VectorClock
-from hub.codec import DecodeError, encode_msgpack, from_wire, to_wire
+from hub.codec import DecodeError, encode_msgpack, from_wire, to_wire, write_message
 from hub.domains import SyncDomain
-from hub.message import Delta, Message, decode
+from hub.envelope import Envelope
+from hub.message import Delta, Message, canonical_write, decode, model_of
 from hub.protocol import SyncMessage
 from tests.hub.test_entity import TODO_ID
 
@@ -134,3 +135,149 @@ def test_an_old_timestamp_and_a_blind_write_decode_as_validated() -> None:
     lean = decode(msgpack.packb(to_wire(validated)))
     assert lean.timestamp_ms == int(validated.metadata.timestamp.timestamp() * 1000)
     assert lean.clock == VectorClock()
+
+
+# -- canonical_write: a short write built without pydantic ---------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(st.characters(codec=None), max_size=5),  # lone surrogates too
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+ENTITY_OF = {
+    SyncDomain.TODOS: TODO_ID,
+    SyncDomain.PROJECTS: "CHITTY-PROJ-1",
+    SyncDomain.SESSIONS: "CHITTY-SESSION-1",
+}
+
+
+@st.composite
+def parts(draw: st.DrawFn, plain: bool = False) -> dict[str, Any]:
+    """The parts of a short write; `plain`: every part valid (the fast path's every day)."""
+    domain = draw(st.sampled_from(list(ENTITY_OF)))
+    good = {
+        "message_id": st.sampled_from(["m-1", "x" * 128, "idem:abc", "!~"]),
+        "node_id": st.just("hub:ws"),
+        "platform": st.just("ws"),
+        "chitty_id": st.just("CHITTY-USER-1"),
+        "operation": st.sampled_from(["create", "update", "delete"]),
+        "entity_id": st.just(ENTITY_OF[domain]),
+        "data": st.dictionaries(
+            st.text(max_size=4),
+            st.recursive(
+                st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text(max_size=4),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+                ),
+                max_leaves=6,
+            ),
+            max_size=3,
+        ),
+        "timestamp": st.one_of(
+            st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)),
+            st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)).map(
+                lambda d: d.replace(microsecond=0)
+            ),
+        ),
+        "clock": st.one_of(
+            st.none(),
+            st.just({}),
+            st.dictionaries(st.sampled_from(["a", "b", "hub:ws"]), st.integers(0, 9), max_size=3),
+        ),
+    }
+    bad = {
+        "message_id": st.one_of(st.sampled_from(["x" * 129, "", "has space", "é"]), st.text()),
+        "node_id": st.sampled_from(["", "n" * 129]),
+        "platform": st.sampled_from(["", "p" * 65]),
+        "chitty_id": st.just("not-an-id"),
+        "operation": st.sampled_from(["query", "other"]),
+        "entity_id": st.sampled_from([*ENTITY_OF.values(), "bad", "CHITTY-TODO-"]),
+        "data": st.dictionaries(st.text(max_size=3), json_values, max_size=3),
+        "timestamp": st.datetimes(),  # naive, and years before 1000
+        "clock": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
+    }
+    part: dict[str, Any] = {"domain": domain}
+    for name, valid in good.items():
+        odd = not plain and draw(st.integers(0, 5)) == 0  # one part in six, of each, is odd
+        part[name] = draw(bad[name] if odd else valid)
+    return part
+
+
+@settings(max_examples=400)
+@given(st.one_of(parts(), parts(plain=True)))
+def test_a_canonical_write_is_the_message_the_validated_path_makes(part: dict[str, Any]) -> None:
+    """Whenever `canonical_write` builds a message, the model path accepts the same parts and
+    makes the same lean message, body byte for byte; where it declines, it builds nothing."""
+    fast = canonical_write(**part)
+    if fast is None:
+        return
+    slow = write_message(**{**part, "domain": part["domain"].value})
+    assert fast == Message.of(slow)
+    assert fast.body == encode_msgpack(slow)
+    assert Envelope.of(fast) == Envelope.of(slow)
+    assert model_of(fast) == slow
+
+
+@given(parts(plain=True))
+def test_every_plainly_valid_short_write_is_built_canonically(part: dict[str, Any]) -> None:
+    assert canonical_write(**part) is not None
+
+
+def test_a_plain_short_write_is_built_canonically() -> None:
+    part = {
+        "message_id": "m-1",
+        "node_id": "hub:ws",
+        "platform": "ws",
+        "chitty_id": "CHITTY-USER-1",
+        "domain": SyncDomain.TODOS,
+        "operation": "update",
+        "entity_id": TODO_ID,
+        "data": {"activeForm": "doing", "tags": [1, {"b": None, "a": 2.5}]},
+        "timestamp": datetime(2025, 3, 4, 5, 6, 7, 891234, tzinfo=UTC),
+    }
+    for clock in (None, {}, {"b": 2, "a": 1, "c": 0}):
+        fast = canonical_write(**part, clock=clock)
+        assert fast is not None
+        slow = write_message(**{**part, "domain": "todos"}, clock=clock)
+        assert fast == Message.of(slow) and fast.body == encode_msgpack(slow)
+        assert decode(fast.body) == fast  # what the host reads back
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message_id": "has space"},
+        {"message_id": "x" * 129},
+        {"entity_id": "CHITTY-PROJ-1"},  # not a todo's id
+        {"operation": "query"},
+        {"chitty_id": "not-an-id"},
+        {"clock": {"a": -1}},
+        {"clock": {"a": True}},
+        {"data": {"when": datetime(2025, 1, 1, tzinfo=UTC)}},  # not a JSON value
+        {"data": {"text": "\ud800"}},  # msgpack cannot hold a lone surrogate
+        {"timestamp": datetime(2025, 1, 1)},  # naive: the model's own rule applies
+    ],
+)
+def test_a_part_that_is_not_plainly_valid_leaves_the_write_to_the_model(
+    change: dict[str, Any],
+) -> None:
+    part = {
+        "message_id": "m-1",
+        "node_id": "hub:ws",
+        "platform": "ws",
+        "chitty_id": "CHITTY-USER-1",
+        "domain": SyncDomain.TODOS,
+        "operation": "update",
+        "entity_id": TODO_ID,
+        "data": {"activeForm": "doing"},
+        "timestamp": datetime(2025, 3, 4, tzinfo=UTC),
+        **change,
+    }
+    assert canonical_write(**part) is None

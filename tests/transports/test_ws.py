@@ -18,6 +18,7 @@ from aiohttp import web
 from actors.broker import Broker, Poll
 from hub.domains import SyncDomain
 from hub.ids import IdGenerator
+from hub.message import Message
 from hub.subscriptions import Filter, Published
 from tests.transports.conftest import Gateway
 from transports.gateway.auth import AUTH, authenticate
@@ -161,8 +162,9 @@ def test_frames_parse_into_typed_values() -> None:
         ORIGIN,
     )
     assert isinstance(update, Write) and update.short
-    assert update.message.source.node_id == "node-a"
-    assert update.message.payload.entity.chitty_id.startswith("CHITTY-TODO-")  # type: ignore[union-attr]
+    assert isinstance(update.message, Message)  # a plain short write: built lean, canonical
+    assert update.message.node_id == "node-a"
+    assert update.message.entity_id.startswith("CHITTY-TODO-")
     batch = parse_text('[{"type":"heartbeat"}]', ORIGIN)
     assert isinstance(batch, Batch) and isinstance(batch.items[0], FrameError)
     assert batch.items[0].field == "type" and batch.items[0].index == 0

@@ -31,6 +31,7 @@ from hub.auth.signing import Verifier
 from hub.auth.tokens import TokenStore
 from hub.entity import EntityView
 from hub.ids import InvalidChittyId, parse
+from hub.message import Message, model_of
 from hub.protocol import SyncMessage
 from hub.settings import HubSettings
 from transports.gateway.browser import COOKIE, CSRF_HEADER, SAFE_METHODS, BrowserSessions
@@ -339,17 +340,23 @@ class Scope:
             detail = f"{self.principal.chitty_id} may not add to {' or '.join(containers)}"
             raise ApiError(403, "forbidden", detail)
 
-    async def check_message(self, message: SyncMessage) -> None:
+    async def check_message(self, message: SyncMessage | Message) -> None:
         """A sync message's write is in the principal's scope (else ApiError 403)."""
-        payload = getattr(message, "payload", None)
-        if payload is None:
-            return
-        entity = payload.entity
-        if payload.operation == "create":
-            await self.check_create(payload.domain.value, entity.data)
+        if isinstance(message, Message):
+            if message.domain is None:
+                return
+            domain, operation = message.domain, message.operation
+            entity_id, data = message.entity_id, message.data
         else:
-            what = f"{payload.domain.value[:-1]} {entity.chitty_id}"
-            await self.check_write_to(entity.chitty_id, what)
+            payload = getattr(message, "payload", None)
+            if payload is None:
+                return
+            domain, operation = payload.domain, payload.operation
+            entity_id, data = payload.entity.chitty_id, payload.entity.data
+        if operation == "create":
+            await self.check_create(domain.value, data)
+        else:
+            await self.check_write_to(entity_id, f"{domain.value[:-1]} {entity_id}")
 
     def check_can_write_at_all(self) -> None:
         if self.principal.role is Role.VIEWER:
@@ -366,12 +373,18 @@ def _is_chitty_id(value: object) -> TypeGuard[str]:
     return True
 
 
-def stamp(message: SyncMessage, principal: Principal) -> SyncMessage:
+def stamp(message: SyncMessage | Message, principal: Principal) -> SyncMessage | Message:
     """`message` attributed to `principal` (whatever it claimed), and on a create owned by it.
 
     A message that already says so (a /ws write: its origin carries the principal's ChittyID)
-    comes back as it is: models are frozen, so there is nothing to copy."""
+    comes back as it is: models are frozen, so there is nothing to copy (a lean one that
+    does not is stamped as its model)."""
     who = principal.chitty_id
+    if isinstance(message, Message):
+        owned = message.operation != "create" or message.data.get("createdBy", _UNSET) == who
+        if message.principal == who and owned:
+            return message
+        message = model_of(message)
     update: dict[str, Any] = {}
     if message.source.chitty_id != who:
         update["source"] = message.source.model_copy(update={"chitty_id": who})

@@ -27,6 +27,7 @@ from hub.domains import SyncDomain
 from hub.entity import EntityView
 from hub.envelope import IDEMPOTENCY_PREFIX, Outcome, Status
 from hub.ids import IdGenerator, Kind
+from hub.message import Message
 from hub.protocol import SyncMessage
 from hub.subscriptions import Filter
 from transports.gateway.auth import principal_of
@@ -37,7 +38,7 @@ class Hub(Protocol):
     """The running hub as the gateway sees it."""
 
     async def submit(
-        self, messages: Sequence[SyncMessage], with_entity: bool = False
+        self, messages: Sequence[SyncMessage | Message], with_entity: bool = False
     ) -> list[Outcome]: ...
 
     async def get(self, entity_id: str) -> EntityView | None: ...

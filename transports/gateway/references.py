@@ -19,6 +19,7 @@ from pydantic import JsonValue
 
 from hub.domains import SyncDomain
 from hub.entity import EntityView
+from hub.message import Message, model_of
 from hub.protocol import SyncMessage
 from transports.gateway.auth import Lookup
 from transports.gateway.errors import ApiError
@@ -89,8 +90,17 @@ class References:
                 raise ApiError(422, "invalid", detail, prefix + "projectId")
         return out
 
-    async def message(self, message: SyncMessage, prefix: str) -> SyncMessage:
-        """`check` of a sync message's entity data; the message itself when nothing changed."""
+    async def message(self, message: SyncMessage | Message, prefix: str) -> SyncMessage | Message:
+        """`check` of a sync message's entity data; the message itself when nothing changed
+        (a lean one whose data changes comes back as its model)."""
+        if isinstance(message, Message):
+            if message.domain is None or message.type not in ("state_update", "state_snapshot"):
+                return message
+            data = message.data
+            checked = await self.check(message.domain, message.operation, data, prefix)
+            if checked == data:
+                return message
+            message = model_of(message)
         payload = getattr(message, "payload", None)
         if payload is None or message.type not in ("state_update", "state_snapshot"):
             return message

@@ -21,6 +21,7 @@ from hub.commands import CommandCall, UnknownCommand, check_command
 from hub.domains import DOMAINS, SyncDomain
 from hub.envelope import Outcome
 from hub.ids import ChittyIdStr, ContextId, InvalidChittyId, Kind, ProjectId, SessionId, parse
+from hub.message import Message, canonical_write
 from hub.models.base import WireModel
 from hub.protocol import MessageIdStr, SyncMessage, SyncMessageType, SyncPayload, Target
 from hub.record import record
@@ -105,9 +106,11 @@ class ShortUpdate(WireModel):
 
 @record
 class Write:
-    """A state update ready to submit; `short` says error fields use the short form's names."""
+    """A state update ready to submit; `short` says error fields use the short form's names.
+    A plain short write is built lean, in its canonical form (`hub.message.canonical_write`);
+    every other one is its validated model."""
 
-    message: SyncMessage
+    message: SyncMessage | Message
     short: bool
     index: int | None = None  # position in a batch
 
@@ -537,13 +540,29 @@ def _short_write(
         if checked:
             return None
         return FrameError("invalid", "must be a string", "entity.chittyId", short_id, index=index)
+    message_id = short_id if short_id is not None else origin.new_id(Kind.MSG)
+    now = origin.now()
+    if checked and kind == "state_update" and target is None:  # built lean (it checks the id)
+        lean = canonical_write(
+            message_id=message_id,
+            node_id=origin.node_id,
+            platform=origin.platform,
+            chitty_id=origin.chitty_id,
+            domain=domain,
+            operation=operation,
+            entity_id=entity_id,
+            data=data,
+            timestamp=now,
+            clock=vector_clock,
+        )
+        if lean is not None:
+            return Write(lean, short=True, index=index)
     try:
         parse(entity_id, expect=id_kind)
     except InvalidChittyId as error:
         if checked:
             return None
         return FrameError("invalid", str(error), "entity.chittyId", short_id, index=index)
-    message_id = short_id if short_id is not None else origin.new_id(Kind.MSG)
     try:
         message = write_message(
             message_id=message_id,
@@ -554,7 +573,7 @@ def _short_write(
             operation=operation,
             entity_id=entity_id,
             data=data,
-            timestamp=origin.now(),  # a datetime: validated as it is, no text round trip
+            timestamp=now,  # a datetime: validated as it is, no text round trip
             clock=vector_clock,
             kind=kind,
             target=target,
