@@ -21,7 +21,7 @@ from hub.crdt import CausalLWW, MVRegister, ORSet, Tag, TextField
 from hub.domains import DOMAINS, DomainSpec, SyncDomain
 from hub.fields import FieldSpec, PolicyTable, canonical, flatten, nest, policy_table
 from hub.ids import InvalidChittyId, Kind, derived, parse
-from hub.message import Delta, Message
+from hub.message import JSON_SCALARS, Delta, Message
 from hub.models.base import Policy
 from hub.models.conflict import ConflictResolution, ConflictVersion, Resolution
 from hub.protocol import SyncMessage
@@ -302,7 +302,8 @@ def _write(
         elif policy not in (Policy.CREATED, Policy.MODIFIED):
             merged = fields[path] = _merge_field(policy, fields.get(path), value, write)
             written.add(path)
-            if type(value) in _SCALARS and _only_this_write(merged, write):
+            # A scalar's canonical text reads back as the value itself.
+            if type(value) in JSON_SCALARS and _only_this_write(merged, write):
                 shown[path] = value
     if message.delta is not None:
         written.update(_apply_delta(table, message.delta, write, fields))
@@ -484,10 +485,6 @@ def _conflicts(
         open_now[path] = record
         changed.append(record)
     return open_now, tuple(changed), tuple(c.conflict_id for c in changed), tuple(resolved)
-
-
-# Values whose canonical text reads back as the value itself (`json.loads(canonical(v)) == v`).
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _only_this_write(merged: FieldState, write: _Write) -> bool:

@@ -250,7 +250,7 @@ def _source_valid(node_id: str, platform: str, chitty_id: str) -> bool:
     return True
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+JSON_SCALARS = frozenset({str, int, float, bool, type(None)})  # the types of JSON's scalars
 
 
 def _json_object(value: object) -> bool:
@@ -265,10 +265,10 @@ def _json_object(value: object) -> bool:
             for key, inner in item.items():  # type: ignore[attr-defined]
                 if type(key) is not str:
                     return False
-                if type(inner) not in _SCALARS:
+                if type(inner) not in JSON_SCALARS:
                     pending.append(inner)
         elif kind is list:
-            pending.extend(inner for inner in item if type(inner) not in _SCALARS)  # type: ignore[attr-defined]
-        elif kind not in _SCALARS:
+            pending.extend(inner for inner in item if type(inner) not in JSON_SCALARS)  # type: ignore[attr-defined]
+        elif kind not in JSON_SCALARS:
             return False
     return True
