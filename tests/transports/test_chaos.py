@@ -162,7 +162,10 @@ async def ws_writer(chaos: Chaos) -> None:
                                     await asyncio.sleep(0.5)
                                     await socket.send_str(frame(message_id))
                                 elif answer.get("status", 0) >= 500:
+                                    # Failed at the end with this answer (waiting on it would
+                                    # only hang the run).
                                     chaos.server_errors.append(answer)
+                                    pending.pop(message_id)
                                 else:
                                     chaos.refused.append(answer)
                                     pending.pop(message_id)
