@@ -230,15 +230,23 @@ def test_every_plainly_valid_short_write_is_built_canonically(part: dict[str, An
     assert canonical_write(**part) is not None
 
 
+# The parts of a plain short write of a todo (each test changes what it is about).
+PLAIN: dict[str, Any] = {
+    "message_id": "m-1",
+    "node_id": "hub:ws",
+    "platform": "ws",
+    "chitty_id": "CHITTY-USER-1",
+    "domain": SyncDomain.TODOS,
+    "operation": "update",
+    "entity_id": TODO_ID,
+    "data": {"activeForm": "doing"},
+    "timestamp": datetime(2025, 3, 4, tzinfo=UTC),
+}
+
+
 def test_a_plain_short_write_is_built_canonically() -> None:
     part = {
-        "message_id": "m-1",
-        "node_id": "hub:ws",
-        "platform": "ws",
-        "chitty_id": "CHITTY-USER-1",
-        "domain": SyncDomain.TODOS,
-        "operation": "update",
-        "entity_id": TODO_ID,
+        **PLAIN,
         "data": {"activeForm": "doing", "tags": [1, {"b": None, "a": 2.5}]},
         "timestamp": datetime(2025, 3, 4, 5, 6, 7, 891234, tzinfo=UTC),
     }
@@ -268,16 +276,4 @@ def test_a_plain_short_write_is_built_canonically() -> None:
 def test_a_part_that_is_not_plainly_valid_leaves_the_write_to_the_model(
     change: dict[str, Any],
 ) -> None:
-    part = {
-        "message_id": "m-1",
-        "node_id": "hub:ws",
-        "platform": "ws",
-        "chitty_id": "CHITTY-USER-1",
-        "domain": SyncDomain.TODOS,
-        "operation": "update",
-        "entity_id": TODO_ID,
-        "data": {"activeForm": "doing"},
-        "timestamp": datetime(2025, 3, 4, tzinfo=UTC),
-        **change,
-    }
-    assert canonical_write(**part) is None
+    assert canonical_write(**{**PLAIN, **change}) is None
